@@ -1,0 +1,79 @@
+"""Shared fixtures: a private OpenSSH sshd and asyncssh's SFTP server.
+
+Neither touches the system's sshd, its keys or ``~/.ssh``: keys, configs
+and the served trees live under pytest's temporary directories.  Outside CI
+a missing sshd skips the tests that need it; under ``CI=true`` it fails
+them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from psftp_shell.devserver import (
+    SFTP_SERVER,
+    AsyncSSHServer,
+    PrivateSSHD,
+    sshd_available,
+)
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip (outside CI) or fail (under CI=true) when *condition* is false."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"{what} is required under CI=true")
+        pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSSHD]:
+    """A private OpenSSH sshd for the whole test session."""
+    require(sshd_available(), "/usr/sbin/sshd")
+    server = PrivateSSHD(tmp_path_factory.mktemp("sshd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def remote_dir(sshd: PrivateSSHD, request: pytest.FixtureRequest
+               ) -> Iterator[Path]:
+    """A fresh, empty directory on the sshd's side, removed afterwards."""
+    path = sshd.root / request.node.name.replace("/", "_")[:80]
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def sftp_server_bin() -> str:
+    """The path of OpenSSH's sftp-server, for the pipe transports."""
+    require(os.access(SFTP_SERVER, os.X_OK), SFTP_SERVER)
+    return SFTP_SERVER
+
+
+@pytest.fixture
+def sftp_bin() -> str:
+    """The path of OpenSSH's sftp client, the reference for behaviour."""
+    path = shutil.which("sftp")
+    require(path is not None, "OpenSSH sftp")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+async def asyncssh_server(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
+    """asyncssh's SFTP server in this test's event loop."""
+    server = AsyncSSHServer(tmp_path / "asyncssh")
+    await server.start()
+    yield server
+    await server.stop()
