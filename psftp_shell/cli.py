@@ -1,8 +1,186 @@
-"""Command-line entry point (work in progress)."""
+"""The ``psftp-shell`` command: sftp's ``main()`` and the single place
+where errors become exit statuses.
+
+Batch and piped runs never import prompt_toolkit or rich: the REPL and
+the progress view are loaded only for an interactive terminal.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import BinaryIO
+
+from psftp_shell.config import ConfigError, load_config, resolve_connections
+from psftp_shell.context import Settings, Shell
+from psftp_shell.errors import (
+    ExitStatus,
+    FatalError,
+    ShellError,
+    UsageError,
+)
+from psftp_shell.options import (
+    Options,
+    exit_status,
+    format_error,
+    message_line,
+    parse_args,
+)
+from psftp_shell.output import LOG_DEBUG, LOG_INFO, LOG_QUIET, Output
+from psftp_shell.protocol import ConnectionLost, ProtocolError
+from psftp_shell.transport import PipeTransport, SSHTransport, Transport
+
+
+def _prog(argv0: str) -> str:
+    return os.path.basename(argv0) or "psftp-shell"
+
+
+def build_transport(opts: Options) -> Transport:
+    """Choose the transport the options ask for."""
+    if opts.sftp_server_argv is not None:
+        return PipeTransport(opts.sftp_server_argv)
+    if opts.ssh_program is not None:
+        raise UsageError("-S is not supported yet (coming with the pipe "
+                         "transports); use the default transport")
+    from psftp_shell.auth import BatchPrompter, TerminalPrompter
+    from psftp_shell.connect import Connector, SSHTarget
+    dest = opts.destination
+    assert dest is not None
+    target = SSHTarget(
+        host=dest.host, port=opts.effective_port, user=dest.user,
+        config_file=opts.ssh_config, options=list(opts.ssh_options),
+        identities=list(opts.identities), jump=opts.jump,
+        cipher=opts.cipher, compression=opts.compression,
+        family=4 if opts.ipv4 else 6 if opts.ipv6 else 0,
+        forward_agent=opts.forward_agent,
+        batch_mode=opts.batchfile is not None, verbose=opts.verbose)
+    prompter = BatchPrompter() if opts.batchfile is not None \
+        else TerminalPrompter()
+    subsystem = "sftp" if opts.subsystem is None else opts.subsystem
+    return SSHTransport(Connector(target, prompter), subsystem)
+
+
+def _batch_source(opts: Options) -> BinaryIO:
+    """The batch file parse_args opened (sftp opens it while parsing)."""
+    if opts.batch_fd is None:
+        return sys.stdin.buffer
+    return os.fdopen(opts.batch_fd, "rb")
+
+
+async def _start_dir_or_fetch(shell: Shell, opts: Options) -> int | None:
+    """sftp's ``host:path`` handling: cd into a directory, else fetch.
+
+    Returns an exit status when the program should end (auto-fetch).
+    """
+    from psftp_shell.commands import run_line
+    dest = opts.destination
+    if opts.sftp_server_argv is not None or dest is None \
+            or dest.path is None:
+        return None
+    path = shell.remote.absolute(dest.path)
+    if await shell.remote.is_dir(path) and opts.local_path is None:
+        shell.out.info(f"Changing to: {path}")
+        if await run_line(shell, f'cd "{path}"', echo=False, abort=True):
+            return ExitStatus.ERROR
+        return None
+    command = "get" + (" -a" if opts.resume_all else "") + f" {path}"
+    if opts.local_path is not None:
+        command += f" {opts.local_path}"
+    failed = await run_line(shell, command, echo=False, abort=True)
+    return ExitStatus.ERROR if failed < 0 else ExitStatus.OK
+
+
+async def run_session(opts: Options, out: Output, settings: Settings,
+                      source: BinaryIO | None) -> int:
+    """Connect, then run the auto-fetch, batch, piped or interactive loop."""
+    from psftp_shell.engine import TransferEngine
+    from psftp_shell.session import RemoteSession
+    transport = build_transport(opts)
+    try:
+        client = await transport.open_client()
+        if not out.quiet:
+            if opts.sftp_server_argv is not None:
+                out.notice(f"Attached to {opts.sftp_server}.")
+            else:
+                assert opts.destination is not None
+                out.notice(f"Connected to {opts.destination.host}.")
+        remote = RemoteSession(client, out)
+        await remote.start()
+        engine = await TransferEngine.create(
+            client, out, buffer_size=opts.buffer_size,
+            max_requests=opts.num_requests)
+        shell = Shell(out=out, remote=remote, engine=engine,
+                      local_cwd=os.getcwd(), settings=settings)
+        status = await _start_dir_or_fetch(shell, opts)
+        if status is not None:
+            return status
+        if source is None:
+            from psftp_shell.repl import run_repl
+            result = await run_repl(shell)
+        else:
+            from psftp_shell.loop import run_lines
+            result = await run_lines(shell, source, abort=settings.batch)
+        return ExitStatus.OK if result == 0 else ExitStatus.ERROR
+    except ConnectionLost as exc:
+        raise FatalError(str(exc) or "Connection closed") from None
+    except ProtocolError as exc:
+        raise FatalError(str(exc)) from None
+    finally:
+        await transport.close()
+
+
+def _make_settings(opts: Options, streams: int) -> Settings:
+    batch = opts.batchmode
+    return Settings(
+        preserve=opts.preserve, recursive=opts.recursive,
+        resume=opts.resume_all, fsync=opts.fsync,
+        progress=opts.show_progress and os.isatty(2),
+        batch=batch, interactive=not batch and os.isatty(0),
+        streams=streams)
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    os._exit(ExitStatus.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run psftp-shell; return the process exit status."""
-    raise SystemExit("psftp-shell: not implemented yet")
+    argv = sys.argv if argv is None else argv
+    prog = _prog(argv[0] if argv else "psftp-shell")
+    stderr = sys.stderr.buffer
+    try:
+        opts = parse_args(argv[1:], prog)
+        config = load_config(os.environ)
+        streams = resolve_connections(opts.connections, os.environ, config)
+    except (UsageError, FatalError, ConfigError) as exc:
+        stderr.write(format_error(exc, prog))
+        stderr.flush()
+        return exit_status(exc)
+    for warning in config.warnings:
+        stderr.write(message_line(prog, warning))
+    batch = opts.batchmode
+    loglevel = {"ERROR": LOG_QUIET, "INFO": LOG_INFO}.get(opts.log_level,
+                                                         LOG_DEBUG)
+    out = Output(sys.stdout.buffer, stderr, quiet=opts.quiet_mode,
+                 loglevel=loglevel)
+    settings = _make_settings(opts, streams)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_terminate)
+    try:
+        source: BinaryIO | None
+        if batch:
+            source = _batch_source(opts)
+        else:
+            source = None if settings.interactive else sys.stdin.buffer
+        return asyncio.run(run_session(opts, out, settings, source))
+    except FatalError as exc:
+        for line in str(exc).splitlines():
+            out.error(line)
+        return ExitStatus.FATAL
+    except ShellError as exc:
+        stderr.write(format_error(exc, prog))
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        return ExitStatus.ERROR

@@ -227,7 +227,7 @@ class AsyncSSHServer:
         user_key = asyncssh.generate_private_key("ssh-ed25519")
         _write_key(self.host_key, host_key)
         _write_key(self.identity, user_key)
-        root = str(self.root)
+        root = os.fsencode(self.root)
         factory = self.sftp_factory or asyncssh.SFTPServer
 
         def sftp_factory(chan: asyncssh.SSHServerChannel[bytes]) -> Any:

@@ -1,0 +1,178 @@
+"""What the benchmark measures: network paths, scenarios and the plans.
+
+``quick`` (``make bench``) is a subset that fits in a few minutes on two
+cores; ``full`` (``make bench-full``) covers every scenario, including
+the figures the transfer engine is judged by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench import clients
+from bench.clients import GET, GET_R, PROMPT, PUT, PUT_R, Client
+
+MIB = 1 << 20
+KIB = 1 << 10
+
+
+@dataclass(frozen=True)
+class NetPath:
+    """A network path: plain loopback, or the relay's delay and rate."""
+
+    key: str
+    rtt_ms: float = 0.0
+    rate_mbit: float = 0.0
+
+    @property
+    def relayed(self) -> bool:
+        """Whether the path goes through the link-emulating relay."""
+        return self.rtt_ms > 0 or self.rate_mbit > 0
+
+    @property
+    def title(self) -> str:
+        """A short description, e.g. ``100 ms RTT, 1 Gbit/s``."""
+        if not self.relayed:
+            return "loopback"
+        rate = (f"{self.rate_mbit / 1000:g} Gbit/s"
+                if self.rate_mbit >= 1000 else f"{self.rate_mbit:g} Mbit/s")
+        return f"{self.rtt_ms:g} ms RTT, {rate}"
+
+
+LOOPBACK = NetPath("loopback")
+RTT20 = NetPath("rtt20", 20, 1000)
+RTT50 = NetPath("rtt50", 50, 1000)
+RTT100 = NetPath("rtt100", 100, 1000)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One transfer on one path, repeated *runs* times per client.
+
+    A big file has *mib* MiB; a tree has *files* files of *kib* KiB.
+    *conns* are the connection counts tried for the parallel clients;
+    *curve* marks the scenario plotted as throughput against connections;
+    *target* names the engine figure the scenario provides, if any, and
+    *target_n* the psftp-shell connection count that figure is about.
+    """
+
+    key: str
+    op: str
+    path: NetPath
+    mib: int = 0
+    files: int = 0
+    kib: int = 16
+    conns: tuple[int, ...] = (1,)
+    runs: int = 3
+    curve: bool = False
+    target: str = ""
+    target_n: int = 0
+
+    @property
+    def size(self) -> int:
+        """The bytes one run moves (0 for the prompt)."""
+        return self.mib * MIB + self.files * self.kib * KIB
+
+    @property
+    def title(self) -> str:
+        """What the report calls it, e.g. ``get 256 MiB, loopback``."""
+        if self.op == PROMPT:
+            what = "time to first prompt"
+        elif self.files:
+            what = f"{self.op} {self.files} × {self.kib} KiB"
+        else:
+            what = f"{self.op} {_size_text(self.mib)}"
+        return f"{what}, {self.path.title}"
+
+    @property
+    def timeout(self) -> float:
+        """Seconds after which one run is killed and counted as failed."""
+        if self.op == PROMPT:
+            return 60.0
+        return 120.0 + self.files * 1.0 + self.mib * MIB / 4e6
+
+
+def _size_text(mib: int) -> str:
+    return f"{mib // 1024} GiB" if mib >= 1024 and mib % 1024 == 0 \
+        else f"{mib} MiB"
+
+
+def quick_plan(runs: int = 3) -> list[Scenario]:
+    """The ``make bench`` subset: a few minutes on two cores."""
+    return [
+        Scenario("loopback-get", GET, LOOPBACK, mib=256, conns=(1, 4),
+                 runs=runs, target="256 MiB get -n 1 vs sftp, loopback",
+                 target_n=1),
+        Scenario("rtt20-get", GET, RTT20, mib=128, conns=(1, 4, 8),
+                 runs=runs, curve=True,
+                 target="128 MiB get -n 8 vs sftp, 20 ms", target_n=8),
+        Scenario("rtt50-get-r", GET_R, RTT50, files=40, conns=(1, 8),
+                 runs=runs),
+        Scenario("rtt50-put-r", PUT_R, RTT50, files=40, conns=(1, 8),
+                 runs=runs),
+    ]
+
+
+def full_plan(runs: int = 3) -> list[Scenario]:
+    """Every scenario, including the transfer engine's figures."""
+    curve = (1, 2, 4, 8, 16)
+    return [
+        Scenario("loopback-get", GET, LOOPBACK, mib=512, conns=(1, 8),
+                 runs=runs, target="512 MiB get -n 1 vs sftp, loopback",
+                 target_n=1),
+        Scenario("loopback-put", PUT, LOOPBACK, mib=512, conns=(1, 8),
+                 runs=runs),
+        Scenario("rtt20-get", GET, RTT20, mib=256, conns=(1, 8),
+                 runs=runs),
+        Scenario("rtt20-put", PUT, RTT20, mib=256, conns=(1, 8),
+                 runs=runs),
+        Scenario("rtt100-get", GET, RTT100, mib=256, conns=curve,
+                 runs=runs, curve=True,
+                 target="256 MiB get -n 8 vs sftp, 100 ms",
+                 target_n=8),
+        Scenario("rtt100-put", PUT, RTT100, mib=256, conns=(1, 4, 8),
+                 runs=runs, target="256 MiB put -n 8 vs sftp, 100 ms",
+                 target_n=8),
+        Scenario("rtt50-get-r", GET_R, RTT50, files=300, conns=(1, 8),
+                 runs=runs, target="get -r 300 × 16 KiB -n 8, 50 ms",
+                 target_n=8),
+        Scenario("rtt50-put-r", PUT_R, RTT50, files=300, conns=(1, 8),
+                 runs=runs, target="put -r 300 × 16 KiB -n 8, 50 ms",
+                 target_n=8),
+        Scenario("rtt100-prompt", PROMPT, RTT100, conns=(1, 8),
+                 runs=runs, target="time to first prompt -n 8, 100 ms",
+                 target_n=8),
+        Scenario("loopback-get-1g", GET, LOOPBACK, mib=1024, conns=(16,),
+                 runs=runs, target="peak memory, 1 GiB get -n 16",
+                 target_n=16),
+    ]
+
+
+def plan(mode: str, runs: int | None = None) -> list[Scenario]:
+    """Return the scenarios of *mode* (``quick`` or ``full``)."""
+    if mode == "quick":
+        return quick_plan(runs or 3)
+    if mode == "full":
+        return full_plan(runs or 3)
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def scenario_clients(scenario: Scenario,
+                     optional: tuple[str, ...] = ("lftp", "rclone")
+                     ) -> list[Client]:
+    """The clients a scenario runs, in the order they alternate.
+
+    ``sftp`` always comes first (it is the baseline), then psftp-shell for
+    every connection count, then the *optional* clients that are
+    installed.  Clients that cannot parallelise a single upload (lftp,
+    rclone over SFTP) run it once, with one connection.
+    """
+    chosen = [Client("sftp")]
+    chosen += [Client("psftp-shell", n) for n in scenario.conns]
+    for kind in optional:
+        if not clients.installed(kind):
+            continue
+        counts = (1,) if scenario.op == PUT else scenario.conns
+        chosen += [c for c in (Client(kind, n) for n in counts)
+                   if c.supports(scenario.op)]
+    return chosen

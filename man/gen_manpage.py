@@ -1,0 +1,119 @@
+"""Generate man/psftp-shell.1 from the command table and the option list.
+
+Run by ``make man``; ``tests/test_manpage.py`` fails when the committed
+page differs from what this prints.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from psftp_shell import __version__
+from psftp_shell.commands import COMMANDS
+from psftp_shell.options import OPTION_HELP, usage
+
+
+def esc(text: str) -> str:
+    """Escape text for troff: backslashes, leading dots and dashes."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    if text.startswith((".", "'")):
+        text = "\\&" + text
+    return text
+
+
+def section(title: str) -> list[str]:
+    return [f".SH {title}"]
+
+
+def render() -> str:
+    """Return the whole man page as troff source."""
+    out = [
+        f'.TH PSFTP-SHELL 1 "" "psftp-shell {__version__}" "User Commands"',
+        *section("NAME"),
+        "psftp\\-shell \\- OpenSSH sftp-compatible client with parallel "
+        "transfers",
+        *section("SYNOPSIS"),
+        ".nf",
+        *[esc(line) for line in usage("psftp-shell").splitlines()],
+        ".fi",
+        *section("DESCRIPTION"),
+        "psftp\\-shell is a drop\\-in replacement for OpenSSH's",
+        ".BR sftp (1):",
+        "the same options, interactive commands, batch files, messages and",
+        "exit statuses, so that it can be used as",
+        ".BR \"alias sftp=psftp\\-shell\" .",
+        "It adds",
+        ".B \\-n",
+        ".IR N :",
+        "every",
+        ".B get",
+        "and",
+        ".B put",
+        "runs on",
+        ".I N",
+        "streams at once.",
+        "Unlike the CEA parallel-sftp patch, whose -n counted extra",
+        "connections, N counts all streams, the first one included.",
+        "Files are written under a temporary name beside the destination",
+        "and renamed onto it only when every byte has arrived, so a failed",
+        "transfer never leaves partial data under the final name.",
+        *section("OPTIONS"),
+    ]
+    for flags, text in OPTION_HELP:
+        out += [".TP", f".B {esc(flags)}", esc(text)]
+    out += section("COMMANDS")
+    out += ["Commands are case-insensitive.  A line starting with",
+            ".B \\-",
+            "does not end a batch when it fails; one starting with",
+            ".B @",
+            "is not echoed.  Lines starting with # are comments."]
+    for cmd in COMMANDS:
+        if not cmd.usage:
+            continue
+        for use, text in zip(cmd.usage.split("\n"),
+                             cmd.help.split("\n") if "\n" in cmd.usage
+                             else [cmd.help.replace("\n", " ")],
+                             strict=True):
+            out += [".TP", f".B {esc(use)}", esc(text)]
+    aliases = [c.name for c in COMMANDS if not c.usage]
+    out += [".PP", "Also accepted, as in sftp: "
+            + esc(", ".join(aliases)) + "."]
+    out += section("CONFIGURATION")
+    out += [
+        "Settings are read from",
+        ".IR $XDG_CONFIG_HOME/psftp\\-shell/config",
+        "(by default",
+        ".IR ~/.config/psftp\\-shell/config ),",
+        "one",
+        ".I key = value",
+        "per line; # starts a comment.",
+        ".TP", ".B connections = N",
+        "the number of parallel streams, 1 to 64, as with \\-n.",
+        "The option wins over the environment variable",
+        ".BR PSFTP_SHELL_CONNECTIONS ,",
+        "which wins over the file.",
+    ]
+    out += section("DIFFERENCES FROM SFTP")
+    out += [
+        "OpenSSH sftp splits a batch or piped input line longer than 2047",
+        "bytes into several commands, which can run a command nobody",
+        "wrote.  psftp\\-shell prints",
+        ".B Error: input line too long",
+        "and treats the line as a failed command.",
+        ".PP",
+        "A transfer writes to a temporary file beside its destination and",
+        "renames it into place at the end; sftp writes in place and leaves",
+        "a truncated file behind when a transfer fails.",
+    ]
+    out += section("EXIT STATUS")
+    out += [
+        "0 on success; 1 for a usage error, a failed batch command or a",
+        "failed automatic fetch; 255 when the connection fails or is lost.",
+    ]
+    out += section("SEE ALSO")
+    out += [".BR sftp (1),", ".BR ssh (1),", ".BR ssh_config (5)"]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

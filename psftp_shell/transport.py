@@ -1,0 +1,146 @@
+"""Ways to reach an SFTP server: SSH channels or a local process's pipes.
+
+A transport opens SFTP clients; nothing above this module knows which kind
+it has.  :class:`SSHTransport` opens asyncssh connections (the default),
+:class:`PipeTransport` runs a program whose stdin and stdout carry SFTP
+(``-D sftp_server_command``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+from typing import TYPE_CHECKING, Protocol
+
+from psftp_shell.errors import FatalError
+from psftp_shell.protocol import SFTPClient, SFTPError
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from psftp_shell.connect import Connector
+
+
+class Transport(Protocol):
+    """Something that can open SFTP clients to one server."""
+
+    async def open_client(self) -> SFTPClient:
+        """Open and start one more SFTP client."""
+        ...
+
+    async def close(self) -> None:
+        """Close every client and connection this transport opened."""
+        ...
+
+
+class _StdinWriter:
+    """Adapt a subprocess's stdin to the protocol's ByteWriter."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+
+def split_command(command: str) -> list[str]:
+    """Split a ``-D`` command line with shell-like quoting."""
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
+class PipeTransport:
+    """Run a local program and speak SFTP over its stdin and stdout.
+
+    :param argv: the program and its arguments
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.processes: list[asyncio.subprocess.Process] = []
+        self.clients: list[SFTPClient] = []
+
+    async def open_client(self) -> SFTPClient:
+        """Start the program once more and initialise SFTP over it."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            raise FatalError(
+                f"exec: {self.argv[0]}: {exc.strerror}") from None
+        self.processes.append(proc)
+        assert proc.stdout is not None and proc.stdin is not None
+        client = SFTPClient(proc.stdout, _StdinWriter(proc.stdin))
+        try:
+            await client.start()
+        except SFTPError:
+            raise FatalError("Connection closed") from None
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close the clients and wait for the programs to exit."""
+        for client in self.clients:
+            await client.close()
+        for proc in self.processes:
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+class SSHTransport:
+    """Open SFTP clients on SSH connections made by a connector.
+
+    Each client gets a connection of its own: N streams are N TCP
+    connections, each with its own SSH window and cipher state.
+    """
+
+    def __init__(self, connector: Connector, subsystem: str = "sftp"
+                 ) -> None:
+        self.connector = connector
+        self.subsystem = subsystem
+        self.connections: list[asyncssh.SSHClientConnection] = []
+        self.clients: list[SFTPClient] = []
+
+    async def open_client(self) -> SFTPClient:
+        """Connect (prompting at most once for secrets) and start SFTP."""
+        import asyncssh
+
+        from psftp_shell.connect import open_sftp_channel
+        conn = await self.connector.connect()
+        self.connections.append(conn)
+        try:
+            reader, writer = await open_sftp_channel(conn, self.subsystem)
+        except (asyncssh.Error, OSError):
+            raise FatalError(
+                "subsystem request failed on channel 0\n"
+                "Connection closed") from None
+        client = SFTPClient(reader, writer)
+        try:
+            await client.start()
+        except SFTPError:
+            raise FatalError("Connection closed") from None
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close the clients and their connections."""
+        for client in self.clients:
+            await client.close()
+        for conn in self.connections:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
