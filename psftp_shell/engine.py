@@ -27,10 +27,14 @@ import stat as stat_mod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from psftp_shell.attrs import Attrs
 from psftp_shell.errors import FatalError
+from psftp_shell.observer import (
+    NullObserver,
+    TransferJob,
+    TransferObserver,
+)
 from psftp_shell.output import Output
 from psftp_shell.paths import path_append
 from psftp_shell.protocol import (
@@ -59,62 +63,8 @@ TEMP_MARK = ".psftp-"
 _USER_WX = stat_mod.S_IWUSR | stat_mod.S_IXUSR
 
 
-@dataclass(slots=True)
-class TransferJob:
-    """One file copy, as observers see it.
-
-    :param upload: True for put, False for get
-    :param source: the path read from, as sftp names it in messages
-    :param destination: the path written to
-    :param size: the expected size: the remote size for downloads (0
-        when unknown; sftp then shows no meter), the local one for uploads
-    :param offset: bytes already in place at the start (resume)
-    :param transferred: bytes moved so far, kept up to date
-    """
-
-    upload: bool
-    source: str
-    destination: str
-    size: int
-    offset: int = 0
-    transferred: int = 0
-
-    @property
-    def label(self) -> str:
-        """The name sftp's progress meter shows (the source's last part)."""
-        return self.source.rpartition("/")[2] or self.source
-
-
 class TransferFailed(Exception):
     """A file copy failed; its message (if any) was already printed."""
-
-
-class TransferObserver(Protocol):
-    """What the engine tells a progress display."""
-
-    def file_started(self, job: TransferJob) -> None:
-        """A file's data starts to move (after both ends are open)."""
-
-    def advanced(self, job: TransferJob, nbytes: int) -> None:
-        """*nbytes* more bytes of *job* were moved."""
-
-    def file_finished(self, job: TransferJob,
-                      error: BaseException | None) -> None:
-        """The copy ended: *error* is None on success."""
-
-
-class NullObserver:
-    """An observer that shows nothing (batch mode, tests)."""
-
-    def file_started(self, job: TransferJob) -> None:
-        """Ignore the start."""
-
-    def advanced(self, job: TransferJob, nbytes: int) -> None:
-        """Ignore progress."""
-
-    def file_finished(self, job: TransferJob,
-                      error: BaseException | None) -> None:
-        """Ignore the end."""
 
 
 def _never() -> bool:

@@ -1,0 +1,86 @@
+"""What the transfer engine reports, and to whom (a pure leaf module).
+
+The engine calls a :class:`TransferObserver`; it never draws anything
+itself.  Progress views (sftp's one-line meter, the per-stream rich view)
+implement this interface in the presentation layer; :class:`NullObserver`
+serves batch mode, non-terminal output and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class TransferJob:
+    """One file copy, as observers see it.
+
+    :param upload: True for put, False for get
+    :param source: the path read from, as sftp names it in messages
+    :param destination: the path written to
+    :param size: the expected size: the remote size for downloads (0
+        when unknown; sftp then shows no meter), the local one for uploads
+    :param offset: bytes already in place at the start (resume)
+    :param transferred: bytes moved so far, kept up to date
+    """
+
+    upload: bool
+    source: str
+    destination: str
+    size: int
+    offset: int = 0
+    transferred: int = 0
+
+    @property
+    def label(self) -> str:
+        """The name sftp's progress meter shows (the source's last part)."""
+        return self.source.rpartition("/")[2] or self.source
+
+
+class TransferObserver(Protocol):
+    """What the engine tells a progress display.
+
+    One command (``get``, ``put -r`` ...) is bracketed by
+    :meth:`command_started` and :meth:`command_finished`; in between,
+    files start, advance on numbered streams (0 .. streams-1) and finish,
+    possibly several at once.
+    """
+
+    def command_started(self, *, streams: int) -> None:
+        """A transfer command begins, running on *streams* streams."""
+
+    def file_started(self, job: TransferJob) -> None:
+        """A file's data starts to move (after both ends are open)."""
+
+    def advanced(self, job: TransferJob, nbytes: int, stream: int = 0
+                 ) -> None:
+        """*nbytes* more bytes of *job* were moved by *stream*."""
+
+    def file_finished(self, job: TransferJob,
+                      error: BaseException | None) -> None:
+        """The copy ended: *error* is None on success."""
+
+    def command_finished(self) -> None:
+        """The command's transfers are over (success or not)."""
+
+
+class NullObserver:
+    """An observer that shows nothing (batch mode, tests)."""
+
+    def command_started(self, *, streams: int) -> None:
+        """Ignore the start of a command."""
+
+    def file_started(self, job: TransferJob) -> None:
+        """Ignore the start."""
+
+    def advanced(self, job: TransferJob, nbytes: int, stream: int = 0
+                 ) -> None:
+        """Ignore progress."""
+
+    def file_finished(self, job: TransferJob,
+                      error: BaseException | None) -> None:
+        """Ignore the end."""
+
+    def command_finished(self) -> None:
+        """Ignore the end of a command."""
