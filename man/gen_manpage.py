@@ -34,7 +34,8 @@ def render() -> str:
         "transfers",
         *section("SYNOPSIS"),
         ".nf",
-        *[esc(line) for line in usage("psftp-shell").splitlines()],
+        *[esc(line) for line in
+          usage("psftp-shell").removeprefix("usage: ").splitlines()],
         ".fi",
         *section("DESCRIPTION"),
         "psftp\\-shell is a drop\\-in replacement for OpenSSH's",
