@@ -55,8 +55,17 @@ def parse_connections(text: str) -> int:
 # Every setting the config file knows: name -> validator.  A validator
 # takes the text after "=" and returns the value or raises ValueError
 # with a short reason ("must be ...").  Later settings are one line each.
+def parse_editing_mode(text: str) -> str:
+    """Validate ``editing-mode``: ``emacs`` or ``vi``."""
+    mode = text.strip().lower()
+    if mode not in ("emacs", "vi"):
+        raise ValueError("must be emacs or vi")
+    return mode
+
+
 SETTINGS: dict[str, Callable[[str], object]] = {
     "connections": parse_connections,
+    "editing-mode": parse_editing_mode,
 }
 
 

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from psftp_shell.commands import FAILED, QUIT, run_line
 from psftp_shell.context import Shell
+from psftp_shell.progress import observing
 
 MAX_LINE = 2047     # what fits sftp's 2048-byte fgets buffer
 
@@ -44,7 +45,8 @@ async def run_lines(shell: Shell, source: BinaryIO, *, abort: bool) -> int:
                 return -1
             continue
         shell.interrupted = False
-        result = await run_line(shell, line, echo=True, abort=abort)
+        with observing(shell):
+            result = await run_line(shell, line, echo=True, abort=abort)
         if result == FAILED:
             return -1
         if result == QUIT:

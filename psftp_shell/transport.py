@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import signal
 from typing import TYPE_CHECKING, Protocol
 
 from psftp_shell.errors import FatalError
@@ -51,6 +52,15 @@ class _StdinWriter:
             self._writer.close()
 
 
+def _ignore_sigint() -> None:
+    """In the server's child process: Ctrl-C is for the shell only.
+
+    sftp's transport child ignores SIGINT too, so that interrupting a
+    command does not kill the connection.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def split_command(command: str) -> list[str]:
     """Split a ``-D`` command line with shell-like quoting."""
     try:
@@ -75,7 +85,7 @@ class PipeTransport:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE)
+                stdout=asyncio.subprocess.PIPE, preexec_fn=_ignore_sigint)
         except OSError as exc:
             raise FatalError(
                 f"exec: {self.argv[0]}: {exc.strerror}") from None

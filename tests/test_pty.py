@@ -1,0 +1,190 @@
+"""psftp-shell typed into through a real pseudo-terminal (pexpect).
+
+The program runs as a user would start it, ``psftp-shell -D sftp-server``
+in a scratch directory, with its own HOME and XDG directories; the test
+types commands, completes a remote name with Tab, recalls history,
+interrupts a long download with Ctrl-C, suspends with Ctrl-Z and leaves
+with Ctrl-D.  On a timeout the whole session log is shown.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from psftp_shell.engine import TEMP_MARK
+
+pexpect = pytest.importorskip("pexpect")
+
+PROMPT = r"sftp>"
+UP = "\x1b[A"
+
+
+class Session:
+    """A spawned psftp-shell and its log."""
+
+    def __init__(self, child: Any, log: io.BytesIO) -> None:
+        self.child = child
+        self.log = log
+
+    def expect(self, pattern: object, timeout: float = 15) -> None:
+        """Wait for *pattern*; on failure show what came instead."""
+        try:
+            self.child.expect(pattern, timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF) as exc:
+            pytest.fail(
+                f"expected {pattern!r}, got {type(exc).__name__}\n"
+                f"last output: {self.child.before!r}\n"
+                f"whole log:\n{self.log.getvalue()!r}")
+
+    def prompt(self) -> None:
+        """Wait for the next prompt."""
+        self.expect(PROMPT)
+
+    def state(self) -> str:
+        """The process state letter from /proc (``T`` when stopped)."""
+        with open(f"/proc/{self.child.pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """The working directory: the remote files live in ``srv``."""
+    root = tmp_path / "scratch"
+    (root / "srv").mkdir(parents=True)
+    (root / "srv" / "alpha.txt").write_text("alpha\n")
+    (root / "srv" / "beta.txt").write_text("beta\n")
+    with open(root / "srv" / "big.bin", "wb") as f:
+        f.truncate(2 << 30)             # 2 GiB, sparse
+    return root
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    """A private HOME and XDG directories; no CPR query answers."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path / "home"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "LANG": "C.UTF-8",
+        "TERM": "xterm",
+        # pexpect does not answer prompt_toolkit's cursor position query
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+    }
+
+
+def spawn(program: str, args: list[str], cwd: Path, env: dict[str, str]
+          ) -> Iterator[Session]:
+    """Run *program* in a 24x100 pty; kill it at the end if needed."""
+    log = io.BytesIO()
+    child = pexpect.spawn(program, args, cwd=str(cwd), env=env,
+                          dimensions=(24, 100), timeout=15)
+    child.logfile_read = log
+    yield Session(child, log)
+    if child.isalive():
+        os.killpg(child.pid, signal.SIGCONT)
+        child.close(force=True)
+
+
+@pytest.fixture
+def session(scratch: Path, tmp_path: Path, sftp_server_bin: str
+            ) -> Iterator[Session]:
+    """psftp-shell run directly in the pty."""
+    yield from spawn(sys.executable,
+                     ["-m", "psftp_shell", "-D", sftp_server_bin],
+                     scratch, environment(tmp_path))
+
+
+def test_interactive_session(session: Session, scratch: Path,
+                             tmp_path: Path) -> None:
+    session.prompt()
+    session.child.sendline("ls srv")
+    session.expect(r"alpha\.txt")
+    session.prompt()
+
+    # Tab completes a remote name, fetched from the server.
+    session.child.sendline("cd srv")
+    session.prompt()
+    session.child.send("get alp")
+    session.expect(r"get alp")
+    session.child.send("\t")           # the screen is updated by the diff
+    session.expect(r"ha\.txt")
+    session.child.send("\r")
+    session.expect(r"Fetching .*/srv/alpha\.txt to alpha\.txt")
+    session.prompt()
+    assert (scratch / "alpha.txt").read_text() == "alpha\n"
+
+    # History: Up recalls the last line.
+    session.child.sendline("pwd")
+    session.expect(r"Remote working directory: .*/srv\r\n")
+    session.prompt()
+    session.child.send(UP)
+    session.expect(r"pwd")
+    session.child.send("\r")
+    session.expect(r"Remote working directory: .*/srv\r\n")
+    session.prompt()
+
+    # Ctrl-C during a long download: sftp's message, the prompt back,
+    # nothing left under the final name nor as a temporary.
+    session.child.sendline("get big.bin")
+    session.expect(r"big\.bin +\d+% ")
+    session.child.sendintr()
+    session.expect(r"\rInterrupt  \r\n")
+    session.prompt()
+    left = [n for n in os.listdir(scratch) if n != "srv"]
+    assert left == ["alpha.txt"], left
+    assert not [n for n in left if TEMP_MARK in n]
+
+    # Ctrl-D leaves with status 0.
+    session.child.sendcontrol("d")
+    session.expect(pexpect.EOF)
+    session.child.close()
+    assert session.child.exitstatus == 0, session.log.getvalue()
+    assert b"Traceback" not in session.log.getvalue()
+    history = tmp_path / "state" / "psftp-shell" / "history"
+    assert "\n+pwd\n" in history.read_text()
+
+
+def test_ctrl_z_and_fg_under_a_job_control_shell(
+        scratch: Path, tmp_path: Path, sftp_server_bin: str) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    env = {**environment(tmp_path), "PS1": "shell$ "}
+    for session in spawn(bash, ["--norc", "--noprofile", "--noediting",
+                                "-i"], scratch, env):
+        session.expect(r"shell\$ ")
+        session.child.sendline(
+            f"{shlex.quote(sys.executable)} -m psftp_shell "
+            f"-D {shlex.quote(sftp_server_bin)}")
+        session.prompt()
+        session.child.sendline("cd srv")
+        session.prompt()
+        session.child.sendcontrol("z")
+        session.expect(r"Stopped")
+        session.expect(r"shell\$ ")
+        session.child.sendline("fg")
+        session.prompt()
+        # The terminal is back in prompt_toolkit's hands: Tab completes.
+        session.child.send("get alp")
+        session.expect(r"get alp")
+        session.child.send("\t")
+        session.expect(r"ha\.txt")
+        session.child.sendcontrol("c")
+        session.prompt()
+        session.child.sendcontrol("d")
+        session.expect(r"shell\$ ")
+        session.child.sendline("echo status=$?")
+        session.expect(r"status=0")
+        session.child.sendline("exit")
+        session.expect(pexpect.EOF)
+        assert b"Traceback" not in session.log.getvalue()
