@@ -236,7 +236,8 @@ class AsyncSSHServer:
         self._server = await asyncssh.listen(
             "127.0.0.1", 0, server_host_keys=[host_key],
             authorized_client_keys=asyncssh.import_authorized_keys(
-                user_key.export_public_key().decode()),
+                user_key.export_public_key().decode())
+            if self.allow_pubkey else None,
             server_factory=self._make_server, sftp_factory=sftp_factory,
             allow_scp=False)
         self.port = self._server.sockets[0].getsockname()[1]

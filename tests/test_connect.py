@@ -1,0 +1,495 @@
+"""The connection layer against the private sshd, compared with real sftp.
+
+Where possible the expected stderr is produced by running OpenSSH's sftp
+with the same configuration in batch mode: what a script sees from sftp
+is what it must see from psftp-shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from psftp_shell.connect import (
+    ConnectError,
+    Connector,
+    SSHTarget,
+    command_line_config,
+    open_sftp_channel,
+    parse_jump,
+)
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
+from psftp_shell.errors import FatalError
+
+pytestmark = pytest.mark.sshd
+
+SFTP_INIT = b"\0\0\0\x05\x01\0\0\0\x03"
+
+
+class Scripted:
+    """A prompter with canned answers that records what it was asked."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+        self.told: list[str] = []
+
+    def ask(self, prompt: str, *, echo: bool) -> str:
+        self.asked.append(prompt)
+        return self.answers.pop(0) if self.answers else ""
+
+    def tell(self, text: str) -> None:
+        self.told.append(text)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+              ) -> Iterator[None]:
+    """Keep ~/.ssh, agents and askpass out of every test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("SSH_AUTH_SOCK", "DISPLAY", "SSH_ASKPASS",
+                 "SSH_ASKPASS_REQUIRE"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+def derived_config(sshd: PrivateSSHD, path: Path, **changes: str) -> Path:
+    """The sshd's client config with some ``Key value`` lines changed."""
+    lines = []
+    todo = dict(changes)
+    for line in sshd.ssh_config.read_text().splitlines():
+        key = line.split()[0] if line.strip() else ""
+        if key in todo:
+            value = todo.pop(key)
+            if value:
+                lines.append(f"  {key} {value}")
+        else:
+            lines.append(line)
+    lines += [f"  {key} {value}" for key, value in todo.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def real_sftp(sftp_bin: str, config: Path, options: list[str],
+              host: str = HOST_ALIAS, extra: list[str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    """Run OpenSSH's sftp in batch mode with no commands.
+
+    stderr is decoded as it is, keeping ssh's CR LF line ends.
+    """
+    args = [sftp_bin, "-F", str(config), "-b", "-", *(extra or [])]
+    for option in options:
+        args += ["-o", option]
+    result = subprocess.run(args + [host], input=b"", capture_output=True,
+                            timeout=30, env=dict(os.environ))
+    return subprocess.CompletedProcess(result.args, result.returncode,
+                                       result.stdout.decode(),
+                                       result.stderr.decode())
+
+
+async def our_stderr(config: Path, options: list[str],
+                     host: str = HOST_ALIAS, **target: object) -> str:
+    """What psftp-shell's connection layer prints for the same attempt."""
+    prompter = Scripted()
+    connector = Connector(
+        SSHTarget(host=host, config_file=str(config), options=options,
+                  batch_mode=True, **target),  # type: ignore[arg-type]
+        prompter)
+    try:
+        conn = await connector.connect()
+    except ConnectError as exc:
+        tail = exc.stderr
+    else:
+        conn.close()
+        tail = ""
+    finally:
+        connector.close()
+    return "".join(t + "\r\n" for t in prompter.told) + tail
+
+
+async def check_like_sftp(sftp_bin: str, config: Path, options: list[str],
+                          *, failed: bool = True, **target: object) -> str:
+    """Assert our stderr equals sftp's; return it."""
+    ours = await our_stderr(config, options, **target)  # type: ignore
+    theirs = real_sftp(sftp_bin, config, options)
+    assert (theirs.returncode == 255) is failed, theirs.stderr
+    assert ours == theirs.stderr
+    return ours
+
+
+async def sftp_version(conn: asyncssh.SSHClientConnection,
+                       subsystem: str = "sftp") -> int:
+    """Send an SFTP INIT by hand; return the type of the reply."""
+    reader, writer = await open_sftp_channel(conn, subsystem,
+                                             window=4 << 20)
+    writer.write(SFTP_INIT)
+    await writer.drain()
+    header = await reader.readexactly(5)
+    length = int.from_bytes(header[:4], "big")
+    await reader.readexactly(length - 1)
+    writer.close()
+    return header[4]
+
+
+async def test_connect_with_alias_and_sftp_subsystem(sshd: PrivateSSHD
+                                                     ) -> None:
+    prompter = Scripted()
+    connector = Connector(SSHTarget(HOST_ALIAS,
+                                    config_file=str(sshd.ssh_config)),
+                          prompter)
+    conn = await connector.connect()
+    try:
+        assert conn.get_extra_info("username") == sshd.user
+        assert conn.get_extra_info("peername")[1] == sshd.port
+        assert await sftp_version(conn) == 2
+        assert await sftp_version(conn, "/usr/lib/openssh/sftp-server") == 2
+    finally:
+        conn.close()
+        connector.close()
+    assert prompter.asked == []
+    assert connector.resolved is not None
+    assert connector.resolved.hostname == "127.0.0.1"
+
+
+async def test_unknown_subsystem_like_sftp(sshd: PrivateSSHD, sftp_bin: str
+                                           ) -> None:
+    theirs = real_sftp(sftp_bin, sshd.ssh_config, [],
+                       extra=["-s", "no-such-subsystem"])
+    connector = Connector(SSHTarget(HOST_ALIAS,
+                                    config_file=str(sshd.ssh_config)),
+                          Scripted())
+    conn = await connector.connect()
+    try:
+        with pytest.raises(ConnectError) as info:
+            await open_sftp_channel(conn, "no-such-subsystem")
+    finally:
+        conn.close()
+        connector.close()
+    assert theirs.returncode == 255
+    assert info.value.stderr == theirs.stderr
+
+
+async def test_server_command_stderr_before_eof(
+        sshd: PrivateSSHD, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    connector = Connector(SSHTarget(HOST_ALIAS,
+                                    config_file=str(sshd.ssh_config)),
+                          Scripted())
+    conn = await connector.connect()
+    try:
+        reader, writer = await open_sftp_channel(conn, "/no/such/server")
+        writer.write(SFTP_INIT)
+        with pytest.raises(asyncio.IncompleteReadError):
+            await reader.readexactly(5)
+        # the remote shell's complaint reached our stderr first
+        assert b"/no/such/server" in capfdbinary.readouterr().err
+    finally:
+        conn.close()
+        connector.close()
+
+
+async def test_concurrent_connections(sshd: PrivateSSHD) -> None:
+    connector = Connector(SSHTarget(HOST_ALIAS,
+                                    config_file=str(sshd.ssh_config)),
+                          Scripted())
+    conns = await asyncio.gather(*(connector.connect() for _ in range(4)))
+    try:
+        assert len({id(c) for c in conns}) == 4
+        versions = await asyncio.gather(*(sftp_version(c) for c in conns))
+        assert versions == [2, 2, 2, 2]
+    finally:
+        for conn in conns:
+            conn.close()
+        connector.close()
+
+
+async def test_port_option_beats_port_flag(sshd: PrivateSSHD, sftp_bin: str
+                                           ) -> None:
+    closed = free_port()
+    # -o Port comes before sftp's -P on ssh's command line: it wins
+    await check_like_sftp(sftp_bin, sshd.ssh_config,
+                          [f"Port={sshd.port}"], failed=False, port=closed)
+    theirs = real_sftp(sftp_bin, sshd.ssh_config, [f"Port={closed}"],
+                       extra=["-P", str(sshd.port)])
+    ours = await our_stderr(sshd.ssh_config, [f"Port={closed}"],
+                            port=sshd.port)
+    assert ours == theirs.stderr
+    assert ours == (f"ssh: connect to host 127.0.0.1 port {closed}: "
+                    "Connection refused\r\nConnection closed\r\n")
+
+
+async def test_closed_port_like_sftp(sshd: PrivateSSHD, sftp_bin: str
+                                     ) -> None:
+    out = await check_like_sftp(sftp_bin, sshd.ssh_config,
+                                [f"Port={free_port()}"])
+    assert "Connection refused" in out
+
+
+async def test_unknown_key_strict_yes_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, tmp_path: Path) -> None:
+    config = derived_config(sshd, tmp_path / "cfg",
+                            UserKnownHostsFile=str(tmp_path / "kh"))
+    out = await check_like_sftp(sftp_bin, config, [])
+    assert out.endswith("and you have requested strict checking.\r\n"
+                        "Host key verification failed.\r\n"
+                        "Connection closed\r\n")
+    assert not (tmp_path / "kh").exists()
+
+
+async def test_accept_new_records_key(sshd: PrivateSSHD, sftp_bin: str,
+                                      tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    config = derived_config(sshd, tmp_path / "cfg",
+                            UserKnownHostsFile=str(known),
+                            StrictHostKeyChecking="accept-new")
+    out = await our_stderr(config, [])
+    assert out == (f"Warning: Permanently added '[127.0.0.1]:{sshd.port}' "
+                   "(ED25519) to the list of known hosts.\r\n")
+    host_pub = Path(str(sshd.host_key) + ".pub").read_text().split()
+    assert known.read_text() == (f"[127.0.0.1]:{sshd.port} {host_pub[0]} "
+                                 f"{host_pub[1]}\n")
+    # the recorded key now satisfies ssh itself under strict checking
+    await check_like_sftp(sftp_bin, config, ["StrictHostKeyChecking=yes"],
+                          failed=False)
+
+
+async def test_accept_new_hashed(sshd: PrivateSSHD, sftp_bin: str,
+                                 tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    config = derived_config(sshd, tmp_path / "cfg",
+                            UserKnownHostsFile=str(known),
+                            StrictHostKeyChecking="accept-new",
+                            HashKnownHosts="yes")
+    await our_stderr(config, [])
+    line = known.read_text()
+    assert line.startswith("|1|") and "127.0.0.1" not in line
+    found = subprocess.run(
+        ["ssh-keygen", "-F", f"[127.0.0.1]:{sshd.port}", "-f", str(known)],
+        capture_output=True, text=True, check=False)
+    assert found.returncode == 0 and "found: line 1" in found.stdout
+    await check_like_sftp(sftp_bin, config, ["StrictHostKeyChecking=yes"],
+                          failed=False)
+
+
+async def test_changed_key_refused_like_sftp(sshd: PrivateSSHD,
+                                             sftp_bin: str,
+                                             tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    known.write_text(f"[127.0.0.1]:{sshd.port} "
+                     + other.export_public_key().decode())
+    config = derived_config(sshd, tmp_path / "cfg",
+                            UserKnownHostsFile=str(known))
+    for mode in ("yes", "accept-new", "ask"):
+        out = await check_like_sftp(sftp_bin, config,
+                                    [f"StrictHostKeyChecking={mode}"])
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in out
+        assert f"Offending ED25519 key in {known}:1" in out
+    # no: the warning, then a connection without password methods
+    out = await check_like_sftp(sftp_bin, config,
+                                ["StrictHostKeyChecking=no"], failed=False)
+    assert "Password authentication is disabled" in out
+    assert known.read_text().count("\n") == 1
+
+
+async def test_changed_key_of_other_type_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    other = asyncssh.generate_private_key("ecdsa-sha2-nistp256")
+    known.write_text(f"[127.0.0.1]:{sshd.port} "
+                     + other.export_public_key().decode())
+    config = derived_config(sshd, tmp_path / "cfg",
+                            UserKnownHostsFile=str(known))
+    out = await check_like_sftp(sftp_bin, config,
+                                ["StrictHostKeyChecking=accept-new"])
+    assert "Offending ECDSA key" in out
+
+
+async def test_revoked_key_like_sftp(sshd: PrivateSSHD, sftp_bin: str,
+                                     tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    host_pub = Path(str(sshd.host_key) + ".pub").read_text().split()
+    known.write_text(f"[127.0.0.1]:{sshd.port} {host_pub[0]} {host_pub[1]}\n"
+                     f"@revoked * {host_pub[0]} {host_pub[1]}\n")
+    config = derived_config(sshd, tmp_path / "cfg",
+                            UserKnownHostsFile=str(known))
+    out = await check_like_sftp(sftp_bin, config, [])
+    assert "REVOKED HOST KEY DETECTED" in out
+
+
+async def test_key_known_without_port_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    host_pub = Path(str(sshd.host_key) + ".pub").read_text().split()
+    known.write_text(f"127.0.0.1 {host_pub[0]} {host_pub[1]}\n")
+    config = derived_config(sshd, tmp_path / "cfg",
+                            UserKnownHostsFile=str(known))
+    assert await check_like_sftp(sftp_bin, config, [], failed=False) == ""
+
+
+async def test_wrong_identity_like_sftp(sshd: PrivateSSHD, sftp_bin: str,
+                                        tmp_path: Path) -> None:
+    wrong = tmp_path / "id_wrong"
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    wrong.write_bytes(key.export_private_key())
+    wrong.chmod(0o600)
+    config = derived_config(sshd, tmp_path / "cfg", IdentityFile=str(wrong))
+    out = await check_like_sftp(sftp_bin, config, [])
+    assert out == (f"{sshd.user}@127.0.0.1: Permission denied "
+                   "(publickey).\r\nConnection closed\r\n")
+
+
+async def test_log_levels_like_sftp(sshd: PrivateSSHD, sftp_bin: str
+                                    ) -> None:
+    closed = f"Port={free_port()}"
+    for level in ("QUIET", "FATAL", "ERROR"):
+        await check_like_sftp(sftp_bin, sshd.ssh_config,
+                              [closed, f"LogLevel={level}"])
+    theirs = real_sftp(sftp_bin, sshd.ssh_config, [closed], extra=["-q"])
+    assert await our_stderr(sshd.ssh_config, [closed],
+                            quiet=True) == theirs.stderr
+
+
+async def test_bad_and_unsupported_options_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str) -> None:
+    out = await check_like_sftp(sftp_bin, sshd.ssh_config, ["NoSuchThing=1"])
+    assert out.startswith("command-line: line 0: Bad configuration option")
+    await check_like_sftp(sftp_bin, sshd.ssh_config,
+                          ["RSAAuthentication=yes"], failed=False)
+    await check_like_sftp(sftp_bin, sshd.ssh_config, ["Cipher=blowfish"],
+                          failed=False)
+
+
+async def test_unnegotiable_cipher_like_sftp(sshd: PrivateSSHD,
+                                             sftp_bin: str) -> None:
+    # sshd drops the connection as soon as it sees our offer; now and
+    # then the reset beats its KEXINIT to us, so allow a second try
+    for _ in range(3):
+        out = await our_stderr(sshd.ssh_config, ["Ciphers=aes128-cbc"])
+        if not out.startswith("Connection closed by"):
+            break
+    assert out == real_sftp(sftp_bin, sshd.ssh_config,
+                            ["Ciphers=aes128-cbc"]).stderr
+    assert out.startswith(f"Unable to negotiate with 127.0.0.1 port "
+                          f"{sshd.port}: no matching cipher found.")
+
+
+async def test_proxy_jump_through_sshd(sshd: PrivateSSHD, sftp_bin: str,
+                                       tmp_path: Path) -> None:
+    config = tmp_path / "cfg"
+    text = sshd.ssh_config.read_text()
+    config.write_text(text + text.replace(f"Host {HOST_ALIAS}",
+                                          "Host behind"))
+    connector = Connector(SSHTarget("behind", config_file=str(config),
+                                    jump=HOST_ALIAS), Scripted())
+    conns = await asyncio.gather(connector.connect(), connector.connect())
+    try:
+        assert [await sftp_version(c) for c in conns] == [2, 2]
+    finally:
+        for conn in conns:
+            conn.close()
+        connector.close()
+    # a jump host that cannot be reached fails as ssh -J does
+    closed = free_port()
+    theirs = real_sftp(sftp_bin, config, [], host="behind",
+                       extra=["-J", f"127.0.0.1:{closed}"])
+    ours = await our_stderr(config, [], host="behind",
+                            jump=f"127.0.0.1:{closed}")
+    assert ours == theirs.stderr
+
+
+async def test_missing_config_file_like_sftp(sftp_bin: str,
+                                             tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    theirs = real_sftp(sftp_bin, missing, [])
+    assert await our_stderr(missing, []) == theirs.stderr
+
+
+async def test_failure_is_shared_by_waiting_connections(
+        sshd: PrivateSSHD) -> None:
+    connector = Connector(SSHTarget(HOST_ALIAS,
+                                    config_file=str(sshd.ssh_config),
+                                    options=[f"Port={free_port()}"]),
+                          Scripted())
+    results = await asyncio.gather(
+        *(connector.connect() for _ in range(3)), return_exceptions=True)
+    connector.close()
+    assert all(isinstance(r, ConnectError) for r in results)
+    assert len({str(r) for r in results}) == 1
+    assert isinstance(results[0], FatalError)
+
+
+def test_command_line_config_order(tmp_path: Path) -> None:
+    ident = tmp_path / "id"
+    ident.write_text("x")
+    lines, notes = command_line_config(SSHTarget(
+        "h", port=2222, user="bob", identities=[str(ident),
+                                                str(tmp_path / "gone")],
+        options=["Port 1", "ControlMaster=auto", "ForwardX11 yes",
+                 "UsePrivilegedPort yes"],
+        compression=True, family=6, cipher="aes256-ctr", batch_mode=True))
+    assert lines == [
+        "Ciphers aes256-ctr", "Compression yes", "AddressFamily inet6",
+        "BatchMode yes", f"IdentityFile {ident}", "Port 1",
+        "ControlMaster auto", "ForwardX11 yes", "ForwardAgent no",
+        "Port 2222", "User bob"]
+    texts = [text for _, text in notes]
+    assert texts == [
+        f"Warning: Identity file {tmp_path / 'gone'} not accessible: "
+        "No such file or directory.",
+        'Warning: option "ControlMaster" is not supported by psftp-shell; '
+        "ignored."]
+
+
+def test_bad_option_text() -> None:
+    with pytest.raises(ConnectError) as info:
+        command_line_config(SSHTarget("h", options=["Bogus yes"]))
+    assert str(info.value) == ("command-line: line 0: Bad configuration "
+                               "option: bogus\nConnection closed")
+
+
+def test_parse_jump() -> None:
+    assert parse_jump("host") == (None, "host", None)
+    assert parse_jump("me@host:2022") == ("me", "host", 2022)
+    assert parse_jump("ssh://me@[::1]:2022") == ("me", "::1", 2022)
+    with pytest.raises(ConnectError):
+        parse_jump("host:port")
+
+
+def test_verbose_logs_asyncssh_debug(sshd: PrivateSSHD) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from psftp_shell.connect import Connector, SSHTarget\n"
+        "from psftp_shell.auth import BatchPrompter\n"
+        "async def main():\n"
+        f"    c = Connector(SSHTarget({HOST_ALIAS!r}, verbose=2,\n"
+        f"        config_file={str(sshd.ssh_config)!r}), BatchPrompter())\n"
+        "    (await c.connect()).close()\n"
+        "    c.close()\n"
+        "asyncio.run(main())\n")
+    result = subprocess.run([sys.executable, "-c", code],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "debug2: " in result.stderr
+    quiet = subprocess.run([sys.executable, "-c",
+                            code.replace("verbose=2", "verbose=0")],
+                           capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+async def test_missing_identity_like_sftp(sshd: PrivateSSHD, sftp_bin: str,
+                                          tmp_path: Path) -> None:
+    config = derived_config(sshd, tmp_path / "cfg",
+                            IdentityFile=f"{tmp_path / 'gone'}\n"
+                                         f"  IdentityFile {sshd.identity}")
+    out = await check_like_sftp(sftp_bin, config, [], failed=False)
+    assert out.startswith("no such identity: ")
