@@ -51,7 +51,8 @@ def test_piped_input_never_aborts_like_sftp(tmp_path: Path, sftp_bin: str,
 def test_batch_binary_garbage_gives_sftp_errors(tmp_path: Path,
                                                 sftp_bin: str,
                                                 sftp_server_bin: str) -> None:
-    script = b"-\x01\x02\xff\xfe\n-'unterminated\n-\"\"\n-@\n-ls \x1b[31m\npwd\n"
+    script = (b"-\x01\x02\xff\xfe\n-'unterminated\n-\"\"\n-@\n"
+              b"-ls \x1b[31m\npwd\n")
     args = ["-D", sftp_server_bin, "-b", "-"]
     ours = psftp(args, stdin=script, cwd=tmp_path)
     theirs = sftp(sftp_bin, args, stdin=script, cwd=tmp_path)
