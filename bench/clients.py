@@ -20,6 +20,8 @@ HOST_ALIAS = "psftp-test"
 # PWD is a batch of one ``pwd``, to warm caches up.
 GET, PUT, GET_R, PUT_R, PROMPT = "get", "put", "get -r", "put -r", "prompt"
 PWD = "pwd"
+# psftp-shell over OpenSSH's own ssh (-S ssh: one ssh process per stream)
+SSH_TRANSPORT = "psftp-shell-S"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Client:
         """The name shown in the report, e.g. ``psftp-shell -n 8``."""
         if self.kind == "sftp":
             return "sftp"
+        if self.kind == SSH_TRANSPORT:
+            return f"psftp-shell -S ssh -n {self.conns}"
         return f"{self.kind} -n {self.conns}"
 
     def supports(self, kind: str) -> bool:
@@ -88,7 +92,7 @@ def command(client: Client, op: Op, target: Target,
     *batch* is where the batch file goes for the clients that take one.
     For :data:`PROMPT` the command starts an interactive session.
     """
-    if client.kind in ("sftp", "psftp-shell"):
+    if client.kind in ("sftp", "psftp-shell", SSH_TRANSPORT):
         return _sftp_like(client, op, target, batch)
     if client.kind == "lftp":
         return _lftp(client, op, target)
@@ -104,6 +108,8 @@ def _sftp_like(client: Client, op: Op, target: Target,
     else:
         cmd = [sys.executable, "-m", "psftp_shell",
                "-F", str(target.ssh_config), "-n", str(client.conns)]
+        if client.kind == SSH_TRANSPORT:
+            cmd += ["-S", "ssh"]
     if op.kind != PROMPT:
         batch.write_text(sftp_batch(op))
         cmd += ["-b", str(batch)]

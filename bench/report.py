@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.clients import installed
+from bench.clients import SSH_TRANSPORT, installed
 from bench.progress import clock
 from bench.results import BenchResults, ClientRuns, ScenarioResult
 
@@ -265,11 +265,12 @@ def _plot_one(ax: Any, result: ScenarioResult) -> None:
                 ax.plot([xs[0], xs[-1]], [good[0][1]] * 2, "--",
                         label="sftp (one connection)")
             continue
+        name = "psftp-shell -S ssh" if kind == SSH_TRANSPORT else kind
         if good:
             ax.plot([n for n, _ in good], [r for _, r in good], "o-",
-                    label=kind)
+                    label=name)
         else:
-            ax.plot([], [], "x", label=f"{kind} (failed)")
+            ax.plot([], [], "x", label=f"{name} (failed)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs)
     ax.set_xticklabels([str(n) for n in xs])

@@ -51,6 +51,7 @@ class Scenario:
 
     A big file has *mib* MiB; a tree has *files* files of *kib* KiB.
     *conns* are the connection counts tried for the parallel clients;
+    *sconns* those tried for psftp-shell over ``-S ssh``;
     *curve* marks the scenario plotted as throughput against connections;
     *target* names the engine figure the scenario provides, if any, and
     *target_n* the psftp-shell connection count that figure is about.
@@ -63,6 +64,7 @@ class Scenario:
     files: int = 0
     kib: int = 16
     conns: tuple[int, ...] = (1,)
+    sconns: tuple[int, ...] = ()
     runs: int = 3
     curve: bool = False
     target: str = ""
@@ -101,10 +103,11 @@ def quick_plan(runs: int = 3) -> list[Scenario]:
     """The ``make bench`` subset: a few minutes on two cores."""
     return [
         Scenario("loopback-get", GET, LOOPBACK, mib=256, conns=(1, 4),
-                 runs=runs, target="256 MiB get -n 1 vs sftp, loopback",
+                 sconns=(4,), runs=runs,
+                 target="256 MiB get -n 1 vs sftp, loopback",
                  target_n=1),
         Scenario("rtt20-get", GET, RTT20, mib=128, conns=(1, 4, 8),
-                 runs=runs, curve=True,
+                 sconns=(8,), runs=runs, curve=True,
                  target="128 MiB get -n 8 vs sftp, 20 ms", target_n=8),
         Scenario("rtt50-get-r", GET_R, RTT50, files=40, conns=(1, 8),
                  runs=runs),
@@ -118,7 +121,8 @@ def full_plan(runs: int = 3) -> list[Scenario]:
     curve = (1, 2, 4, 8, 16)
     return [
         Scenario("loopback-get", GET, LOOPBACK, mib=512, conns=(1, 8),
-                 runs=runs, target="512 MiB get -n 1 vs sftp, loopback",
+                 sconns=(8,), runs=runs,
+                 target="512 MiB get -n 1 vs sftp, loopback",
                  target_n=1),
         Scenario("loopback-put", PUT, LOOPBACK, mib=512, conns=(1, 8),
                  runs=runs),
@@ -127,11 +131,12 @@ def full_plan(runs: int = 3) -> list[Scenario]:
         Scenario("rtt20-put", PUT, RTT20, mib=256, conns=(1, 8),
                  runs=runs),
         Scenario("rtt100-get", GET, RTT100, mib=256, conns=curve,
-                 runs=runs, curve=True,
+                 sconns=(8,), runs=runs, curve=True,
                  target="256 MiB get -n 8 vs sftp, 100 ms",
                  target_n=8),
         Scenario("rtt100-put", PUT, RTT100, mib=256, conns=(1, 4, 8),
-                 runs=runs, target="256 MiB put -n 8 vs sftp, 100 ms",
+                 sconns=(8,), runs=runs,
+                 target="256 MiB put -n 8 vs sftp, 100 ms",
                  target_n=8),
         Scenario("rtt50-get-r", GET_R, RTT50, files=300, conns=(1, 8),
                  runs=runs, target="get -r 300 × 16 KiB -n 8, 50 ms",
@@ -169,6 +174,7 @@ def scenario_clients(scenario: Scenario,
     """
     chosen = [Client("sftp")]
     chosen += [Client("psftp-shell", n) for n in scenario.conns]
+    chosen += [Client(clients.SSH_TRANSPORT, n) for n in scenario.sconns]
     for kind in optional:
         if not clients.installed(kind):
             continue
