@@ -70,6 +70,22 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None,
     return False
 
 
+def _write_client_config(path: Path, port: int, user: str, identity: Path,
+                         known_hosts: Path) -> None:
+    """Write an ssh_config with Host :data:`HOST_ALIAS` for a server."""
+    path.write_text(
+        f"Host {HOST_ALIAS}\n"
+        "  HostName 127.0.0.1\n"
+        f"  Port {port}\n"
+        f"  User {user}\n"
+        f"  IdentityFile {identity}\n"
+        "  IdentitiesOnly yes\n"
+        "  IdentityAgent none\n"
+        f"  UserKnownHostsFile {known_hosts}\n"
+        "  GlobalKnownHostsFile /dev/null\n"
+        "  StrictHostKeyChecking yes\n")
+
+
 class PrivateSSHD:
     """A private OpenSSH sshd on a free loopback port.
 
@@ -121,17 +137,8 @@ class PrivateSSHD:
         host_pub = Path(str(self.host_key) + ".pub").read_text().split()
         self.known_hosts.write_text(
             f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
-        self.ssh_config.write_text(
-            f"Host {HOST_ALIAS}\n"
-            "  HostName 127.0.0.1\n"
-            f"  Port {self.port}\n"
-            f"  User {self.user}\n"
-            f"  IdentityFile {self.identity}\n"
-            "  IdentitiesOnly yes\n"
-            "  IdentityAgent none\n"
-            f"  UserKnownHostsFile {self.known_hosts}\n"
-            "  GlobalKnownHostsFile /dev/null\n"
-            "  StrictHostKeyChecking yes\n")
+        _write_client_config(self.ssh_config, self.port, self.user,
+                             self.identity, self.known_hosts)
 
     def start(self, attempts: int = 5) -> None:
         """Start sshd; retry on another port if the chosen one was taken."""
@@ -244,17 +251,8 @@ class AsyncSSHServer:
         pub = host_key.export_public_key().decode().split()
         self.known_hosts.write_text(
             f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n")
-        self.ssh_config.write_text(
-            f"Host {HOST_ALIAS}\n"
-            "  HostName 127.0.0.1\n"
-            f"  Port {self.port}\n"
-            f"  User {self.user}\n"
-            f"  IdentityFile {self.identity}\n"
-            "  IdentitiesOnly yes\n"
-            "  IdentityAgent none\n"
-            f"  UserKnownHostsFile {self.known_hosts}\n"
-            "  GlobalKnownHostsFile /dev/null\n"
-            "  StrictHostKeyChecking yes\n")
+        _write_client_config(self.ssh_config, self.port, self.user,
+                             self.identity, self.known_hosts)
 
     async def stop(self) -> None:
         """Stop listening and close every session."""

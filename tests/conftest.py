@@ -77,3 +77,16 @@ async def asyncssh_server(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+def clean_ssh_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                  ) -> Iterator[None]:
+    """Keep the user's ~/.ssh, agents and askpass out of a test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("SSH_AUTH_SOCK", "DISPLAY", "SSH_ASKPASS",
+                 "SSH_ASKPASS_REQUIRE"):
+        monkeypatch.delenv(name, raising=False)
+    yield

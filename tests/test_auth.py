@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -30,36 +30,12 @@ from psftp_shell.auth import (
 )
 from psftp_shell.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
+from tests.prompts import Scripted
 
 PASSWORD = "correct horse"
 
 
-class Scripted:
-    """A prompter with canned answers that records what it was asked."""
-
-    def __init__(self, *answers: str) -> None:
-        self.answers = list(answers)
-        self.asked: list[str] = []
-        self.told: list[str] = []
-
-    def ask(self, prompt: str, *, echo: bool) -> str:
-        self.asked.append(prompt)
-        return self.answers.pop(0) if self.answers else ""
-
-    def tell(self, text: str) -> None:
-        self.told.append(text)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[None]:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("SSH_AUTH_SOCK", "DISPLAY", "SSH_ASKPASS",
-                 "SSH_ASKPASS_REQUIRE"):
-        monkeypatch.delenv(name, raising=False)
-    yield
+pytestmark = pytest.mark.usefixtures("clean_ssh_env")
 
 
 # -- SecretCache ----------------------------------------------------------

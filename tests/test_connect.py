@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
@@ -27,39 +26,13 @@ from psftp_shell.connect import (
 )
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
 from psftp_shell.errors import FatalError
+from tests.prompts import Scripted
 
-pytestmark = pytest.mark.sshd
+pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
 
 SFTP_INIT = b"\0\0\0\x05\x01\0\0\0\x03"
 
 
-class Scripted:
-    """A prompter with canned answers that records what it was asked."""
-
-    def __init__(self, *answers: str) -> None:
-        self.answers = list(answers)
-        self.asked: list[str] = []
-        self.told: list[str] = []
-
-    def ask(self, prompt: str, *, echo: bool) -> str:
-        self.asked.append(prompt)
-        return self.answers.pop(0) if self.answers else ""
-
-    def tell(self, text: str) -> None:
-        self.told.append(text)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[None]:
-    """Keep ~/.ssh, agents and askpass out of every test."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("SSH_AUTH_SOCK", "DISPLAY", "SSH_ASKPASS",
-                 "SSH_ASKPASS_REQUIRE"):
-        monkeypatch.delenv(name, raising=False)
-    yield
 
 
 def derived_config(sshd: PrivateSSHD, path: Path, **changes: str) -> Path:

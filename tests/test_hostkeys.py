@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
@@ -28,33 +27,9 @@ from psftp_shell.hostkeys import (
     parse_strict,
     read_known_hosts_file,
 )
+from tests.prompts import Scripted
 
-
-class Scripted:
-    """A prompter with canned answers that records what it was asked."""
-
-    def __init__(self, *answers: str) -> None:
-        self.answers = list(answers)
-        self.asked: list[str] = []
-        self.told: list[str] = []
-
-    def ask(self, prompt: str, *, echo: bool) -> str:
-        self.asked.append(prompt)
-        return self.answers.pop(0) if self.answers else ""
-
-    def tell(self, text: str) -> None:
-        self.told.append(text)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[None]:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("SSH_AUTH_SOCK", "DISPLAY", "SSH_ASKPASS"):
-        monkeypatch.delenv(name, raising=False)
-    yield
+pytestmark = pytest.mark.usefixtures("clean_ssh_env")
 
 
 def pub(key: asyncssh.SSHKey) -> str:
