@@ -8,6 +8,7 @@ the progress view are loaded only for an interactive terminal.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from typing import BinaryIO
 from psftp_shell.config import ConfigError, load_config, resolve_connections
 from psftp_shell.context import Settings, Shell
 from psftp_shell.errors import (
+    ConnectionClosed,
     ExitStatus,
     FatalError,
     ShellError,
@@ -42,8 +44,9 @@ def build_transport(opts: Options) -> Transport:
     if opts.sftp_server_argv is not None:
         return PipeTransport(opts.sftp_server_argv)
     if opts.ssh_program is not None:
-        raise UsageError("-S is not supported yet (coming with the pipe "
-                         "transports); use the default transport")
+        # -S: the program gets exactly the arguments sftp gives its ssh;
+        # with -n, one such process per stream.
+        return PipeTransport(opts.ssh_args)
     from psftp_shell.auth import BatchPrompter, TerminalPrompter
     from psftp_shell.connect import Connector, SSHTarget
     dest = opts.destination
@@ -55,7 +58,8 @@ def build_transport(opts: Options) -> Transport:
         cipher=opts.cipher, compression=opts.compression,
         family=4 if opts.ipv4 else 6 if opts.ipv6 else 0,
         forward_agent=opts.forward_agent,
-        batch_mode=opts.batchfile is not None, verbose=opts.verbose)
+        batch_mode=opts.batchfile is not None, verbose=opts.verbose,
+        quiet=opts.quiet)
     prompter = BatchPrompter() if opts.batchfile is not None \
         else TerminalPrompter()
     subsystem = "sftp" if opts.subsystem is None else opts.subsystem
@@ -66,7 +70,11 @@ def _batch_source(opts: Options) -> BinaryIO:
     """The batch file parse_args opened (sftp opens it while parsing)."""
     if opts.batch_fd is None:
         return sys.stdin.buffer
-    return os.fdopen(opts.batch_fd, "rb")
+    try:
+        return os.fdopen(opts.batch_fd, "rb")
+    except IsADirectoryError:   # sftp's fgets() reads a directory as EOF
+        os.close(opts.batch_fd)
+        return io.BytesIO()
 
 
 async def _start_dir_or_fetch(shell: Shell, opts: Options) -> int | None:
@@ -110,7 +118,8 @@ async def run_session(opts: Options, out: Output, settings: Settings,
         await remote.start()
         engine = await TransferEngine.create(
             client, out, buffer_size=opts.buffer_size,
-            max_requests=opts.num_requests)
+            max_requests=opts.num_requests, transport=transport,
+            streams=settings.streams, limit_kbps=opts.limit_kbps)
         shell = Shell(out=out, remote=remote, engine=engine,
                       local_cwd=os.getcwd(), settings=settings)
         status = await _start_dir_or_fetch(shell, opts)
@@ -124,7 +133,9 @@ async def run_session(opts: Options, out: Output, settings: Settings,
             result = await run_lines(shell, source, abort=settings.batch)
         return ExitStatus.OK if result == 0 else ExitStatus.ERROR
     except ConnectionLost as exc:
-        raise FatalError(str(exc) or "Connection closed") from None
+        if str(exc) in ("", "Connection closed"):
+            raise ConnectionClosed() from None
+        raise FatalError(str(exc)) from None
     except ProtocolError as exc:
         raise FatalError(str(exc)) from None
     finally:
@@ -175,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             source = None if settings.interactive else sys.stdin.buffer
         return asyncio.run(run_session(opts, out, settings, source))
+    except ConnectionClosed as exc:
+        stderr.write(exc.text(quiet=opts.quiet_mode).encode(
+            "utf-8", "surrogateescape"))
+        stderr.flush()
+        return ExitStatus.FATAL
     except FatalError as exc:
         for line in str(exc).splitlines():
             out.error(line)

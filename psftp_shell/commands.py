@@ -23,10 +23,12 @@ from psftp_shell.grammar import (
     parse_number,
     split_prefix,
     tokenize,
+    tokenize_sloppy,
 )
 from psftp_shell.paths import undo_glob_escape
 
 Handler = Callable[[Shell, Invocation], Awaitable[None]]
+UNTERMINATED = "Unterminated quoted argument"
 HELP_COLUMN = 35
 
 
@@ -59,7 +61,8 @@ class Command:
     :param usage: the left column of ``help`` (empty: not listed)
     :param help: the right column; further lines after ``\\n``
     :param glob: the first path is globbed, so keeps its glob escapes
-    :param base: the number base of a numeric argument
+    :param base: the number base of a numeric argument; 0 is
+        ``strtoll``'s automatic base (``0x`` hex, ``0`` octal)
     """
 
     name: str
@@ -89,14 +92,14 @@ COMMANDS: tuple[Command, ...] = (
     Command("chdir", remote_cmds.cd, Syntax.OPT_PATH, args=(_R, _N)),
     Command("chgrp", remote_cmds.chown, Syntax.NUMBER_PATH, "h", (_R, _N),
             "chgrp [-h] grp path", "Change group of file 'path' to 'grp'",
-            glob=True),
+            glob=True, base=0),
     Command("chmod", remote_cmds.chmod, Syntax.NUMBER_PATH, "h", (_R, _N),
             "chmod [-h] mode path",
             "Change permissions of file 'path' to 'mode'", glob=True,
             base=8),
     Command("chown", remote_cmds.chown, Syntax.NUMBER_PATH, "h", (_R, _N),
             "chown [-h] own path", "Change owner of file 'path' to 'own'",
-            glob=True),
+            glob=True, base=0),
     Command("copy", remote_cmds.copy, Syntax.TWO_PATHS, "", (_R, _L),
             "copy oldpath newpath", "Copy remote file"),
     Command("cp", remote_cmds.copy, Syntax.TWO_PATHS, "", (_R, _L),
@@ -197,11 +200,35 @@ def _need(cmd: Command, have: int, want: int, what: str) -> None:
                            "command.")
 
 
+_C_SPACE = " \t\n\v\f\r"
+
+
+def auto_base(text: str) -> tuple[str, int]:
+    """Resolve ``strtoll``'s base 0 for *text*: ``0x`` hex, ``0`` octal.
+
+    Returns the text with a hex prefix removed (white space and sign
+    kept) and the base it is to be read in.
+    """
+    body = text.lstrip(_C_SPACE)
+    head = text[:len(text) - len(body)]
+    if body[:1] in ("+", "-"):
+        head, body = head + body[0], body[1:]
+    if body[:2].lower() == "0x" and body[2:3].lower() in \
+            tuple("0123456789abcdef"):
+        return head + body[2:], 16
+    if body.startswith("0"):
+        return text, 8
+    return text, 10
+
+
 def _number(cmd: Command, operands: list[str]) -> int:
     if not operands:
         raise GrammarError("You must supply a numeric argument to the "
                            f"{cmd.name} command.")
-    return parse_number(operands[0], cmd.base, cmd.name)
+    text, base = operands[0], cmd.base
+    if base == 0:
+        text, base = auto_base(text)
+    return parse_number(text, base, cmd.name)
 
 
 def parse(text: str, *, err_abort: bool = False
@@ -214,7 +241,12 @@ def parse(text: str, *, err_abort: bool = False
     """
     if not text or text[0] == "#":
         return None
-    argv = tokenize(text)
+    return parse_words(text, tokenize(text), err_abort=err_abort)
+
+
+def parse_words(text: str, argv: list[str], *, err_abort: bool = False
+                ) -> tuple[Command, Invocation]:
+    """Parse a line already split into *argv* (see :func:`parse`)."""
     cmd = lookup(argv[0]) if argv else None
     if text[0] == "!":
         bang = _BY_NAME["!"]
@@ -255,6 +287,54 @@ QUIT = 1
 FAILED = -1
 
 
+def _parse_line(shell: Shell, text: str, err_abort: bool
+                ) -> tuple[Command, Invocation] | None:
+    """:func:`parse`, with the one thing sftp remembers between lines.
+
+    sftp's ``makeargv`` builds its words in a static buffer and never
+    clears the pointer to the first one: a line with no words that is
+    not blank to sftp (it starts with a vertical tab or a form feed)
+    runs the command named by whatever that buffer starts with, with no
+    arguments; before any word was seen it is an invalid command.
+    """
+    if not text or text[0] == "#":
+        return None
+    try:
+        argv = tokenize(text)
+    except GrammarError as exc:
+        if str(exc) == UNTERMINATED:
+            _remember(shell, tokenize_sloppy(text).args, complete=False)
+        raise
+    if argv:
+        _remember(shell, argv, complete=True)
+    elif shell.argv_buffer is not None:
+        argv = [_stale_word(shell.argv_buffer)]
+    return parse_words(text, argv, err_abort=err_abort)
+
+
+def _remember(shell: Shell, words: list[str], *, complete: bool) -> None:
+    """Write *words* over sftp's static word buffer, as makeargv does.
+
+    Each word ends in a NUL, except an unterminated last one.
+    """
+    if not words:
+        return
+    data = b"".join(w.encode("utf-8", "surrogateescape") + b"\0"
+                    for w in words)
+    if not complete:
+        data = data[:-1]
+    if shell.argv_buffer is None:
+        shell.argv_buffer = bytearray()
+    shell.argv_buffer[:len(data)] = data
+
+
+def _stale_word(buffer: bytearray) -> str:
+    """The C string at the start of sftp's word buffer."""
+    end = buffer.find(0)
+    raw = bytes(buffer if end < 0 else buffer[:end])
+    return raw.decode("utf-8", "surrogateescape")
+
+
 async def run_line(shell: Shell, line: str, *, echo: bool,
                    abort: bool) -> int:
     """Parse and run one input line; sftp's ``parse_dispatch_command``.
@@ -269,7 +349,7 @@ async def run_line(shell: Shell, line: str, *, echo: bool,
     parsed: tuple[Command, Invocation] | None = None
     failed = False
     try:
-        parsed = parse(prefix.rest, err_abort=err_abort)
+        parsed = _parse_line(shell, prefix.rest, err_abort)
     except GrammarError as exc:
         shell.out.error(str(exc))
         failed = True
@@ -277,6 +357,7 @@ async def run_line(shell: Shell, line: str, *, echo: bool,
         shell.out.line("sftp> " + line)
     if parsed is not None:
         cmd, inv = parsed
+        local_cmds.follow_cwd(shell)
         try:
             await cmd.handler(shell, inv)
         except CommandError as exc:

@@ -35,6 +35,7 @@ from typing import IO, Any, cast
 import asyncssh
 from asyncssh.config import SSHClientConfig
 
+from psftp_shell import __version__
 from psftp_shell.auth import (
     DEFAULT_IDENTITIES,
     AuthContext,
@@ -45,7 +46,7 @@ from psftp_shell.auth import (
     PromptRefused,
     parse_log_level,
 )
-from psftp_shell.errors import FatalError
+from psftp_shell.errors import ConnectionClosed, FatalError
 from psftp_shell.hostkeys import (
     DEFAULT_GLOBAL_FILES,
     DEFAULT_USER_FILES,
@@ -147,7 +148,13 @@ class SSHTarget:
     quiet: bool = False                 # -q: ssh's LogLevel QUIET
 
 
-class ConnectError(FatalError):
+# The banner names OpenSSH compatibility: SFTP servers (asyncssh's among
+# them) send SYMLINK's arguments in OpenSSH's order only to clients whose
+# banner says OpenSSH, and psftp-shell uses that order as sftp does.
+CLIENT_VERSION = f"psftp-shell_{__version__} OpenSSH-compatible"
+
+
+class ConnectError(ConnectionClosed):
     """A failed connection: ssh's stderr, then sftp's last words.
 
     ``str(exc)`` is the text sftp prints for ``-b`` and ``-q``, lines
@@ -159,7 +166,11 @@ class ConnectError(FatalError):
 
     def __init__(self, ssh_lines: Sequence[str]) -> None:
         self.ssh_lines = list(ssh_lines)
-        super().__init__("\n".join([*self.ssh_lines, "Connection closed"]))
+        super().__init__("".join(line + "\r\n" for line in self.ssh_lines))
+        self.args = ("\n".join([*self.ssh_lines, "Connection closed"]),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
     @property
     def stderr(self) -> str:
@@ -728,6 +739,7 @@ class Connector:
             x509_trusted_cert_paths=[],
             agent_forwarding=r.forward_agent or False,
             request_pty=False, x11_forwarding=False,
+            client_version=CLIENT_VERSION,
         )
         if r.batch:
             kwargs.update(kbdint_auth=False, password_auth=False)

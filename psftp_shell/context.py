@@ -40,6 +40,8 @@ class Shell:
     local_cwd: str
     settings: Settings = field(default_factory=Settings)
     interrupted: bool = False
+    argv_buffer: bytearray | None = None   # sftp's static argv (commands)
+    local_fd: int | None = None     # local_cwd held open (local_cmds)
 
 
 @dataclass(frozen=True, slots=True)

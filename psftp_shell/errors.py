@@ -32,3 +32,24 @@ class FatalError(ShellError):
 
 class CommandError(ShellError):
     """A command failed; its message was already printed (or is empty)."""
+
+
+class ConnectionClosed(FatalError):
+    """The transport ended: sftp's ``Connection closed`` (exit 255).
+
+    :param preamble: text printed first, as it is, line ends included
+        (``exec: prog: No such file or directory\\n``)
+    """
+
+    def __init__(self, preamble: str = "") -> None:
+        super().__init__("Connection closed")
+        self.preamble = preamble
+
+    def text(self, *, quiet: bool) -> str:
+        """The whole stderr text: preamble, sftp's notice, last words.
+
+        Unless quiet, sftp's SIGCHLD handler prints ``\\rConnection
+        closed.  \\n`` when its transport exits; then the fatal error.
+        """
+        notice = "" if quiet else "\rConnection closed.  \n"
+        return self.preamble + notice + "Connection closed\r\n"

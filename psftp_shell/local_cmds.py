@@ -3,20 +3,74 @@ progress, ``!`` and quit.
 
 The local working directory is ``Shell.local_cwd``; nothing here calls
 :func:`os.chdir`.  Shell commands run with that directory as their cwd.
+Once ``lcd`` or ``lpwd`` has looked at it, the directory is also held
+open (``Shell.local_fd``), so that these commands behave as sftp's do
+with a real working directory that is later removed or renamed:
+``lpwd`` fails (or shows the new name), ``lcd ..`` still works, and
+``!``/``lls`` still start in it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 
 from psftp_shell.context import Invocation, Shell
-from psftp_shell.errors import CommandError
+from psftp_shell.errors import CommandError, FatalError
+
+_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY
+_PROC_FD = "/proc/self/fd"
 
 
 def local_path(sh: Shell, path: str) -> str:
     """Resolve a local path as typed against the shell's local cwd."""
     return os.path.join(sh.local_cwd, path)
+
+
+def cwd_fd(sh: Shell) -> int:
+    """The local cwd held open (opened now if it was not yet)."""
+    if sh.local_fd is None:
+        sh.local_fd = os.open(sh.local_cwd, _DIR_FLAGS)
+    return sh.local_fd
+
+
+def fd_path(fd: int) -> str | None:
+    """Where the directory *fd* is now, as ``getcwd`` would say."""
+    try:
+        return os.readlink(f"{_PROC_FD}/{fd}")
+    except OSError:
+        return None
+
+
+def follow_cwd(sh: Shell) -> None:
+    """Update ``local_cwd`` if the held directory was renamed.
+
+    sftp's relative local paths follow its real working directory
+    wherever it moves; a removed directory keeps its old name (and
+    everything under it fails, as it does for sftp).
+    """
+    if sh.local_fd is None:
+        return
+    try:
+        if os.fstat(sh.local_fd).st_nlink == 0:
+            return
+    except OSError:
+        return
+    path = fd_path(sh.local_fd)
+    if path is not None and path.startswith("/"):
+        sh.local_cwd = path
+
+
+def shell_cwd(sh: Shell) -> str:
+    """A cwd for child processes that reaches the local cwd itself."""
+    try:
+        fd = cwd_fd(sh)
+    except OSError:
+        return sh.local_cwd
+    if os.path.isdir(_PROC_FD):
+        return f"{_PROC_FD}/{fd}"   # chdir follows it even if removed
+    return sh.local_cwd
 
 
 async def quit(sh: Shell, inv: Invocation) -> None:
@@ -31,31 +85,69 @@ async def progress(sh: Shell, inv: Invocation) -> None:
 
 
 async def lpwd(sh: Shell, inv: Invocation) -> None:
-    """``lpwd``: print the local working directory."""
-    sh.out.line(f"Local working directory: {sh.local_cwd}")
+    """``lpwd``: print the local working directory (``getcwd``)."""
+    try:
+        fd = cwd_fd(sh)
+        if os.fstat(fd).st_nlink == 0:      # removed: getcwd fails
+            raise FileNotFoundError(2, os.strerror(2))
+    except OSError as exc:
+        raise CommandError(
+            f"Couldn't get local cwd: {exc.strerror}") from None
+    sh.out.line(f"Local working directory: {fd_path(fd) or sh.local_cwd}")
+
+
+def tilde_expand(path: str) -> str:
+    """Expand a leading ``~`` or ``~user`` from the password database.
+
+    As OpenSSH's ``tilde_expand_filename``: ``$HOME`` plays no part, and
+    an unknown user is fatal (``tilde_expand: No such user x``).
+    """
+    if not path.startswith("~"):
+        return path
+    user, _, rest = path[1:].partition("/")
+    rest = rest.lstrip("/")
+    try:
+        if user:
+            home = pwd.getpwnam(user).pw_dir
+        else:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        if user:
+            raise FatalError(f"tilde_expand: No such user {user}") from None
+        raise FatalError(
+            f"tilde_expand: No such uid {os.getuid()}") from None
+    if not home.endswith("/"):
+        home += "/"
+    return home + rest
 
 
 async def lcd(sh: Shell, inv: Invocation) -> None:
     """``lcd [path]``: tilde-expanded; no path means the home directory."""
-    path = os.path.expanduser(inv.arg(0) or "~")
-    target = local_path(sh, path)
+    path = tilde_expand(inv.arg(0) or "~")
     try:
-        if not os.path.isdir(target):
-            os.stat(target)     # raises the error chdir would give
-            raise NotADirectoryError(20, os.strerror(20))
-        if not os.access(target, os.X_OK):
-            raise PermissionError(13, os.strerror(13))
+        # relative to the directory itself, as chdir() is, even if the
+        # directory was removed or renamed since
+        base = None if path.startswith("/") else cwd_fd(sh)
+        fd = os.open(path, _DIR_FLAGS, dir_fd=base)
     except OSError as exc:
         raise CommandError(f'Couldn\'t change local directory to "{path}": '
                            f"{exc.strerror}") from None
-    sh.local_cwd = os.path.realpath(target)
+    if not os.access(".", os.X_OK, dir_fd=fd):
+        os.close(fd)
+        raise CommandError(f'Couldn\'t change local directory to "{path}": '
+                           f"{os.strerror(13)}")
+    new = fd_path(fd) or os.path.realpath(local_path(sh, path))
+    if sh.local_fd is not None:
+        os.close(sh.local_fd)
+    sh.local_fd, sh.local_cwd = fd, new
 
 
 async def lmkdir(sh: Shell, inv: Invocation) -> None:
     """``lmkdir path``: mode 0777, the umask applies."""
     path = inv.args[0]
     try:
-        os.mkdir(local_path(sh, path), 0o777)
+        base = None if path.startswith("/") else cwd_fd(sh)
+        os.mkdir(path, 0o777, dir_fd=base)
     except OSError as exc:
         raise CommandError(f'Couldn\'t create local directory "{path}": '
                            f"{exc.strerror}") from None
@@ -74,7 +166,8 @@ async def run_shell(sh: Shell, command: str | None) -> None:
     argv = [shell, "-c", command] if command else [shell]
     sh.out.stdout.flush()
     try:
-        proc = await asyncio.create_subprocess_exec(*argv, cwd=sh.local_cwd)
+        proc = await asyncio.create_subprocess_exec(*argv,
+                                                    cwd=shell_cwd(sh))
     except OSError as exc:
         sh.out.notice(f'Couldn\'t execute "{shell}": {exc.strerror}')
         sh.out.error("Shell exited with status 1")

@@ -4,7 +4,9 @@ sftp reads such input (``-b file``, ``-b -`` or piped stdin) with
 ``fgets`` and echoes every line as ``sftp> line``.  One deliberate
 difference: sftp silently splits a line longer than 2047 bytes into
 several commands; psftp-shell reports ``Error: input line too long`` and
-counts the line as a failed command.
+counts the line as a failed command.  A line of exactly 2047 bytes is
+run as sftp runs it: its newline no longer fits sftp's buffer and is
+read on its own, as an empty command (echoed ``sftp> ``).
 """
 
 from __future__ import annotations
@@ -23,19 +25,28 @@ def decode_line(raw: bytes) -> str | None:
     """Turn one raw input line into a command line; None if too long.
 
     As with C strings, a NUL byte ends the line; the newline and anything
-    after it are dropped.  Undecodable bytes survive as surrogates.
+    after it are dropped.  Undecodable bytes survive as surrogates.  The
+    length that counts is the raw one, NUL and all, as for ``fgets``.
     """
-    raw = raw.split(b"\0", 1)[0].split(b"\n", 1)[0]
+    raw = raw.split(b"\n", 1)[0]
     if len(raw) > MAX_LINE:
         return None
-    return raw.decode("utf-8", "surrogateescape")
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def splits_newline(raw: bytes) -> bool:
+    """Whether sftp reads this line's newline as a line of its own."""
+    return len(raw) == MAX_LINE + 1 and raw.endswith(b"\n")
 
 
 async def run_lines(shell: Shell, source: BinaryIO, *, abort: bool) -> int:
     """Run every line of *source*; return 0, or -1 if a batch aborted."""
     loop = asyncio.get_running_loop()
     while True:
-        raw = await loop.run_in_executor(None, source.readline)
+        try:
+            raw = await loop.run_in_executor(None, source.readline)
+        except OSError:     # fgets() fails on a directory: that is EOF
+            return 0
         if not raw:
             return 0
         line = decode_line(raw)
@@ -47,6 +58,8 @@ async def run_lines(shell: Shell, source: BinaryIO, *, abort: bool) -> int:
         shell.interrupted = False
         with observing(shell):
             result = await run_line(shell, line, echo=True, abort=abort)
+        if result == 0 and splits_newline(raw):
+            result = await run_line(shell, "", echo=True, abort=abort)
         if result == FAILED:
             return -1
         if result == QUIT:

@@ -9,7 +9,11 @@ of untrusted names cannot be forgotten.
 
 from __future__ import annotations
 
-from typing import BinaryIO
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO, NoReturn
 
 from psftp_shell.escape import vis_log, vis_name
 
@@ -20,6 +24,25 @@ LOG_DEBUG = 2   # -v and more
 
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+def die_of_sigpipe() -> NoReturn:
+    """End the process as sftp ends when its reader has gone: SIGPIPE.
+
+    Python ignores SIGPIPE and raises :class:`BrokenPipeError` instead;
+    sftp, a C program, is simply killed by the signal.
+    """
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    os._exit(128 + signal.SIGPIPE)      # not reached
+
+
+@contextmanager
+def _sigpipe_on_broken_pipe() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        die_of_sigpipe()
 
 
 class Output:
@@ -39,8 +62,9 @@ class Output:
 
     def write(self, text: str) -> None:
         """Write *text* to stdout as it is (the caller escaped names)."""
-        self.stdout.write(_encode(text))
-        self.stdout.flush()
+        with _sigpipe_on_broken_pipe():
+            self.stdout.write(_encode(text))
+            self.stdout.flush()
 
     def line(self, text: str) -> None:
         """Write one line to stdout, escaped as sftp's ``mprintf`` does."""
@@ -53,9 +77,10 @@ class Output:
 
     def error(self, text: str) -> None:
         """An ``error()`` message: stderr, escaped, ending in ``\\r\\n``."""
-        self.stdout.flush()
-        self.stderr.write(_encode(vis_log(text) + "\r\n"))
-        self.stderr.flush()
+        with _sigpipe_on_broken_pipe():
+            self.stdout.flush()
+            self.stderr.write(_encode(vis_log(text) + "\r\n"))
+            self.stderr.flush()
 
     def logit(self, text: str) -> None:
         """A ``logit()`` message: like :meth:`error`, but not with ``-q``."""
@@ -69,6 +94,7 @@ class Output:
 
     def notice(self, text: str) -> None:
         """A plain stderr line ending in ``\\n`` (``Connected to h.``)."""
-        self.stdout.flush()
-        self.stderr.write(_encode(text + "\n"))
-        self.stderr.flush()
+        with _sigpipe_on_broken_pipe():
+            self.stdout.flush()
+            self.stderr.write(_encode(text + "\n"))
+            self.stderr.flush()

@@ -2,8 +2,9 @@
 
 Each follows sftp.c's ``process_get``/``process_put``: the glob of the
 source, the destination rules, the ``Fetching``/``Uploading`` lines,
-then one call into the session's
-:class:`~psftp_shell.engine.TransferEngine` per match.  Local paths are
+then every match handed, in order, to one command of the session's
+:class:`~psftp_shell.engine.TransferEngine` (which may copy several at
+once with ``-n``; the output keeps sftp's order).  Local paths are
 printed as typed and resolved against ``Shell.local_cwd``.
 """
 
@@ -24,6 +25,7 @@ from psftp_shell.paths import (
     make_absolute_glob,
     put_destination,
 )
+from psftp_shell.xfer import Flags
 
 __all__ = ["get", "put", "reget", "reput"]
 
@@ -36,6 +38,11 @@ class _Options:
     recursive: bool
     resume: bool
     fsync: bool
+
+    @property
+    def flags(self) -> Flags:
+        """The switches the engine needs."""
+        return Flags(self.preserve, self.resume, self.fsync)
 
 
 def _options(sh: Shell, inv: Invocation, resume: bool) -> _Options:
@@ -119,24 +126,20 @@ async def _get(sh: Shell, inv: Invocation, *, resume: bool) -> None:
     if count > 1 and dst is not None and not dst_is_dir:
         raise CommandError("Multiple source paths, but destination "
                            f'"{dst}" is not a directory')
-    failed = False
-    for path, _ in matches:
-        if sh.interrupted:
-            break
-        target = get_destination(path, dst, match_count=count,
-                                 dst_is_dir=dst_is_dir)
-        verb = "Resuming" if opts.resume else "Fetching"
-        sh.out.info(f"{verb} {path} to {target}")
-        if is_marked_dir(path) and opts.recursive:
-            ok = await engine.download_dir(
-                path, target, None, preserve=opts.preserve,
-                resume=opts.resume, fsync=opts.fsync)
-        else:
-            ok = await engine.download(
-                path, target, None, preserve=opts.preserve,
-                resume=opts.resume, fsync=opts.fsync)
-        failed = failed or not ok
-    if failed:
+    verb = "Resuming" if opts.resume else "Fetching"
+    async with engine.command() as batch:
+        for path, _ in matches:
+            if sh.interrupted:
+                break
+            target = get_destination(path, dst, match_count=count,
+                                     dst_is_dir=dst_is_dir)
+            batch.out.info(f"{verb} {path} to {target}")
+            if is_marked_dir(path) and opts.recursive:
+                await batch.download_dir(path, target, None, opts.flags)
+            else:
+                await batch.download(path, target, None, opts.flags)
+        ok = await batch.finish()
+    if not ok:
         raise CommandError("")
 
 
@@ -157,30 +160,28 @@ async def _put(sh: Shell, inv: Invocation, *, resume: bool) -> None:
         if count > 1 and not dst_is_dir:
             raise CommandError("Multiple paths match, but destination "
                                f'"{remote_dst}" is not a directory')
-    failed = False
-    for path, _ in matches:
-        if sh.interrupted:
-            break
-        try:
-            os.stat(os.path.join(sh.local_cwd, path))
-        except OSError as exc:
-            sh.out.error(f"stat {path}: {exc.strerror}")
-            failed = True
-            continue
-        target = put_destination(path, dst, sh.remote.cwd,
-                                 match_count=count, dst_is_dir=dst_is_dir)
-        if opts.resume:
-            sh.out.info(f"Resuming upload of {path} to {target}")
-        else:
-            sh.out.info(f"Uploading {path} to {target}")
-        if is_marked_dir(path) and opts.recursive:
-            ok = await engine.upload_dir(
-                path, target, preserve=opts.preserve, resume=opts.resume,
-                fsync=opts.fsync)
-        else:
-            ok = await engine.upload(
-                path, target, preserve=opts.preserve, resume=opts.resume,
-                fsync=opts.fsync)
-        failed = failed or not ok
-    if failed:
+    async with engine.command() as batch:
+        failed = False
+        for path, _ in matches:
+            if sh.interrupted:
+                break
+            try:
+                os.stat(os.path.join(sh.local_cwd, path))
+            except OSError as exc:
+                batch.out.error(f"stat {path}: {exc.strerror}")
+                failed = True
+                continue
+            target = put_destination(path, dst, sh.remote.cwd,
+                                     match_count=count,
+                                     dst_is_dir=dst_is_dir)
+            if opts.resume:
+                batch.out.info(f"Resuming upload of {path} to {target}")
+            else:
+                batch.out.info(f"Uploading {path} to {target}")
+            if is_marked_dir(path) and opts.recursive:
+                await batch.upload_dir(path, target, opts.flags)
+            else:
+                await batch.upload(path, target, opts.flags)
+        ok = await batch.finish() and not failed
+    if not ok:
         raise CommandError("")

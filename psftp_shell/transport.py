@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import signal
 from typing import TYPE_CHECKING, Protocol
 
-from psftp_shell.errors import FatalError
-from psftp_shell.protocol import SFTPClient, SFTPError
+from psftp_shell.errors import ConnectionClosed, FatalError
+from psftp_shell.protocol import ConnectionLost, SFTPClient, SFTPError
 
 if TYPE_CHECKING:
     import asyncssh
@@ -77,6 +78,10 @@ class PipeTransport:
 
     def __init__(self, argv: list[str]) -> None:
         self.argv = argv
+        # Every server process gets the umask the program started with,
+        # even if `lumask` changed ours before a later stream started.
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
         self.processes: list[asyncio.subprocess.Process] = []
         self.clients: list[SFTPClient] = []
 
@@ -85,17 +90,18 @@ class PipeTransport:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, preexec_fn=_ignore_sigint)
+                stdout=asyncio.subprocess.PIPE, preexec_fn=_ignore_sigint,
+                umask=self.umask)
         except OSError as exc:
-            raise FatalError(
-                f"exec: {self.argv[0]}: {exc.strerror}") from None
+            raise ConnectionClosed(
+                f"exec: {self.argv[0]}: {exc.strerror}\n") from None
         self.processes.append(proc)
         assert proc.stdout is not None and proc.stdin is not None
         client = SFTPClient(proc.stdout, _StdinWriter(proc.stdin))
         try:
             await client.start()
-        except SFTPError:
-            raise FatalError("Connection closed") from None
+        except ConnectionLost:
+            raise ConnectionClosed() from None
         self.clients.append(client)
         return client
 

@@ -128,11 +128,21 @@ class Recorder:
     on_advance: Callable[[TransferJob], None] | None = None
     errors: list[BaseException | None] = field(default_factory=list)
 
+    streams: list[int] = field(default_factory=list)
+
+    def command_started(self, *, streams: int) -> None:
+        self.events.append(("command", streams))
+
+    def command_finished(self) -> None:
+        self.events.append(("done", 0))
+
     def file_started(self, job: TransferJob) -> None:
         self.events.append(("start", job.offset))
 
-    def advanced(self, job: TransferJob, nbytes: int) -> None:
+    def advanced(self, job: TransferJob, nbytes: int, stream: int = 0
+                 ) -> None:
         self.events.append(("advance", nbytes))
+        self.streams.append(stream)
         if self.on_advance is not None:
             self.on_advance(job)
 
@@ -520,7 +530,7 @@ async def test_resume_download_appends_the_rest(rig: Rig) -> None:
     rig.engine.observer = seen
     assert await get(rig, "f", "part", resume=True)
     assert (rig.local / "part").read_bytes() == data
-    assert seen.events[0] == ("start", MAX_BUFFER + 99)
+    assert seen.events[:2] == [("command", 1), ("start", MAX_BUFFER + 99)]
     assert seen.moved == len(data) - MAX_BUFFER - 99
 
 

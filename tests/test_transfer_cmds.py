@@ -21,18 +21,19 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from psftp_shell.commands import FAILED, run_line
 from psftp_shell.context import Settings, Shell
-from psftp_shell.engine import TEMP_MARK, TransferEngine
+from psftp_shell.engine import MAX_BUFFER, TEMP_MARK, TransferEngine
 from psftp_shell.loop import run_lines
 from psftp_shell.output import Output
 from psftp_shell.protocol import SFTPClient
 from psftp_shell.session import RemoteSession
+from psftp_shell.transport import PipeTransport
 from tests.test_engine import MIB, PipeWriter, payload, within
 
 FIXED_TIME = 1_000_000_000
@@ -109,25 +110,37 @@ def run_sftp(sftp_bin: str, server: str, root: Path, batch: str,
 
 async def run_ours(server: str, root: Path, batch: str,
                    settings: Settings) -> Outcome:
-    """Run psftp-shell's command loop on *batch* in *root*."""
+    """Run psftp-shell's command loop on *batch* in *root*.
+
+    With ``settings.streams`` > 1 the copies run on that many more
+    sftp-server processes, in chunks of two blocks from 256 KiB on, so
+    that even these small trees are cut up and spread.
+    """
     proc = await asyncio.create_subprocess_exec(
         server, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, cwd=root)
     assert proc.stdin is not None and proc.stdout is not None
     client = SFTPClient(proc.stdout, PipeWriter(proc.stdin))
+    pool = PipeTransport([server])
     stdout, stderr = io.BytesIO(), io.BytesIO()
     try:
         await within(client.start())
         out = Output(stdout, stderr, quiet=settings.batch)
         remote = RemoteSession(client, out)
         await within(remote.start())
-        engine = await within(TransferEngine.create(client, out))
+        engine = await within(TransferEngine.create(
+            client, out, transport=pool, streams=settings.streams))
+        engine.ctx.chunk = 2 * MAX_BUFFER
+        engine.ctx.share_min = 256 * 1024
         shell = Shell(out, remote, engine, str(root), settings)
         result = await within(run_lines(
             shell, io.BytesIO(batch.encode()), abort=settings.batch))
+        if settings.streams > 1:    # the copies did run on the pool
+            assert len(pool.processes) == settings.streams
     finally:
         await client.close()
         await proc.wait()
+        await pool.close()
     return Outcome(1 if result else 0, stdout.getvalue(),
                    stderr.getvalue(), snapshot(root))
 
@@ -169,11 +182,19 @@ def assert_same(theirs: Outcome, ours: Outcome) -> None:
 
 async def compare(tmp_path: Path, sftp_bin: str, server: str,
                   build: Builder, batch: str,
-                  settings: Settings | None = None) -> Outcome:
+                  settings: Settings | None = None, *,
+                  streams: int = 1) -> Outcome:
+    settings = replace(settings or Settings(batch=True), streams=streams)
     theirs, ours = await twin_runs(tmp_path, sftp_bin, server, build,
                                    batch, settings)
     assert_same(theirs, ours)
     return ours
+
+
+@pytest.fixture(params=[1, 3], ids=["n1", "n3"])
+def streams(request: pytest.FixtureRequest) -> int:
+    """Run a differential test with one stream, and with three."""
+    return int(request.param)
 
 
 # ---------------------------------------------------------------- trees
@@ -253,9 +274,9 @@ get r/e.bin /dev/null
 
 
 async def test_get_matches_sftp(tmp_path: Path, sftp_bin: str,
-                                sftp_server_bin: str) -> None:
+                                sftp_server_bin: str, streams: int) -> None:
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat,
-                         GET_BATCH)
+                         GET_BATCH, streams=streams)
     assert ours.tree["l/newname"][2] == 261119
     assert ours.tree["l/preserved"][1] == "0o100640"
     assert ours.tree["l/link_to_target"] == ("link", "target")
@@ -263,21 +284,23 @@ async def test_get_matches_sftp(tmp_path: Path, sftp_bin: str,
 
 
 async def test_get_messages_when_not_quiet(tmp_path: Path, sftp_bin: str,
-                                           sftp_server_bin: str) -> None:
+                                           sftp_server_bin: str, streams: int
+                                           ) -> None:
     batch = ("get r/b l/x\nreget r/b l/x\nget -a r/c.txt l/y\n"
              "get r/dir/ l\nget r/* l\n")
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat, batch,
-                         Settings(batch=False))
+                         Settings(batch=False), streams=streams)
     assert b"Fetching " in ours.stdout and b"Resuming " in ours.stdout
 
 
 async def test_get_recursive_matches_sftp(tmp_path: Path, sftp_bin: str,
-                                          sftp_server_bin: str) -> None:
+                                          sftp_server_bin: str, streams: int
+                                          ) -> None:
     batch = ("get -r src dst\nget -r src/one\nget -R src dst/renamed\n"
              "get -rp src dst/kept\n-get -r src/one/two/f2 afile\n"
              "-get -r src afile\n")
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, nested,
-                         batch)
+                         batch, streams=streams)
     assert ours.tree["dst/src/empty"][0] == "other"
     assert int(str(ours.tree["dst/src/sticky"][1]), 8) & stat.S_ISVTX
     assert "dst/src/sym" not in ours.tree
@@ -285,11 +308,12 @@ async def test_get_recursive_matches_sftp(tmp_path: Path, sftp_bin: str,
 
 
 async def test_global_recursive_and_preserve(tmp_path: Path, sftp_bin: str,
-                                             sftp_server_bin: str) -> None:
+                                             sftp_server_bin: str, streams: int
+                                             ) -> None:
     batch = "get src dst\nput src dst/up\n"
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, nested,
                          batch, Settings(batch=True, recursive=True,
-                                         preserve=True))
+                                         preserve=True), streams=streams)
     assert ours.tree["dst/up/one/f1"][4] == FIXED_TIME
 
 
@@ -314,9 +338,9 @@ put l/link_to_target r/linked
 
 
 async def test_put_matches_sftp(tmp_path: Path, sftp_bin: str,
-                                sftp_server_bin: str) -> None:
+                                sftp_server_bin: str, streams: int) -> None:
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat_big,
-                         PUT_BATCH)
+                         PUT_BATCH, streams=streams)
     # an existing remote file keeps its mode unless -p
     assert ours.tree["r/e.bin"][1] == "0o100640"
     assert ours.tree["r/preserved"][1] == "0o100600"
@@ -324,22 +348,24 @@ async def test_put_matches_sftp(tmp_path: Path, sftp_bin: str,
 
 
 async def test_put_messages_when_not_quiet(tmp_path: Path, sftp_bin: str,
-                                           sftp_server_bin: str) -> None:
+                                           sftp_server_bin: str, streams: int
+                                           ) -> None:
     batch = ("put l/target r/x\nreput l/target r/x\nput l/* r/dir\n"
              "put -a l/existing r/e.bin\n")
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat, batch,
-                         Settings(batch=False))
+                         Settings(batch=False), streams=streams)
     assert b"Uploading " in ours.stdout
     assert b"Resuming upload of " in ours.stdout
 
 
 async def test_put_recursive_matches_sftp(tmp_path: Path, sftp_bin: str,
-                                          sftp_server_bin: str) -> None:
+                                          sftp_server_bin: str, streams: int
+                                          ) -> None:
     batch = ("put -r src dst\nput -r src/one/two\n"
              "put -R src dst/renamed\n"
              "put -rp src dst/kept\n-put -r src afile\n")
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, nested,
-                         batch)
+                         batch, streams=streams)
     assert ours.tree["dst/src/ro"][1] == "0o40555"
     assert "dst/src/sym" not in ours.tree
     assert b"exists but is not a directory" in ours.stderr
@@ -374,27 +400,27 @@ get -a r/full l/viaflag
 
 
 async def test_resume_matches_sftp(tmp_path: Path, sftp_bin: str,
-                                   sftp_server_bin: str) -> None:
+                                   sftp_server_bin: str, streams: int) -> None:
     ours = await compare(tmp_path, sftp_bin, sftp_server_bin, partial,
-                         RESUME_BATCH)
+                         RESUME_BATCH, streams=streams)
     assert ours.tree["l/half"][3] == ours.tree["r/full"][3]
     assert ours.tree["r/half"][3] == ours.tree["r/full"][3]
     assert b"was not modified" in ours.stderr
 
 
 async def test_global_resume_flag(tmp_path: Path, sftp_bin: str,
-                                  sftp_server_bin: str) -> None:
+                                  sftp_server_bin: str, streams: int) -> None:
     batch = "get r/full l/half\n-put l/full r/same\n"
     await compare(tmp_path, sftp_bin, sftp_server_bin, partial, batch,
-                  Settings(batch=True, resume=True))
+                  Settings(batch=True, resume=True), streams=streams)
 
 
-async def test_batch_aborts_on_failed_transfer(tmp_path: Path,
-                                               sftp_bin: str,
-                                               sftp_server_bin: str
-                                               ) -> None:
+async def test_batch_aborts_on_failed_transfer(
+        tmp_path: Path, sftp_bin: str, sftp_server_bin: str,
+        streams: int) -> None:
     batch = "get r/a l/a1\nget r/nonexist\nget r/b l/b1\n"
-    ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat, batch)
+    ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat, batch,
+                         streams=streams)
     assert ours.status == 1
     assert "l/b1" not in ours.tree
 
@@ -402,7 +428,8 @@ async def test_batch_aborts_on_failed_transfer(tmp_path: Path,
 @pytest.mark.parametrize("command", ["get", "put"])
 async def test_interrupt_stops_the_match_loop(tmp_path: Path,
                                               sftp_server_bin: str,
-                                              command: str) -> None:
+                                              command: str,
+                                              streams: int) -> None:
     root = tmp_path / "w"
     root.mkdir()
     flat(root)
@@ -415,20 +442,30 @@ async def test_interrupt_stops_the_match_loop(tmp_path: Path,
         stdout=asyncio.subprocess.PIPE, cwd=root)
     assert proc.stdin is not None and proc.stdout is not None
     client = SFTPClient(proc.stdout, PipeWriter(proc.stdin))
+    pool = PipeTransport([sftp_server_bin])
     try:
         await within(client.start())
         stderr = io.BytesIO()
         out = Output(io.BytesIO(), stderr, quiet=True)
         remote = RemoteSession(client, out)
         await within(remote.start())
-        engine = await within(TransferEngine.create(client, out))
-        shell = Shell(out, remote, engine, str(root), Settings(batch=True))
+        engine = await within(TransferEngine.create(
+            client, out, transport=pool, streams=streams))
+        shell = Shell(out, remote, engine, str(root),
+                      Settings(batch=True, streams=streams))
 
         class Stop:
+            def command_started(self, *, streams: int) -> None:
+                pass
+
+            def command_finished(self) -> None:
+                pass
+
             def file_started(self, job: object) -> None:
                 shell.interrupted = True
 
-            def advanced(self, job: object, nbytes: int) -> None:
+            def advanced(self, job: object, nbytes: int,
+                         stream: int = 0) -> None:
                 pass
 
             def file_finished(self, job: object,
@@ -441,6 +478,7 @@ async def test_interrupt_stops_the_match_loop(tmp_path: Path,
     finally:
         await client.close()
         await proc.wait()
+        await pool.close()
     target = root / ("l2" if command == "get" else "r2")
     assert [p.name for p in target.iterdir()] == []
     assert stderr.getvalue() == b""

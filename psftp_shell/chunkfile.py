@@ -1,0 +1,265 @@
+"""The shared state of one file copied by several streams at once.
+
+A :class:`ChunkedFile` holds what the streams share: the chunk queue,
+the ranges done, the end of file seen, the first error, each stream's
+handle.  Streams help by running a pipeline over its chunks
+(:mod:`psftp_shell.chunkpipe`); when a stream's connection is lost, what
+it had not finished goes back to the queue for the others, while an
+error or an interrupt stops the whole file.  Subclasses say how a stream
+opens the remote file and which pipeline it runs
+(:mod:`psftp_shell.getjob`, :mod:`psftp_shell.putjob`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from psftp_shell.chunks import Chunk, ChunkQueue, RangeSet, chunk_size
+from psftp_shell.observer import TransferJob
+from psftp_shell.ordered import Printer
+from psftp_shell.pool import Stream
+from psftp_shell.protocol import SFTPError, StatusError
+from psftp_shell.xfer import CopyContext
+
+CHECKPOINT_SECONDS = 5.0
+"""How often a chunked copy records its progress in its journal."""
+
+if TYPE_CHECKING:
+    from psftp_shell.chunkpipe import Run
+
+
+def _nothing() -> None:
+    pass
+
+
+class ChunkedFile:
+    """The shared state of one file copied in chunks.
+
+    :param ranges: what is still to be copied
+    :param size: where the file is expected to end
+    :param fd: the local file (written for downloads, read for uploads)
+
+    The destination must be a temporary that reads as zeros where
+    nothing was written (new, or holding only ranges from this source).
+    """
+
+    def __init__(self, ctx: CopyContext, job: TransferJob, fd: int,
+                 ranges: list[tuple[int, int]], size: int,
+                 done: RangeSet, streams: int) -> None:
+        block = ctx.read_size if not job.upload else ctx.write_size
+        chunk = ctx.chunk or chunk_size(size, streams, block)
+        self.ctx = ctx
+        self.job = job
+        self.fd = fd
+        self.size = size
+        self.block = block
+        self.done = done
+        self.queue = ChunkQueue(ranges, size, chunk=chunk, align=block,
+                                steal_min=max(block, chunk // 4))
+        self.eof_at: int | None = None
+        self.high = 0               # the end of the data moved
+        self.stopped = False
+        self.message: str | None = None
+        self.runs = 0
+        self.sparse = True          # zero blocks may be left unwritten
+        self.skipped = False        # and some were
+        self.handles: dict[Stream, bytes] = {}
+        self.excluded: set[Stream] = set()
+        self.notify: Callable[[], None] = _nothing
+        self.on_lost: Callable[[Stream], None] = _nothing_lost
+        self.mtime: int | None = None
+        self.saver: Callable[[RangeSet], Awaitable[None]] | None = None
+        self._saving: asyncio.Future[None] | None = None
+        self._saved_at = time.monotonic()
+        self._finished = asyncio.Event()
+
+    # ---- what the runs and the board ask
+
+    def wants(self, stream: Stream) -> bool:
+        """Whether *stream* could help: work to take or to steal."""
+        if self.stopped or stream in self.excluded:
+            return False
+        return bool(self.queue.pending) or \
+            self.queue.stealable() is not None
+
+    def next_chunk(self) -> Chunk | None:
+        """A chunk to work on: the next one, else half of the slowest."""
+        return self.queue.take() or self.queue.steal()
+
+    def saw_eof(self, offset: int) -> None:
+        """The source ends at or before *offset*."""
+        self.eof_at = offset if self.eof_at is None \
+            else min(self.eof_at, offset)
+
+    def fail(self, message: str | None) -> None:
+        """Stop the copy; *message* is sftp's error line (first wins)."""
+        if self.message is None:
+            self.message = message
+        self.stop()
+
+    def stop(self) -> None:
+        """No more requests for this file (error or interrupt)."""
+        self.stopped = True
+        self.queue.drop()
+        self.check_done()
+
+    def check_done(self) -> None:
+        """Signal the owner once no run is left and nothing is to do."""
+        if self.runs == 0 and (self.stopped or self.queue.idle):
+            self._finished.set()
+
+    def hand_back(self, chunks: list[Chunk]) -> None:
+        """Requeue what *chunks* did not finish (a stream was lost)."""
+        for chunk in chunks:
+            end = max(chunk.end, chunk.pos)
+            missing = self.done.missing(chunk.start, end)
+            if not self.stopped:
+                self.queue.put_back(missing, end if chunk.follow else None)
+            self.queue.release(chunk)
+        self.notify()
+
+    async def wait(self) -> None:
+        """Wait until the data phase is over (done, failed or stopped)."""
+        await self._finished.wait()
+        await self.settle_checkpoint()
+
+    # ---- checkpoints
+
+    def tick(self) -> None:
+        """Start a checkpoint if one is due (called as data moves).
+
+        The ranges done so far are saved in the background by
+        :attr:`saver` (it syncs the data first), so a crash loses at
+        most a few seconds of work.
+        """
+        now = time.monotonic()
+        busy = self._saving is not None and not self._saving.done()
+        if self.saver is None or busy \
+                or now - self._saved_at < CHECKPOINT_SECONDS:
+            return
+        self._saved_at = now
+        snapshot = RangeSet(self.done)
+        self._saving = asyncio.ensure_future(self.saver(snapshot))
+
+    async def settle_checkpoint(self) -> None:
+        """Wait for a checkpoint under way; no new one starts after."""
+        self.saver = None
+        task, self._saving = self._saving, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every byte up to the end of file has arrived."""
+        return (not self.stopped and self.eof_at is not None
+                and self.done.covers(0, self.eof_at))
+
+    async def close_handles(self, out: Printer) -> bool:
+        """CLOSE every stream's handle at once; report a failure as
+        sftp does (once)."""
+        handles, self.handles = self.handles, {}
+        live = [(s, h) for s, h in handles.items() if s.usable()]
+        results = await asyncio.gather(
+            *(s.client.close_handle(h) for s, h in live),
+            return_exceptions=True)
+        ok = True
+        for (stream, _), result in zip(live, results, strict=True):
+            if isinstance(result, StatusError):
+                if ok:
+                    out.error(f"close remote: {result.text}")
+                ok = False
+            elif isinstance(result, SFTPError):
+                stream.alive = False
+            elif isinstance(result, BaseException):
+                raise result
+        return ok
+
+    async def any_handle(self, spare: Stream | None = None
+                         ) -> tuple[Stream, bytes] | None:
+        """A live stream with a handle on the file, opening one on
+        *spare* if no stream that helped is left."""
+        for stream, handle in self.handles.items():
+            if stream.usable():
+                return stream, handle
+        if spare is None or not spare.usable():
+            return None
+        try:
+            handle = await self.open_on(spare)
+        except StatusError:
+            return None
+        self.handles[spare] = handle
+        return spare, handle
+
+    def close_later(self) -> None:
+        """Close the handles of an abandoned copy in the background."""
+        handles, self.handles = self.handles, {}
+
+        async def close() -> None:
+            for stream, handle in handles.items():
+                if stream.usable():
+                    with contextlib.suppress(SFTPError):
+                        await stream.client.close_handle(handle)
+
+        self.ctx.background(close())
+
+    async def more(self, stream: Stream) -> bool:
+        """Queue the holes below the end of file again; False if none.
+
+        Holes appear only when the source shrank and grew again while
+        streams read it; they are fetched once more.
+        """
+        if self.stopped or self.eof_at is None or self.complete:
+            return False
+        self.queue.put_back(self.done.missing(0, self.eof_at), None)
+        self._finished.clear()
+        self.notify()
+        if stream.runs == 0 and stream.usable():
+            await self.help(stream)
+        await self.wait()
+        return True
+
+    # ---- helping
+
+    async def open_on(self, stream: Stream) -> bytes:
+        """Open the remote file on *stream* (subclasses)."""
+        raise NotImplementedError
+
+    def make_run(self, stream: Stream, handle: bytes) -> Run:
+        """The pipeline for *stream* (subclasses)."""
+        raise NotImplementedError
+
+    async def help(self, stream: Stream) -> None:
+        """Work on this file's chunks on *stream* until none are left."""
+        self.runs += 1
+        stream.runs += 1
+        try:
+            handle = self.handles.get(stream)
+            if handle is None and not self.stopped:
+                try:
+                    handle = await self.open_on(stream)
+                except StatusError:
+                    self.excluded.add(stream)
+                    return
+                self.handles[stream] = handle
+            if handle is not None:
+                await self.make_run(stream, handle).run()
+        except StatusError:
+            raise
+        except SFTPError:
+            if stream.control:
+                raise               # the control connection: fatal
+            self.on_lost(stream)
+        finally:
+            stream.runs -= 1
+            self.runs -= 1
+            self.check_done()
+            self.notify()
+
+
+def _nothing_lost(stream: Stream) -> None:
+    stream.alive = False

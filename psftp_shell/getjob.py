@@ -1,0 +1,300 @@
+"""One download as a job of the board: whole, or in chunks.
+
+A small file, a special destination (``/dev/null``) or a resume with no
+journal is copied by sftp's own single-stream code.  A big file copied
+in parallel goes to a temporary beside its target in chunks, every
+stream writing at its offsets; it is renamed onto the target once every
+byte up to the end of file has arrived.  If the copy stops early (Ctrl-C,
+lost connections) the temporary stays, with a journal of the ranges
+done, for ``reget`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from psftp_shell import journal
+from psftp_shell.attrs import Attrs
+from psftp_shell.board import Lane
+from psftp_shell.chunkfile import ChunkedFile
+from psftp_shell.chunkpipe import PullRun, Run
+from psftp_shell.chunks import RangeSet
+from psftp_shell.localdest import (
+    LocalDest,
+    final_path,
+    free_space,
+    local_temp,
+    preallocate,
+    reopen_temp,
+)
+from psftp_shell.observer import TransferJob
+from psftp_shell.ordered import Slot
+from psftp_shell.pool import Stream
+from psftp_shell.protocol import OPEN_READ, SFTPError, StatusError
+from psftp_shell.remotedest import close_remote, open_remote
+from psftp_shell.single import (
+    commit_local,
+    download_file,
+    new_mode,
+    preserve_local,
+    source_attrs,
+    sync_local,
+)
+from psftp_shell.xfer import TEMP_MARK, Flags, TransferFailed
+
+
+class GetFile(ChunkedFile):
+    """A download in chunks: every stream opens the source to read."""
+
+    source: str = ""
+
+    async def open_on(self, stream: Stream) -> bytes:
+        """OPEN the source for reading on *stream*."""
+        return await open_remote(self.ctx, stream.client, self.source,
+                                 OPEN_READ)
+
+    def make_run(self, stream: Stream, handle: bytes) -> Run:
+        """A READ pipeline on *stream*."""
+        return PullRun(self, stream, handle)
+
+
+MORE_ROUNDS = 3
+"""How often holes left by a source that shrank and grew are fetched."""
+
+
+def stale(temp: str, final: str) -> bool:
+    """Whether a journal's *temp* may be removed: ours, beside *final*."""
+    return (os.path.dirname(temp) == os.path.dirname(final)
+            and TEMP_MARK in os.path.basename(temp))
+
+
+def _discard(jpath: str, local: str) -> None:
+    """Drop a journal that will not be used, and its temporary."""
+    found = journal.load(jpath)
+    if found is None:
+        return
+    if stale(found.temp, final_path(local)):
+        with contextlib.suppress(OSError):
+            os.unlink(found.temp)
+    journal.remove(jpath)
+
+
+@dataclass(eq=False)
+class GetJob:
+    """Copy remote *src* to local *dst* (as typed, for messages).
+
+    :param failure: a line printed when the copy fails (trees)
+    """
+
+    src: str
+    dst: str
+    attrs: Attrs | None
+    flags: Flags
+    slot: Slot
+    failure: str | None = None
+
+    again: bool = field(default=False, init=False)
+
+    def close_slot(self) -> None:
+        """Let later messages out."""
+        self.slot.close()
+
+    def retry(self) -> None:
+        """Run again elsewhere, from the journal if one was left."""
+        self.again = True
+
+    async def run(self, lane: Lane) -> bool:
+        """Copy the file on *lane*'s stream."""
+        ok = await self._run(lane)
+        if not ok and self.failure is not None:
+            self.slot.error(self.failure)
+        return ok
+
+    async def _single(self, lane: Lane, attrs: Attrs) -> bool:
+        return await download_file(
+            lane.board.ctx, lane.stream.client, self.slot, self.src,
+            self.dst, attrs, self.flags, lane.stream.index)
+
+    async def _run(self, lane: Lane) -> bool:
+        ctx, client, out = lane.board.ctx, lane.stream.client, self.slot
+        attrs = await source_attrs(client, out, self.src, self.attrs)
+        if attrs is None:
+            return False
+        local = ctx.local(self.dst)
+        jpath = journal.beside(final_path(local))
+        if self.flags.resume or self.again:
+            found = await self._resume(lane, attrs, local, jpath)
+            if found is not None:
+                return found
+            if self.flags.resume:
+                return await self._single(lane, attrs)
+        _discard(jpath, local)
+        if not lane.board.parallel or (attrs.size or 0) < ctx.share_min:
+            return await self._single(lane, attrs)
+        try:
+            handle = await open_remote(ctx, client, self.src, OPEN_READ)
+        except StatusError as exc:
+            out.error(f'remote open "{self.src}": {exc.text}')
+            return False
+        try:
+            dest = local_temp(local, new_mode(attrs))
+        except OSError as exc:
+            out.error(f'open local "{self.dst}": {exc.strerror}')
+            await close_remote(client, out, handle)
+            return False
+        if dest is None:            # in place, as sftp
+            await close_remote(client, out, handle)
+            return await self._single(lane, attrs)
+        return await self._chunked(lane, attrs, dest, RangeSet(), jpath,
+                                   handle)
+
+    async def _resume(self, lane: Lane, attrs: Attrs, local: str,
+                      jpath: str) -> bool | None:
+        """Finish from a journal; None if there is no usable one."""
+        found = journal.load(jpath)
+        if found is not None:
+            if found.matches(self.src, attrs.size or 0, attrs.mtime):
+                dest = reopen_temp(local, found.temp)
+                if dest is not None:
+                    return await self._chunked(lane, attrs, dest,
+                                               found.done, jpath, None)
+            _discard(jpath, local)
+        return None
+
+    async def _chunked(self, lane: Lane, attrs: Attrs, dest: LocalDest,
+                       done: RangeSet, jpath: str, handle: bytes | None
+                       ) -> bool:
+        board, out = lane.board, self.slot
+        size = attrs.size or 0
+        ranges = done.missing(0, size)
+        if not self._room(ranges, dest):
+            if handle is not None:
+                await close_remote(lane.stream.client, out, handle)
+            if done.total:
+                dest.keep()
+            dest.close()
+            return False
+        job = TransferJob(False, self.src, self.dst, size, done.total,
+                          done.total)
+        file = GetFile(board.ctx, job, dest.fd, ranges, size, done,
+                       board.planned)
+        file.source, file.mtime = self.src, attrs.mtime
+        file.saver = self._saver(file, dest, jpath)
+        board.ctx.observer.file_started(job)
+        error: BaseException | None = TransferFailed()
+        try:
+            if handle is None:
+                handle = await open_remote(board.ctx, lane.stream.client,
+                                           self.src, OPEN_READ)
+            file.handles[lane.stream] = handle
+            board.share(file)
+            if lane.stream.runs == 0 and lane.stream.usable():
+                await file.help(lane.stream)
+            await file.wait()
+            for _ in range(MORE_ROUNDS):
+                if not await file.more(lane.stream):
+                    break
+            board.unshare(file)
+            ok = await self._finish(lane, file, attrs, dest, jpath)
+            if ok:
+                error = None
+            return ok
+        except StatusError as exc:      # the journal's source went away
+            out.error(f'remote open "{self.src}": {exc.text}')
+            self._keep(file, dest, jpath)
+            return False
+        except BaseException as exc:
+            error = exc
+            file.saver = None
+            self._keep(file, dest, jpath)
+            file.close_later()
+            raise
+        finally:
+            board.unshare(file)
+            dest.close()
+            board.ctx.observer.file_finished(job, error)
+
+    def _saver(self, file: GetFile, dest: LocalDest, jpath: str
+               ) -> Callable[[RangeSet], Awaitable[None]]:
+        """A checkpoint: sync the temporary, then record what is in it."""
+        temp = dest.temp
+        assert temp is not None
+
+        def work(done: RangeSet) -> None:
+            os.fdatasync(dest.fd)
+            journal.save(jpath, journal.Journal(
+                self.src, file.size, file.mtime, temp, done))
+
+        async def save(done: RangeSet) -> None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, work, done)
+        return save
+
+    def _room(self, ranges: list[tuple[int, int]], dest: LocalDest
+              ) -> bool:
+        """Check the free space; reserve it where the file system can."""
+        need = sum(e - s for s, e in ranges)
+        room = free_space(dest.final)
+        if room is not None and need > room:
+            self.slot.error(f'local "{self.dst}": not enough free space '
+                            f"({need} bytes needed, {room} available)")
+            return False
+        for start, end in ranges:
+            preallocate(dest.fd, start, end - start)
+        return True
+
+    def _keep(self, file: GetFile, dest: LocalDest, jpath: str) -> None:
+        """Leave the temporary and a journal if anything arrived."""
+        if file.done.total == 0 or dest.temp is None or dest.closed:
+            journal.remove(jpath)
+            return
+        with contextlib.suppress(OSError):
+            os.fdatasync(dest.fd)
+        entry = journal.Journal(self.src, file.size, file.mtime, dest.temp,
+                                file.done)
+        if journal.save(jpath, entry):
+            dest.keep()
+
+    async def _finish(self, lane: Lane, file: GetFile, attrs: Attrs,
+                      dest: LocalDest, jpath: str) -> bool:
+        """Close the handles, then commit, keep or drop the temporary."""
+        out, board = self.slot, lane.board
+        changed = await _changed(file, attrs)
+        closed = await file.close_handles(out)
+        if not file.complete:
+            if file.message is not None:
+                out.error(file.message)
+                journal.remove(jpath)
+            else:
+                self._keep(file, dest, jpath)
+            return False
+        assert file.eof_at is not None
+        if os.fstat(dest.fd).st_size != file.eof_at:
+            os.ftruncate(dest.fd, file.eof_at)
+        if changed:
+            out.error(f'Source file "{self.src}" changed during transfer')
+        if self.flags.preserve:
+            preserve_local(out, dest.fd, attrs, new_mode(attrs), self.dst)
+        if self.flags.fsync:
+            sync_local(out, dest.fd, self.dst)
+        ok = closed and commit_local(out, dest, self.dst, self.flags.fsync)
+        journal.remove(jpath)
+        return ok and not board.ctx.is_interrupted()
+
+
+async def _changed(file: GetFile, attrs: Attrs) -> bool:
+    """Whether the source's size or mtime moved since the start."""
+    if file.eof_at is not None and file.eof_at != file.size:
+        return True
+    found = await file.any_handle()
+    if found is None or not file.complete:
+        return False
+    try:
+        now = await found[0].client.fstat(found[1])
+    except SFTPError:
+        return False
+    return (now.size, now.mtime) != (attrs.size, attrs.mtime)

@@ -1,0 +1,219 @@
+"""The streams parallel transfers run on, and the pool that opens them.
+
+A :class:`Stream` is one SFTP client (one SSH channel, or one ``-D``
+process) with its own budget of requests in flight.  With ``-n N`` the
+:class:`StreamPool` opens N of them when the first transfer needs them
+(not at login) and keeps them for the session; that transfer starts as
+soon as the first is open, and the others join it as they open.  The
+shell's control connection is not among them, so Ctrl-C and the next
+prompt never wait behind queued data.
+
+Connections are opened concurrently, but never more than eight
+handshakes at once: sshd's default ``MaxStartups 10:30:100`` starts
+dropping unauthenticated connections beyond ten.  A dropped or refused
+attempt is retried after a growing pause; if fewer streams can be had,
+the transfer carries on with those and says so once.  With several
+channels per connection (a transport that offers ``open_channel``), N
+streams share fewer TCP connections, each channel with its own window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from psftp_shell.ordered import Printer
+from psftp_shell.protocol import SFTPClient
+
+MAX_HANDSHAKES = 8
+ATTEMPTS = 4
+BACKOFF = 0.25          # seconds before the second attempt; doubles
+
+
+class Opener(Protocol):
+    """What the pool needs of a transport."""
+
+    async def open_client(self) -> SFTPClient:
+        """Open one more SFTP client on a connection of its own."""
+        ...
+
+
+class ChannelOpener(Protocol):
+    """A transport that can open more SFTP channels on a connection."""
+
+    async def open_channel(self, client: SFTPClient) -> SFTPClient:
+        """Open an SFTP client on the connection *client* runs on."""
+        ...
+
+
+@dataclass(eq=False)
+class Stream:
+    """One SFTP client that carries transfer data.
+
+    :param index: the stream's number for progress views (0 .. N-1)
+    :param budget: requests in flight on this stream, shared by every
+        copy running on it
+    :param runs: chunk runs going on (at most one is started per stream)
+    :param control: this is the shell's control client (``-n 1``, or the
+        last resort when every pool stream is lost)
+    """
+
+    index: int
+    client: SFTPClient
+    budget: asyncio.Semaphore
+    control: bool = False
+    alive: bool = True
+    runs: int = 0
+
+    @classmethod
+    def make(cls, index: int, client: SFTPClient, requests: int, *,
+             control: bool = False) -> Stream:
+        """A live stream allowing *requests* requests in flight."""
+        return cls(index, client, asyncio.Semaphore(max(1, requests)),
+                   control)
+
+    def usable(self) -> bool:
+        """Whether the stream can carry more requests."""
+        return self.alive and not self.client.closed
+
+
+class StreamPool:
+    """Opens and keeps the N streams of a session's parallel transfers.
+
+    :param transport: opens SFTP clients (``open_client``, and
+        ``open_channel`` when *channels* > 1)
+    :param size: the number of streams wanted (``-n``)
+    :param requests: requests in flight per stream (``-R``)
+    :param channels: streams per connection
+    """
+
+    def __init__(self, transport: Opener, size: int, out: Printer, *,
+                 requests: int, channels: int = 1,
+                 max_handshakes: int = MAX_HANDSHAKES,
+                 attempts: int = ATTEMPTS, backoff: float = BACKOFF,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+                 ) -> None:
+        self.transport = transport
+        self.size = size
+        self.out = out
+        self.requests = requests
+        self.channels = max(1, channels)
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self._sleep = sleep
+        self._gate = asyncio.Semaphore(max(1, max_handshakes))
+        self.ready: list[Stream] = []   # every stream opened, by index
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._listeners: list[Callable[[Stream], None]] = []
+
+    @property
+    def opened(self) -> bool:
+        """Whether opening the streams has begun."""
+        return self._task is not None
+
+    def live(self) -> list[Stream]:
+        """The streams open and working now."""
+        return [s for s in self.ready if s.usable()]
+
+    def _start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._open_all())
+        return self._task
+
+    async def first(self) -> list[Stream]:
+        """The live streams once at least one is open (or none can be).
+
+        The others keep opening; :meth:`subscribe` to hear of them.
+        """
+        task = self._start()
+        while not self.live() and not task.done():
+            self._wake.clear()
+            await asyncio.wait([task, asyncio.ensure_future(
+                self._wake.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        return self.live()
+
+    async def streams(self) -> list[Stream]:
+        """The live streams, once every attempt to open them is over."""
+        await asyncio.shield(self._start())
+        return self.live()
+
+    def subscribe(self, listener: Callable[[Stream], None]) -> None:
+        """Call *listener* with each stream opened from now on."""
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[Stream], None]) -> None:
+        """Stop telling *listener* about new streams."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _add(self, client: SFTPClient) -> None:
+        stream = Stream.make(len(self.ready), client, self.requests)
+        self.ready.append(stream)
+        self._wake.set()
+        for listener in list(self._listeners):
+            listener(stream)
+
+    async def _open_all(self) -> None:
+        connections = math.ceil(self.size / self.channels)
+        counts = [min(self.channels, self.size - i * self.channels)
+                  for i in range(connections)]
+        await asyncio.gather(*(self._open_connection(n) for n in counts))
+        if len(self.ready) < self.size:
+            self._say_fewer(len(self.ready))
+
+    def _say_fewer(self, got: int) -> None:
+        if got == 0:
+            self.out.logit("Could not open any extra connection: "
+                           "transferring on the main connection only")
+        else:
+            self.out.logit(f"Could open only {got} of {self.size} streams: "
+                           f"transferring on {got}")
+
+    async def _open_connection(self, channels: int) -> None:
+        """Open one connection's first channel, then its other channels."""
+        first = await self._retry(self.transport.open_client)
+        if first is None:
+            return
+        self._add(first)
+        opener = getattr(self.transport, "open_channel", None)
+        for _ in range(channels - 1):
+            if opener is None:
+                extra = await self._retry(self.transport.open_client)
+            else:
+                extra = await self._try(lambda: opener(first))
+            if extra is not None:
+                self._add(extra)
+
+    async def _retry(self, open_one: Callable[[], Awaitable[SFTPClient]]
+                     ) -> SFTPClient | None:
+        """Open a client, backing off after drops; None if all failed."""
+        for attempt in range(self.attempts):
+            client = await self._try(open_one)
+            if client is not None:
+                return client
+            if attempt + 1 < self.attempts:
+                await self._sleep(self.backoff * 2 ** attempt)
+        return None
+
+    async def _try(self, open_one: Callable[[], Awaitable[SFTPClient]]
+                   ) -> SFTPClient | None:
+        async with self._gate:
+            try:
+                return await open_one()
+            except asyncio.CancelledError:
+                raise
+            except Exception:   # a refused or dropped connection: retry
+                return None
+
+    def lost(self, stream: Stream) -> None:
+        """*stream*'s connection is gone: no more work goes to it.
+
+        (A later version may open a replacement here.)
+        """
+        stream.alive = False

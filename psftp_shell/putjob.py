@@ -1,0 +1,307 @@
+"""One upload as a job of the board: whole, or in chunks.
+
+A small file, a server without ``posix-rename``, a special target or a
+resume with no journal is copied by sftp's own single-stream code.  A
+big file copied in parallel goes to a remote temporary that every
+stream opens for writing and fills at its offsets; once every byte is
+acknowledged the temporary gets the attributes (``-p``), is synced
+(``-f``) and renamed over the target.  If the copy stops early the
+temporary stays on the server and a journal under
+``$XDG_STATE_HOME/psftp-shell/journal`` records the ranges done, for
+``reput`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat as stat_mod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from psftp_shell import journal
+from psftp_shell.attrs import Attrs
+from psftp_shell.board import Lane
+from psftp_shell.chunkfile import ChunkedFile
+from psftp_shell.chunkpipe import PushRun, Run
+from psftp_shell.chunks import RangeSet
+from psftp_shell.observer import TransferJob
+from psftp_shell.ordered import Slot
+from psftp_shell.pool import Stream
+from psftp_shell.protocol import OPEN_WRITE, SFTPClient, StatusError
+from psftp_shell.remotedest import (
+    RemoteFile,
+    abandon,
+    close_into_place,
+    fsetstat_remote,
+    fsync_remote,
+    open_remote,
+    remote_temp,
+)
+from psftp_shell.single import open_source, upload_attrs, upload_fd
+from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, TransferFailed
+
+
+class PutFile(ChunkedFile):
+    """An upload in chunks: every stream opens the temporary to write."""
+
+    temp: str = ""
+
+    async def open_on(self, stream: Stream) -> bytes:
+        """OPEN the remote temporary for writing on *stream*."""
+        return await open_remote(self.ctx, stream.client, self.temp,
+                                 OPEN_WRITE)
+
+    def make_run(self, stream: Stream, handle: bytes) -> Run:
+        """A WRITE pipeline on *stream*."""
+        return PushRun(self, stream, handle)
+
+
+def _dirname(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+@dataclass(eq=False)
+class PutJob:
+    """Copy local *src* (as typed) to remote *dst*.
+
+    :param failure: a line printed when the copy fails (trees)
+    """
+
+    src: str
+    dst: str
+    flags: Flags
+    slot: Slot
+    failure: str | None = None
+    _source: str = field(default="", init=False)
+
+    again: bool = field(default=False, init=False)
+    orphans: list[str] = field(default_factory=list, init=False)
+
+    def close_slot(self) -> None:
+        """Let later messages out."""
+        self.slot.close()
+
+    def retry(self) -> None:
+        """Run again elsewhere, from the journal if one was left."""
+        self.again = True
+
+    async def run(self, lane: Lane) -> bool:
+        """Copy the file on *lane*'s stream."""
+        ctx = lane.board.ctx
+        fd = open_source(self.slot, ctx.local(self.src), self.src)
+        if fd is None:
+            ok = False
+        else:
+            try:
+                ok = await self._run(lane, fd)
+            finally:
+                os.close(fd)
+        if not ok and self.failure is not None:
+            self.slot.error(self.failure)
+        return ok
+
+    async def _single(self, lane: Lane, fd: int, st: os.stat_result
+                      ) -> bool:
+        return await upload_fd(lane.board.ctx, lane.stream.client,
+                               self.slot, fd, st, self.src, self.dst,
+                               self.flags, lane.stream.index, self.orphans)
+
+    async def _sweep(self, client: SFTPClient) -> None:
+        """Remove temporaries a lost connection could not remove."""
+        orphans, self.orphans = self.orphans, []
+        for temp in orphans:
+            with contextlib.suppress(StatusError):
+                await client.remove(temp)
+
+    async def _run(self, lane: Lane, fd: int) -> bool:
+        ctx, client = lane.board.ctx, lane.stream.client
+        self._source = os.path.abspath(ctx.local(self.src))
+        await self._sweep(client)
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            self.slot.error(f'local "{self.src}" is not a regular file')
+            return False
+        jpath = journal.upload_path(ctx.environ, ctx.site, self.dst,
+                                    st.st_size, st.st_mtime_ns)
+        attrs = upload_attrs(st, self.flags.preserve)
+        if self.flags.resume or self.again:
+            found = journal.load(jpath)
+            if found is not None:
+                dest = await self._reopen(client, found)
+                if dest is not None:
+                    return await self._chunked(lane, fd, st, attrs, dest,
+                                               found.done, jpath)
+                await self._discard(client, jpath)
+            if self.flags.resume:
+                return await self._single(lane, fd, st)
+        await self._discard(client, jpath)
+        if not lane.board.parallel or st.st_size < ctx.share_min:
+            return await self._single(lane, fd, st)
+        made = await remote_temp(ctx, client, self.dst, attrs)
+        if made is None:
+            return await self._single(lane, fd, st)
+        return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
+                                   jpath)
+
+    def _ours(self, temp: str) -> bool:
+        """Whether *temp* is a temporary of ours beside the target."""
+        return (_dirname(temp) == _dirname(self.dst)
+                and TEMP_MARK in temp.rpartition("/")[2])
+
+    async def _discard(self, client: SFTPClient, jpath: str) -> None:
+        """Drop an unused journal and the remote temporary it names."""
+        found = journal.load(jpath)
+        if found is None:
+            return
+        if self._ours(found.temp):
+            with contextlib.suppress(StatusError):
+                await client.remove(found.temp)
+        journal.remove(jpath)
+
+    async def _reopen(self, client: SFTPClient, found: journal.Journal
+                      ) -> RemoteFile | None:
+        """The journal's temporary, if it is still there and ours."""
+        temp = found.temp
+        if not self._ours(temp) or found.source != self._source:
+            return None
+        try:
+            there = await client.lstat(temp)
+            if not there.is_reg():
+                return None
+            handle = await client.open(temp, OPEN_WRITE)
+        except StatusError:
+            return None
+        return RemoteFile(handle, self.dst, temp)
+
+    def _room_error(self, need: int, room: int) -> None:
+        self.slot.error(f'remote "{self.dst}": not enough free space '
+                        f"({need} bytes needed, {room} available)")
+
+    async def _room(self, client: SFTPClient, need: int) -> bool:
+        """statvfs the target's directory where the server offers it."""
+        if need < SHARE_MIN or \
+                not client.has_extension("statvfs@openssh.com"):
+            return True
+        try:
+            st = await client.statvfs(_dirname(self.dst) or "/")
+        except StatusError:
+            return True
+        room = st.bavail * st.frsize
+        if need > room:
+            self._room_error(need, room)
+            return False
+        return True
+
+    async def _chunked(self, lane: Lane, fd: int, st: os.stat_result,
+                       attrs: Attrs, dest: RemoteFile, done: RangeSet,
+                       jpath: str) -> bool:
+        board, client = lane.board, lane.stream.client
+        size = st.st_size
+        ranges = done.missing(0, size)
+        if not await self._room(client, sum(e - s for s, e in ranges)):
+            if done.total:
+                dest.temp = None        # keep it for a later reput
+            await abandon(client, dest)
+            return False
+        job = TransferJob(True, self.src, self.dst, size, done.total,
+                          done.total)
+        file = PutFile(board.ctx, job, fd, ranges, size, done,
+                       board.planned)
+        assert dest.temp is not None
+        file.temp, file.mtime = dest.temp, st.st_mtime_ns
+        file.handles[lane.stream] = dest.handle
+        file.saver = self._saver(file, jpath)
+        dest.open = False               # the file's handles now
+        board.ctx.observer.file_started(job)
+        error: BaseException | None = TransferFailed()
+        try:
+            board.share(file)
+            if lane.stream.runs == 0 and lane.stream.usable():
+                await file.help(lane.stream)
+            await file.wait()
+            board.unshare(file)
+            ok = await self._finish(lane, file, st, attrs, dest, jpath)
+            if ok:
+                error = None
+            return ok
+        except BaseException as exc:
+            error = exc
+            file.saver = None
+            self._keep(file, dest, jpath)
+            file.close_later()
+            raise
+        finally:
+            board.unshare(file)
+            board.ctx.observer.file_finished(job, error)
+
+    def _saver(self, file: PutFile, jpath: str
+               ) -> Callable[[RangeSet], Awaitable[None]]:
+        """A checkpoint: record the ranges the server acknowledged."""
+        def work(done: RangeSet) -> None:
+            if journal.ensure_dir(jpath):
+                journal.save(jpath, journal.Journal(
+                    self._source, file.size, file.mtime, file.temp, done))
+
+        async def save(done: RangeSet) -> None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, work, done)
+        return save
+
+    def _keep(self, file: PutFile, dest: RemoteFile, jpath: str) -> bool:
+        """Record the ranges done, so that reput can finish the copy."""
+        if file.done.total == 0 or dest.temp is None:
+            journal.remove(jpath)
+            return False
+        entry = journal.Journal(self._source, file.size,
+                                file.mtime, dest.temp, file.done)
+        if journal.ensure_dir(jpath) and journal.save(jpath, entry):
+            dest.temp = None            # stays on the server
+            return True
+        return False
+
+    async def _finish(self, lane: Lane, file: PutFile, st: os.stat_result,
+                      attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:
+        """Trim, set attributes, sync, close and rename the temporary."""
+        out, board = self.slot, lane.board
+        found = await file.any_handle(board.live_stream(lane.stream))
+        if found is None:           # no connection left to finish on
+            if not file.complete:
+                self._finish_failed(file, dest, jpath)
+            else:
+                self._keep(file, dest, jpath)
+            return False
+        client, handle = found[0].client, found[1]
+        if not file.complete:
+            await file.close_handles(out)
+            self._finish_failed(file, dest, jpath)
+            if dest.temp is not None:
+                await abandon(client, dest)
+            return False
+        assert file.eof_at is not None
+        if file.skipped or file.high > file.eof_at:
+            await fsetstat_remote(client, out, handle,
+                                  Attrs(size=file.eof_at))
+        now = os.fstat(file.fd)
+        if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            out.error(f'Source file "{self.src}" changed during transfer')
+        if self.flags.preserve:
+            await fsetstat_remote(client, out, handle, attrs)
+        if self.flags.fsync:
+            await fsync_remote(client, out, handle)
+        file.handles.pop(found[0], None)
+        ok = await file.close_handles(out)
+        ok = await close_into_place(client, out, dest, handle) and ok
+        if dest.temp is not None:
+            await abandon(client, dest)
+        journal.remove(jpath)
+        return ok and not board.ctx.is_interrupted()
+
+    def _finish_failed(self, file: PutFile, dest: RemoteFile,
+                       jpath: str) -> None:
+        if file.message is not None:
+            self.slot.error(file.message)
+            journal.remove(jpath)
+        else:
+            self._keep(file, dest, jpath)

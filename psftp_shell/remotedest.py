@@ -1,0 +1,204 @@
+"""Remote handles with sftp's messages, and where uploads land.
+
+An upload goes to a temporary ``.<name>.psftp-<random>`` beside the
+target (created with EXCL, given the target's mode when there is one)
+and is moved over the target with ``posix-rename@openssh.com`` once
+complete.  Without that extension, or for links and special files, it
+is written in place as sftp does.  The helpers here print sftp's message
+when a request fails, through any :class:`~psftp_shell.ordered.Printer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from psftp_shell.attrs import Attrs
+from psftp_shell.localdest import temp_name
+from psftp_shell.ordered import Printer
+from psftp_shell.protocol import (
+    FX_NO_SUCH_FILE,
+    OPEN_APPEND,
+    OPEN_CREAT,
+    OPEN_EXCL,
+    OPEN_TRUNC,
+    OPEN_WRITE,
+    SFTPClient,
+    SFTPError,
+    StatusError,
+)
+from psftp_shell.xfer import CopyContext
+
+
+@dataclass(slots=True)
+class RemoteFile:
+    """An open remote file; for uploads maybe a temporary to rename."""
+
+    handle: bytes
+    final: str
+    temp: str | None = None
+    open: bool = True
+
+
+async def close_remote(client: SFTPClient, out: Printer,
+                       handle: bytes) -> bool:
+    """CLOSE a handle; ``close remote: %s`` on failure."""
+    try:
+        await client.close_handle(handle)
+    except StatusError as exc:
+        out.error(f"close remote: {exc.text}")
+        return False
+    return True
+
+
+async def fsetstat_remote(client: SFTPClient, out: Printer, handle: bytes,
+                          attrs: Attrs) -> None:
+    """FSETSTAT; ``remote fsetstat: %s`` on failure."""
+    try:
+        await client.fsetstat(handle, attrs)
+    except StatusError as exc:
+        out.error(f"remote fsetstat: {exc.text}")
+
+
+async def fsync_remote(client: SFTPClient, out: Printer,
+                       handle: bytes) -> None:
+    """``fsync@openssh.com`` where offered; ``remote fsync: %s``."""
+    if not client.has_extension("fsync@openssh.com"):
+        return
+    try:
+        await client.fsync(handle)
+    except StatusError as exc:
+        out.error(f"remote fsync: {exc.text}")
+
+
+async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
+                      flags: int, attrs: Attrs | None = None, *,
+                      temporary: bool = False) -> bytes:
+    """OPEN *path*; if cancelled meanwhile, undo it when it completes.
+
+    The reply to a cancelled OPEN still creates a handle (and maybe a
+    temporary file) on the server: close it, and remove a temporary.
+    """
+    task = asyncio.ensure_future(client.open(path, flags, attrs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        def undo(done: asyncio.Future[bytes]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            dest = RemoteFile(done.result(), path,
+                              path if temporary else None)
+            ctx.background(abandon(client, dest))
+        task.add_done_callback(undo)
+        raise
+
+
+async def abandon(client: SFTPClient, dest: RemoteFile) -> None:
+    """Close a remote destination and remove its temporary, quietly."""
+    with contextlib.suppress(SFTPError):
+        if dest.open:
+            dest.open = False
+            await client.close_handle(dest.handle)
+    if dest.temp is not None and not client.closed:
+        with contextlib.suppress(SFTPError):
+            await client.remove(dest.temp)
+            dest.temp = None
+
+
+async def remote_temp(ctx: CopyContext, client: SFTPClient,
+                      remote_path: str, attrs: Attrs) -> RemoteFile | None:
+    """Create a temporary beside *remote_path*, or None for in place.
+
+    Needs posix-rename; an existing regular file lends its mode (sftp
+    keeps it unless -p); links and special files are written in place.
+    The LSTAT of the target and the OPEN of the temporary go out
+    together, so this costs one round trip, as sftp's own OPEN does.
+    """
+    head, sep, name = remote_path.rpartition("/")
+    if not name or not client.has_extension("posix-rename@openssh.com"):
+        return None
+    temp = head + sep + temp_name(name)
+    look = asyncio.ensure_future(client.lstat(remote_path))
+    look.add_done_callback(_retrieved)
+    try:
+        handle = await open_remote(
+            ctx, client, temp, OPEN_WRITE | OPEN_CREAT | OPEN_EXCL,
+            Attrs(permissions=attrs.permissions), temporary=True)
+    except StatusError:
+        return None
+    dest = RemoteFile(handle, remote_path, temp)
+    try:
+        old = await look
+    except StatusError as exc:
+        if exc.code == FX_NO_SUCH_FILE:
+            return dest
+        old = None
+    except BaseException:
+        ctx.background(abandon(client, dest))
+        raise
+    if old is None or not old.is_reg():
+        await abandon(client, dest)     # in place, as sftp
+        return None
+    if old.permissions is not None:
+        with contextlib.suppress(StatusError):
+            await client.fsetstat(handle, Attrs(
+                permissions=old.permissions & 0o1777))
+    return dest
+
+
+def _retrieved(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome seen, whoever awaits it."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+async def open_remote_dest(ctx: CopyContext, client: SFTPClient,
+                           out: Printer, remote_path: str, attrs: Attrs,
+                           resume: bool) -> RemoteFile | None:
+    """OPEN the upload's target: a temporary, or sftp's in place."""
+    if not resume:
+        dest = await remote_temp(ctx, client, remote_path, attrs)
+        if dest is not None:
+            return dest
+    flags = OPEN_WRITE | OPEN_CREAT
+    flags |= OPEN_APPEND if resume else OPEN_TRUNC
+    try:
+        handle = await open_remote(ctx, client, remote_path, flags, attrs)
+    except StatusError as exc:
+        out.error(f'dest open "{remote_path}": {exc.text}')
+        return None
+    return RemoteFile(handle, remote_path)
+
+
+async def close_into_place(client: SFTPClient, out: Printer,
+                           dest: RemoteFile, handle: bytes) -> bool:
+    """CLOSE *handle* and posix-rename the temporary onto the target.
+
+    Both requests go out together (one round trip); a POSIX server can
+    rename a file still open.  Failures print sftp's close message, or
+    ours for the rename.
+    """
+    closing = asyncio.ensure_future(client.close_handle(handle))
+    closing.add_done_callback(_retrieved)
+    renaming = None
+    if dest.temp is not None:
+        renaming = asyncio.ensure_future(
+            client.posix_rename(dest.temp, dest.final))
+        renaming.add_done_callback(_retrieved)
+    ok = True
+    try:
+        await closing
+    except StatusError as exc:
+        out.error(f"close remote: {exc.text}")
+        ok = False
+    if renaming is not None:
+        try:
+            await renaming
+        except StatusError as exc:
+            out.error(f'remote rename "{dest.temp}" to "{dest.final}": '
+                      f"{exc.text}")
+            return False
+        dest.temp = None
+    return ok

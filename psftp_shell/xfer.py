@@ -1,0 +1,92 @@
+"""What every file copy shares: sizes, switches, the copy context.
+
+:class:`CopyContext` is the state the copy code reads on every request
+(block sizes, requests in flight, the observer, the interrupt flag, the
+rate limiter); the engine owns one per session.  :class:`Flags` are the
+switches of one command (``-p``, ``-a``, ``-f``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psftp_shell.observer import NullObserver, TransferObserver
+from psftp_shell.ratelimit import RateLimiter
+from psftp_shell.window import WindowTuner
+
+DEFAULT_BUFFER = 32768
+"""sftp's block size when the server does not send its limits."""
+MAX_BUFFER = 256 * 1024 - 1024
+"""The largest block that fits sftp's 256 KiB packets (261120)."""
+MIN_READ_SIZE = 512
+DEFAULT_REQUESTS = 64
+MAX_DIR_DEPTH = 64
+SHARE_MIN = 4 << 20
+"""Smaller files are copied whole by one stream, even with ``-n``."""
+TEMP_MARK = ".psftp-"
+"""Temporaries are named ``.<name>.psftp-<random>`` beside the target."""
+
+
+class TransferFailed(Exception):
+    """A file copy failed; its message (if any) was already printed."""
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """The switches of one transfer: ``-p``, ``-a`` and ``-f``."""
+
+    preserve: bool = False
+    resume: bool = False
+    fsync: bool = False
+
+
+@dataclass(eq=False)
+class CopyContext:
+    """Settings and hooks the copy code consults as it runs.
+
+    :param local_cwd: what relative local paths are relative to (the
+        shell never calls ``os.chdir``)
+    :param site: names the server in upload journals' keys
+    :param chunk: a fixed chunk size for parallel copies (tests), else
+        :func:`psftp_shell.chunks.chunk_size` decides
+    :param share_min: files this big or bigger are cut into chunks
+    :param tuner: grows the streams' download windows, if the transport
+        can
+    """
+
+    read_size: int = DEFAULT_BUFFER
+    write_size: int = DEFAULT_BUFFER
+    max_requests: int = DEFAULT_REQUESTS
+    local_cwd: str = field(default_factory=os.getcwd)
+    observer: TransferObserver = field(default_factory=NullObserver)
+    is_interrupted: Callable[[], bool] = _never
+    limiter: RateLimiter | None = None
+    site: str = ""
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    chunk: int | None = None
+    share_min: int = SHARE_MIN
+    tuner: WindowTuner | None = None
+    cleanups: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def local(self, path: str) -> str:
+        """*path* resolved against the shell's local cwd."""
+        return os.path.join(self.local_cwd, path)
+
+    async def throttle(self, nbytes: int) -> None:
+        """Wait for the ``-l`` limiter, if there is one."""
+        if self.limiter is not None:
+            await self.limiter.take(nbytes)
+
+    def background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a cleanup that must outlive a cancelled copy."""
+        task = asyncio.ensure_future(coro)
+        self.cleanups.add(task)
+        task.add_done_callback(self.cleanups.discard)

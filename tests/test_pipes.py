@@ -1,0 +1,89 @@
+"""The pipe transports: -D sftp_server_command and -S program."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from tests.twins import psftp, sftp
+
+
+def wrapper(tmp_path: Path) -> tuple[Path, Path]:
+    """An ssh stand-in for -S that logs each start, then runs ssh."""
+    log = tmp_path / "starts.log"
+    script = tmp_path / "myssh"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec ssh "$@"\n')
+    script.chmod(0o755)
+    return script, log
+
+
+def test_ssh_program_runs_sftp_sessions_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, tmp_path: Path) -> None:
+    script, log = wrapper(tmp_path)
+    (sshd.root / "s.txt").write_text("over -S\n")
+    args = ["-S", str(script), "-F", str(sshd.ssh_config), "-b", "-",
+            HOST_ALIAS]
+    batch = b"pwd\nls -l s.txt\nget s.txt got.txt\n"
+    theirs = sftp(sftp_bin, args, stdin=batch, cwd=tmp_path)
+    (tmp_path / "got.txt").unlink()
+    ours = psftp(args, stdin=batch, cwd=tmp_path)
+    assert ours == theirs
+    assert (tmp_path / "got.txt").read_text() == "over -S\n"
+    starts = log.read_text().splitlines()
+    assert len(starts) == 2 and starts[0] == starts[1]
+    assert starts[0].startswith("-oForwardX11 no -oPermitLocalCommand no")
+
+
+@pytest.mark.parametrize("args", [
+    ["-b", "-", "-S", "/bin/false", "host"],
+    ["-b", "-", "-D", "/bin/true"],
+])
+def test_dead_transports_end_like_sftp(args: list[str], sftp_bin: str
+                                       ) -> None:
+    ours = psftp(args, stdin=b"pwd\n")
+    assert ours.status == 255
+    assert ours.stderr == b"Connection closed\r\n"
+    # sftp prints the same, unless it loses a race between its child's
+    # exit and its own first write; then it dies of SIGPIPE instead.
+    for _ in range(5):
+        theirs = sftp(sftp_bin, args, stdin=b"pwd\n")
+        if theirs.status == 255:
+            assert ours == theirs
+            return
+    pytest.fail("sftp never got past its SIGPIPE race")
+
+
+@pytest.mark.parametrize("option", ["-S", "-D"])
+def test_missing_transport_program(option: str) -> None:
+    # sftp prints the same, unless it loses the race between its child's
+    # exec failure and its own first write (then it dies of SIGPIPE).
+    args = ["-b", "-", option, "/nonexistent/prog"] + (
+        ["host"] if option == "-S" else [])
+    result = psftp(args, stdin=b"pwd\n")
+    assert result.status == 255
+    assert result.stderr == (b"exec: /nonexistent/prog: No such file or "
+                             b"directory\nConnection closed\r\n")
+
+
+def test_garbage_from_the_transport_is_fatal_without_traceback(
+        tmp_path: Path) -> None:
+    server = tmp_path / "chatty"
+    server.write_text("#!/bin/sh\necho 'Welcome to my shell!'\ncat\n")
+    server.chmod(0o755)
+    result = psftp(["-b", "-", "-D", str(server)], stdin=b"pwd\n")
+    assert result.status == 255
+    assert b"Traceback" not in result.stderr
+    assert result.stderr.startswith(b"Received message too long ")
+    assert b"Ensure the remote shell produces no output" in result.stderr
+
+
+def test_direct_server_gets_our_cwd(tmp_path: Path,
+                                    sftp_server_bin: str) -> None:
+    result = psftp(["-D", sftp_server_bin, "-b", "-"], stdin=b"pwd\n",
+                   cwd=tmp_path)
+    assert result.status == 0
+    assert result.stdout.splitlines()[-1] == (
+        b"Remote working directory: " + os.fsencode(tmp_path))
