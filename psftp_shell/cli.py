@@ -119,7 +119,8 @@ async def run_session(opts: Options, out: Output, settings: Settings,
         engine = await TransferEngine.create(
             client, out, buffer_size=opts.buffer_size,
             max_requests=opts.num_requests, transport=transport,
-            streams=settings.streams, limit_kbps=opts.limit_kbps)
+            streams=settings.streams, channels=settings.channels,
+            limit_kbps=opts.limit_kbps)
         shell = Shell(out=out, remote=remote, engine=engine,
                       local_cwd=os.getcwd(), settings=settings)
         status = await _start_dir_or_fetch(shell, opts)
@@ -177,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Output(sys.stdout.buffer, stderr, quiet=opts.quiet_mode,
                  loglevel=loglevel)
     settings = _make_settings(opts, streams)
+    settings.channels = int(opts.x_settings.get(
+        "channels", config.values.get("channels", 1)))  # type: ignore
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_terminate)
     try:

@@ -63,8 +63,14 @@ def parse_editing_mode(text: str) -> str:
     return mode
 
 
+def parse_channels(text: str) -> int:
+    """Validate ``channels``: SFTP channels per SSH connection, 1..64."""
+    return parse_connections(text)
+
+
 SETTINGS: dict[str, Callable[[str], object]] = {
     "connections": parse_connections,
+    "channels": parse_channels,
     "editing-mode": parse_editing_mode,
 }
 

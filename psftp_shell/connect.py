@@ -34,6 +34,7 @@ from typing import IO, Any, cast
 
 import asyncssh
 from asyncssh.config import SSHClientConfig
+from asyncssh.encryption import get_default_encryption_algs
 
 from psftp_shell import __version__
 from psftp_shell.auth import (
@@ -154,6 +155,18 @@ class SSHTarget:
 CLIENT_VERSION = f"psftp-shell_{__version__} OpenSSH-compatible"
 
 
+def preferred_ciphers() -> list[str]:
+    """asyncssh's ciphers with AES-GCM first: it costs the least CPU.
+
+    Used only where neither ``-c`` nor a ``Ciphers`` line chose.
+    """
+    gcm = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+    defaults = [alg.decode("ascii")
+                for alg in get_default_encryption_algs()]
+    return [a for a in gcm if a in defaults] + [
+        a for a in defaults if a not in gcm]
+
+
 class ConnectError(ConnectionClosed):
     """A failed connection: ssh's stderr, then sftp's last words.
 
@@ -244,6 +257,7 @@ class Resolved:
     family: int
     bind_address: str | None
     host_key_algorithms_set: bool
+    ciphers_set: bool
     password_auth: bool
     kbdint_auth: bool
 
@@ -420,6 +434,7 @@ def resolve(target: SSHTarget, paths: Sequence[str],
         family=int(cast(int, get("AddressFamily", socket.AF_UNSPEC))),
         bind_address=cast("str | None", get("BindAddress")),
         host_key_algorithms_set=get("HostKeyAlgorithms") is not None,
+        ciphers_set=get("Ciphers") is not None,
         password_auth=bool(get("PasswordAuthentication", True)),
         kbdint_auth=bool(get("KbdInteractiveAuthentication",
                              get("ChallengeResponseAuthentication", True))),
@@ -743,6 +758,8 @@ class Connector:
         )
         if r.batch:
             kwargs.update(kbdint_auth=False, password_auth=False)
+        if not r.ciphers_set:
+            kwargs["encryption_algs"] = preferred_ciphers()
         known_algs = self._policy.host_key_algorithms(ident)
         if known_algs and not r.host_key_algorithms_set:
             algs = known_algs + [a for a in _default_host_key_algs()

@@ -24,6 +24,7 @@ class Settings:
     batch: bool = False         # -b
     interactive: bool = False   # a terminal on stdin and no -b
     streams: int = 1            # -n
+    channels: int = 1           # -X channels=: streams per connection
 
 
 @dataclass(slots=True)

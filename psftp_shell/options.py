@@ -37,7 +37,11 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from psftp_shell.config import ConfigError, parse_connections
+from psftp_shell.config import (
+    ConfigError,
+    parse_channels,
+    parse_connections,
+)
 from psftp_shell.errors import ExitStatus, FatalError, ShellError, UsageError
 from psftp_shell.escape import to_bytes, vis_log
 
@@ -79,6 +83,7 @@ _USAGE = (
 # reason.  sftp's own buffer= and nrequests= are handled before this table.
 PSFTP_X_OPTIONS: dict[str, Callable[[str], object]] = {
     "connections": parse_connections,
+    "channels": parse_channels,
 }
 
 

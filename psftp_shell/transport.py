@@ -15,8 +15,8 @@ import shlex
 import signal
 from typing import TYPE_CHECKING, Protocol
 
-from psftp_shell.errors import ConnectionClosed, FatalError
-from psftp_shell.protocol import ConnectionLost, SFTPClient, SFTPError
+from psftp_shell.errors import ConnectionClosed
+from psftp_shell.protocol import ConnectionLost, SFTPClient
 
 if TYPE_CHECKING:
     import asyncssh
@@ -120,8 +120,10 @@ class PipeTransport:
 class SSHTransport:
     """Open SFTP clients on SSH connections made by a connector.
 
-    Each client gets a connection of its own: N streams are N TCP
-    connections, each with its own SSH window and cipher state.
+    By default each client gets a connection of its own: N streams are N
+    TCP connections, each with its own SSH window and cipher state.
+    :meth:`open_channel` adds an SFTP channel to an existing connection
+    instead (``-X channels=N``), for servers that limit connections.
     """
 
     def __init__(self, connector: Connector, subsystem: str = "sftp"
@@ -130,27 +132,55 @@ class SSHTransport:
         self.subsystem = subsystem
         self.connections: list[asyncssh.SSHClientConnection] = []
         self.clients: list[SFTPClient] = []
+        self._conn_of: dict[int, asyncssh.SSHClientConnection] = {}
+        self._writer_of: dict[int, object] = {}
 
     async def open_client(self) -> SFTPClient:
         """Connect (prompting at most once for secrets) and start SFTP."""
+        conn = await self.connector.connect()
+        self.connections.append(conn)
+        return await self._start(conn)
+
+    async def open_channel(self, client: SFTPClient) -> SFTPClient:
+        """Start one more SFTP channel on *client*'s connection."""
+        return await self._start(self._conn_of[id(client)])
+
+    async def _start(self, conn: asyncssh.SSHClientConnection
+                     ) -> SFTPClient:
         import asyncssh
 
         from psftp_shell.connect import open_sftp_channel
-        conn = await self.connector.connect()
-        self.connections.append(conn)
         try:
             reader, writer = await open_sftp_channel(conn, self.subsystem)
         except (asyncssh.Error, OSError):
-            raise FatalError(
-                "subsystem request failed on channel 0\n"
-                "Connection closed") from None
+            raise ConnectionClosed(
+                "subsystem request failed on channel 0\r\n") from None
         client = SFTPClient(reader, writer)
         try:
             await client.start()
-        except SFTPError:
-            raise FatalError("Connection closed") from None
+        except ConnectionLost:
+            raise ConnectionClosed() from None
         self.clients.append(client)
+        self._conn_of[id(client)] = conn
+        self._writer_of[id(client)] = writer
         return client
+
+    def set_window(self, client: SFTPClient, nbytes: int) -> None:
+        """Make *client*'s channel advertise an *nbytes* receive window.
+
+        asyncssh has no public call for this: its channel tops the window
+        up to ``_init_recv_window`` whenever half of it was used, so
+        changing that value grows (or shrinks) the window from the next
+        top-up on.  This is the one place psftp-shell touches it.
+        """
+        channel = getattr(self._writer_of.get(id(client)), "channel", None)
+        if channel is not None and hasattr(channel, "_init_recv_window"):
+            channel._init_recv_window = max(int(nbytes), 1 << 16)
+
+    def get_window(self, client: SFTPClient) -> int | None:
+        """The receive window *client*'s channel tops up to, if known."""
+        channel = getattr(self._writer_of.get(id(client)), "channel", None)
+        return getattr(channel, "_init_recv_window", None)
 
     async def close(self) -> None:
         """Close the clients and their connections."""

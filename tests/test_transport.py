@@ -1,0 +1,54 @@
+"""SSH transport: channels on one connection, and the receive window."""
+
+from __future__ import annotations
+
+import os
+
+from psftp_shell.auth import BatchPrompter
+from psftp_shell.connect import Connector, SSHTarget
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from psftp_shell.protocol import OPEN_READ
+from psftp_shell.transport import SSHTransport
+
+
+def transport_for(sshd: PrivateSSHD) -> SSHTransport:
+    target = SSHTarget(host=HOST_ALIAS, config_file=str(sshd.ssh_config),
+                       batch_mode=True)
+    return SSHTransport(Connector(target, BatchPrompter()))
+
+
+async def test_channels_share_one_connection(sshd: PrivateSSHD,
+                                             clean_ssh_env: None) -> None:
+    transport = transport_for(sshd)
+    try:
+        first = await transport.open_client()
+        second = await transport.open_channel(first)
+        assert len(transport.connections) == 1
+        assert second is not first
+        assert await second.realpath(".") == await first.realpath(".")
+    finally:
+        await transport.close()
+
+
+async def test_window_grows_and_data_stays_intact(
+        sshd: PrivateSSHD, remote_dir: object, clean_ssh_env: None) -> None:
+    data = os.urandom(6 << 20)
+    path = sshd.root / "window.bin"
+    path.write_bytes(data)
+    transport = transport_for(sshd)
+    try:
+        client = await transport.open_client()
+        before = transport.get_window(client)
+        assert before is not None and before < 16 << 20
+        transport.set_window(client, 16 << 20)
+        assert transport.get_window(client) == 16 << 20
+        handle = await client.open(str(path), OPEN_READ)
+        block = 261120     # what OpenSSH serves per READ
+        futures = [client.read_nowait(handle, off, block)
+                   for off in range(0, len(data), block)]
+        got = b"".join([await f for f in futures])
+        await client.close_handle(handle)
+        assert got == data
+    finally:
+        await transport.close()
+        path.unlink()
