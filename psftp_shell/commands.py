@@ -78,7 +78,8 @@ class Command:
 
 async def _help(sh: Shell, inv: Invocation) -> None:
     """``help``/``?``: the command list, generated from this table."""
-    sh.out.write("".join(line + "\n" for line in help_lines()))
+    sh.out.write("".join(line + "\n"
+                         for line in help_lines(sh.settings.streams)))
 
 
 _R, _L, _N = ArgKind.REMOTE, ArgKind.LOCAL, ArgKind.NONE
@@ -179,8 +180,12 @@ def lookup(word: str) -> Command | None:
     return _BY_NAME.get(word.lower())
 
 
-def help_lines() -> list[str]:
-    """The ``help`` text, one line per element, from the table."""
+def help_lines(streams: int | None = None) -> list[str]:
+    """The ``help`` text, one line per element, from the table.
+
+    With *streams*, psftp-shell's ``-n`` lines follow sftp's text, in its
+    style (every one of them names ``connections``).
+    """
     lines = ["Available commands:"]
     for cmd in COMMANDS:
         usages = cmd.usage.split("\n") if cmd.usage else []
@@ -191,6 +196,11 @@ def help_lines() -> list[str]:
         elif usages:
             lines.append(f"{usages[0]:<{HELP_COLUMN}}{texts[0]}")
             lines += [" " * HELP_COLUMN + t for t in texts[1:]]
+    if streams is not None:
+        lines += [f"{'-n connections':<{HELP_COLUMN}}get, put, reget and "
+                  "reput run on this many",
+                  f"{'':<{HELP_COLUMN}}parallel connections (now "
+                  f"{streams})"]
     return lines
 
 

@@ -87,3 +87,23 @@ def test_direct_server_gets_our_cwd(tmp_path: Path,
     assert result.status == 0
     assert result.stdout.splitlines()[-1] == (
         b"Remote working directory: " + os.fsencode(tmp_path))
+
+
+def test_ssh_program_with_four_streams_runs_four_processes(
+        sshd: PrivateSSHD, tmp_path: Path) -> None:
+    script, log = wrapper(tmp_path)
+    data = os.urandom(24 << 20)
+    (sshd.root / "big4.bin").write_bytes(data)
+    try:
+        args = ["-S", str(script), "-n", "4", "-F", str(sshd.ssh_config),
+                "-b", "-", HOST_ALIAS]
+        result = psftp(args, stdin=b"get big4.bin got.bin\n", cwd=tmp_path)
+    finally:
+        (sshd.root / "big4.bin").unlink()
+    assert result.status == 0, result.stderr
+    assert (tmp_path / "got.bin").read_bytes() == data
+    starts = log.read_text().splitlines()
+    # the control connection, then the four transfer streams (the shell's
+    # control connection carries no data, so prompts never queue behind it)
+    assert len(starts) == 1 + 4
+    assert len(set(starts)) == 1    # every one: sftp's own ssh argv
