@@ -106,6 +106,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     from psftp_shell.engine import TransferEngine
     from psftp_shell.session import RemoteSession
     transport = build_transport(opts)
+    engine: TransferEngine | None = None
     try:
         client = await transport.open_client()
         if not out.quiet:
@@ -140,6 +141,8 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     except ProtocolError as exc:
         raise FatalError(str(exc)) from None
     finally:
+        if engine is not None:
+            await engine.close()
         await transport.close()
 
 

@@ -168,6 +168,11 @@ class TransferEngine:
     def is_interrupted(self, value: Callable[[], bool]) -> None:
         self.ctx.is_interrupted = value
 
+    async def close(self) -> None:
+        """Stop any stream still being opened; the transport closes them."""
+        if self.pool is not None:
+            await self.pool.close()
+
     @classmethod
     async def create(cls, client: SFTPClient, out: Output, *,
                      buffer_size: int | None = None,

@@ -20,6 +20,7 @@ streams share fewer TCP connections, each channel with its own window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -142,6 +143,14 @@ class StreamPool:
         """The live streams, once every attempt to open them is over."""
         await asyncio.shield(self._start())
         return self.live()
+
+    async def close(self) -> None:
+        """Stop opening streams (at exit: nothing may outlive the loop)."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def subscribe(self, listener: Callable[[Stream], None]) -> None:
         """Call *listener* with each stream opened from now on."""

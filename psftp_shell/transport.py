@@ -98,11 +98,11 @@ class PipeTransport:
         self.processes.append(proc)
         assert proc.stdout is not None and proc.stdin is not None
         client = SFTPClient(proc.stdout, _StdinWriter(proc.stdin))
+        self.clients.append(client)     # so that close() reaches it
         try:
             await client.start()
         except ConnectionLost:
             raise ConnectionClosed() from None
-        self.clients.append(client)
         return client
 
     async def close(self) -> None:
@@ -156,13 +156,13 @@ class SSHTransport:
             raise ConnectionClosed(
                 "subsystem request failed on channel 0\r\n") from None
         client = SFTPClient(reader, writer)
+        self.clients.append(client)     # so that close() reaches it
+        self._conn_of[id(client)] = conn
+        self._writer_of[id(client)] = writer
         try:
             await client.start()
         except ConnectionLost:
             raise ConnectionClosed() from None
-        self.clients.append(client)
-        self._conn_of[id(client)] = conn
-        self._writer_of[id(client)] = writer
         return client
 
     def set_window(self, client: SFTPClient, nbytes: int) -> None:
