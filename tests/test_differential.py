@@ -1040,9 +1040,6 @@ SCRIPTS: list[Script] = [
     Script("tilde-no-user", "lpwd\nlcd ~nosuchuser/x\npwd\n", where=DIRECT),
     Script("dash-names", DASH_NAMES, where=BOTH),
     Script("umask-transfers", UMASK, where=BOTH),
-    Script("overwrite-in-place", "lls -l l\nget r/a.txt l/x.txt\n"
-           "get r/b.txt r/b.txt\n!cat l/x.hard\n", build=hard_linked,
-           where=DIRECT),
     Script("line-2047", LINE_2047, mode="stdin", where=DIRECT),
     Script("line-2047-pipe", LINE_2047, where=DIRECT),
     Script("quit-ends", "pwd\nquit\npwd\n", where=DIRECT),
@@ -1070,17 +1067,7 @@ SCRIPTS.append(Script("dash-all", "".join(
 
 # ---------------------------------------------------------------- setups
 
-REPLACE_XFAIL = pytest.mark.xfail(
-    strict=True, reason="deliberate (no partial data under a final name): "
-    "a download lands in a temporary "
-    "renamed over the target, so an existing file is replaced, not "
-    "rewritten in place: a hard link to it keeps the old data, its "
-    "directory's mtime changes, and (with -D) `get f f` keeps f where "
-    "sftp truncates it")
-KNOWN = {("direct", "overwrite-in-place", 1): REPLACE_XFAIL,
-         ("direct", "overwrite-in-place", 4): REPLACE_XFAIL,
-         ("sshd", "overwrite-in-place", 1): REPLACE_XFAIL,
-         ("sshd", "overwrite-in-place", 4): REPLACE_XFAIL}
+KNOWN: dict[tuple[str, str, int], pytest.MarkDecorator] = {}
 """Known differences: each names why it exists."""
 
 
@@ -1298,6 +1285,40 @@ def test_long_line_difference(scratch: Path, sftp_bin: str,
     assert ours.status == (0 if mode == "pipe" else 1)
     assert expected.status == 0
     assert ours.trees == expected.trees
+
+
+@pytest.mark.parametrize("streams", [1, 4])
+def test_replace_difference(scratch: Path, sftp_bin: str,
+                            streams: int) -> None:
+    """The deliberate difference in what a download leaves, stated exactly.
+
+    sftp rewrites an existing destination in place; psftp-shell writes a
+    temporary beside it and renames it over the target when complete (no
+    partial data under a final name).  So a hard link to the old file
+    keeps the old data, and ``get f f`` (one file, with ``-D``) keeps
+    ``f`` where sftp truncates it to nothing.  Everything printed is the
+    same.
+    """
+    setup = make_setup("direct", scratch)
+    case = Script("replace", "get r/a.txt l/x.txt\nget r/b.txt r/b.txt\n",
+                  build=hard_linked)
+    arena = setup.arena("replace")
+    args, stdin = script_args(arena, case)
+    theirs = run_in_arena([sftp_bin], arena, hard_linked, args, stdin)
+    theirs_files = [(arena.local / p).read_bytes()
+                    for p in ("l/x.txt", "l/x.hard", "r/b.txt")]
+    ours = run_in_arena([*PSFTP, "-n", str(streams)], arena, hard_linked,
+                        args, stdin)
+    ours_files = [(arena.local / p).read_bytes()
+                  for p in ("l/x.txt", "l/x.hard", "r/b.txt")]
+    assert (ours.status, ours.stdout, ours.stderr) == (
+        theirs.status, theirs.stdout, theirs.stderr)
+    alpha = b"alpha\n"
+    assert theirs_files == [alpha, alpha, b""]
+    arena.reset(hard_linked)
+    old_x = (arena.local / "l/x.txt").read_bytes()
+    assert old_x != alpha
+    assert ours_files == [alpha, old_x, b"bravo bravo\n"]
 
 
 def test_help_n_lines_are_the_only_help_difference() -> None:
