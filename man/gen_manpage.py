@@ -10,7 +10,7 @@ import sys
 
 from psftp_shell import __version__
 from psftp_shell.commands import COMMANDS
-from psftp_shell.options import OPTION_HELP, usage
+from psftp_shell.helptext import OPTION_HELP, usage
 
 
 def esc(text: str) -> str:

@@ -1,10 +1,12 @@
 """The command line, parsed exactly as OpenSSH 9.2's sftp parses it.
 
-:func:`parse_args` reproduces sftp's ``main()``: BSD ``getopt(3)`` on
-sftp's option string plus ``n:`` (bundling, attached or separate option
-arguments, stop at the first operand or ``--``), each option's checks in
-the order sftp makes them, the destination forms of :func:`parse_destination`
-and the argument list sftp would hand to ssh.  Errors are raised as
+:func:`parse_args` reproduces sftp's ``main()``: BSD ``getopt(3)``
+(:class:`~psftp_shell.cparse.Getopt`) on sftp's option string plus
+``n:`` (bundling, attached or separate option arguments, stop at the
+first operand or ``--``), each option's checks in the order sftp makes
+them, the destination forms of
+:func:`~psftp_shell.destination.parse_destination` and the argument list
+sftp would hand to ssh.  Errors are raised as
 :class:`~psftp_shell.errors.UsageError` (exit status 1, usage text
 follows) or :class:`~psftp_shell.errors.FatalError` (exit status 255);
 :func:`format_error` turns either into the exact bytes sftp writes to
@@ -17,7 +19,7 @@ How sftp prints them (checked against the 9.2p1 binary):
   VIS_OCTAL)`` and ends in ``\\r\\n``.  ``Bad port "x"`` carries an extra
   ``\\n`` of its own, hence a blank-looking line.
 * ``Missing hostname`` is a plain ``fprintf``: it ends in ``\\n`` only
-  (:class:`PlainUsageError`).
+  (:class:`~psftp_shell.destination.PlainUsageError`).
 * The usage text ends in ``\\n``; bad ``-l``, ``-h``, a wrong operand
   count or a malformed ``sftp://`` URI print only the usage.
 
@@ -31,10 +33,8 @@ fatal like sftp's ``-X buffer=``), and IPv6 literals in brackets inside
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from psftp_shell.config import (
@@ -42,41 +42,33 @@ from psftp_shell.config import (
     parse_channels,
     parse_connections,
 )
+from psftp_shell.cparse import (
+    Getopt,
+    a2port,
+    argv_split,
+    scan_scaled,
+    strtol_size,
+    strtonum,
+)
+from psftp_shell.destination import (
+    Destination,
+    PlainUsageError,
+    parse_destination,
+)
 from psftp_shell.errors import ExitStatus, FatalError, ShellError, UsageError
 from psftp_shell.escape import to_bytes, vis_log
+from psftp_shell.helptext import usage
 
 SFTP_OPTSTRING = "1246AafhNpqrvCc:D:i:l:o:s:S:b:B:F:J:P:R:X:"
 OPTSTRING = SFTP_OPTSTRING + "n:"
 SSH_PROGRAM = "/usr/bin/ssh"          # _PATH_SSH_PROGRAM
 DEFAULT_SUBSYSTEM = "sftp"
-URI_SCHEME = "sftp://"
 MAX_LIMIT_KBPS = 100 * 1024 * 1024    # -l upper bound
 MAX_X_VALUE = 256 * 1024              # -X buffer= / nrequests= bound
 MAX_VERBOSE = 3
-LLONG_MAX = 2**63 - 1
-LLONG_MIN = -(2**63)
-SIZE_T_RANGE = 2**64
 SSH_BASE_ARGS = ("-oForwardX11 no", "-oPermitLocalCommand no",
                  "-oClearAllForwardings yes")
 SSH_LAST_OPTION = "-oForwardAgent no"
-
-_C_SPACE = " \t\n\v\f\r"
-_DIGITS = "0123456789"
-_HEX_BYTES = b"0123456789abcdefABCDEF"
-_SCALE_CHARS = "BKMGTPE"              # scan_scaled units, 1024 apart
-_SCAN_MAX_DIGITS = 3 * len(_SCALE_CHARS)
-
-_USAGE = (
-    "usage: {prog} [-46AaCfNpqrv] [-B buffer_size] [-b batchfile]"
-    " [-c cipher]\n"
-    "          [-D sftp_server_command] [-F ssh_config]"
-    " [-i identity_file]\n"
-    "          [-J destination] [-l limit] [-n connections]"
-    " [-o ssh_option]\n"
-    "          [-P port] [-R num_requests] [-S program]"
-    " [-s subsystem | sftp_server]\n"
-    "          [-X sftp_option] destination\n"
-)
 
 # psftp-shell's own -X settings: name -> validator.  A validator takes the
 # text after "=" and returns the value, or raises ValueError with a short
@@ -87,17 +79,8 @@ PSFTP_X_OPTIONS: dict[str, Callable[[str], object]] = {
 }
 
 
-class PlainUsageError(UsageError):
-    """A usage error whose message sftp prints with a bare ``\\n``."""
-
-
 class OwnUsageError(UsageError):
     """psftp-shell's own usage error: ``<prog>: message``, then usage."""
-
-
-def usage(prog: str) -> str:
-    """Return sftp's usage text for *prog*, with ``[-n connections]``."""
-    return _USAGE.format(prog=prog)
 
 
 def program_name(argv0: str) -> str:
@@ -147,484 +130,6 @@ def exit_status(exc: ShellError) -> int:
     if isinstance(exc, FatalError):
         return int(ExitStatus.FATAL)
     return int(ExitStatus.ERROR)
-
-
-# --- C library number parsing, as sftp calls it ------------------------------
-
-def _strtoll(text: str) -> tuple[int, int, bool]:
-    """Emulate ``strtoll(text, &end, 10)``: (value, end index, ERANGE).
-
-    The end index is 0 when no digits were found.
-    """
-    pos, size = 0, len(text)
-    while pos < size and text[pos] in _C_SPACE:
-        pos += 1
-    negative = pos < size and text[pos] == "-"
-    if pos < size and text[pos] in "+-":
-        pos += 1
-    start = pos
-    while pos < size and text[pos] in _DIGITS:
-        pos += 1
-    if pos == start:
-        return 0, 0, False
-    value = -int(text[start:pos]) if negative else int(text[start:pos])
-    if value > LLONG_MAX:
-        return LLONG_MAX, pos, True
-    if value < LLONG_MIN:
-        return LLONG_MIN, pos, True
-    return value, pos, False
-
-
-def strtonum(text: str, minval: int, maxval: int) -> tuple[int, str | None]:
-    """Emulate OpenBSD ``strtonum``: (value, None) or (0, errstr)."""
-    value, end, erange = _strtoll(text)
-    if end == 0 or end != len(text):
-        return 0, "invalid"
-    if (value == LLONG_MIN and erange) or value < minval:
-        return 0, "too small"
-    if (value == LLONG_MAX and erange) or value > maxval:
-        return 0, "too large"
-    return value, None
-
-
-def _strtol_size(text: str) -> int | None:
-    """Parse ``-B``/``-R``: ``strtol`` stored in a ``size_t``.
-
-    Returns None where sftp rejects the value (zero or trailing junk).
-    Like sftp, negative or huge values are not refused: they wrap.
-    """
-    value, end, _ = _strtoll(text)
-    size = value % SIZE_T_RANGE
-    if size == 0 or end != len(text):
-        return None
-    return size
-
-
-def _scan_sign(text: str, pos: int) -> tuple[int, int] | None:
-    """Skip blanks and at most one sign: (sign, position) or None."""
-    while pos < len(text) and text[pos] in _C_SPACE:
-        pos += 1
-    sign = 0
-    while pos < len(text) and text[pos] in "+-":
-        if sign:
-            return None
-        sign = -1 if text[pos] == "-" else 1
-        pos += 1
-    return sign, pos
-
-
-def _scan_number(text: str, pos: int
-                 ) -> tuple[int, int, int, int] | int:
-    """Scan ``digits[.digits]``: (whole, fpart, fract_digits, pos).
-
-    Returns an errno value instead when the number is malformed.
-    """
-    whole = fpart = fract_digits = ndigits = 0
-    while pos < len(text) and text[pos] in _DIGITS + ".":
-        char = text[pos]
-        pos += 1
-        if char == ".":
-            if fract_digits > 0:
-                return errno.EINVAL
-            fract_digits = 1
-        elif fract_digits > 0:
-            if fract_digits >= _SCAN_MAX_DIGITS - 1:
-                continue
-            fract_digits += 1
-            fpart = fpart * 10 + int(char)
-            if fpart > LLONG_MAX:
-                return errno.ERANGE
-        else:
-            ndigits += 1
-            whole = whole * 10 + int(char)
-            if ndigits >= _SCAN_MAX_DIGITS or whole > LLONG_MAX:
-                return errno.ERANGE
-    return whole, fpart, fract_digits, pos
-
-
-def _apply_scale(whole: int, fpart: int, fract_digits: int, sign: int,
-                 factor: int) -> int | None:
-    """Scale a parsed number by *factor*; None when it overflows.
-
-    *factor* is a power of two, so ``LLONG_MIN // factor`` is exact and
-    Python's floor division agrees with C's truncating one here.
-    """
-    if whole > LLONG_MAX // factor or whole < LLONG_MIN // factor:
-        return None
-    whole *= factor
-    while fpart >= LLONG_MAX // factor or fpart <= LLONG_MIN // factor:
-        fpart //= 10
-        fract_digits -= 1
-    fpart *= factor
-    if fract_digits > 0:
-        for _ in range(fract_digits - 1):
-            fpart //= 10
-    return whole - fpart if sign == -1 else whole + fpart
-
-
-def scan_scaled(text: str) -> tuple[int, int]:
-    """Emulate OpenBSD ``scan_scaled``: (value, 0) or (0, errno).
-
-    Accepts ``[blanks][sign]digits[.digits][unit]`` with the units
-    ``BKMGTPE`` (either case, powers of 1024); a unit may be followed by
-    anything but an alphanumeric, as in OpenSSH's copy of the function.
-    """
-    signed = _scan_sign(text, 0)
-    if signed is None:
-        return 0, errno.EINVAL
-    sign, pos = signed
-    scanned = _scan_number(text, pos)
-    if isinstance(scanned, int):
-        return 0, scanned
-    whole, fpart, fract_digits, pos = scanned
-    if sign:
-        whole *= sign
-    if pos == len(text):
-        return whole, 0
-    char, following = text[pos], text[pos + 1:pos + 2]
-    unit = _SCALE_CHARS.find(char.upper()) if char.isascii() else -1
-    if unit < 0 or (following.isascii() and following.isalnum()):
-        return 0, errno.EINVAL
-    value = _apply_scale(whole, fpart, fract_digits, sign, 1024 ** unit)
-    if value is None:
-        return 0, errno.ERANGE
-    return value, 0
-
-
-def a2port(text: str) -> int:
-    """Emulate OpenSSH's ``a2port``: a port number or -1.
-
-    A number 0..65535, else a TCP service name from the services
-    database; 0 (which callers reject) is returned as given.
-    """
-    value, err = strtonum(text, 0, 65535)
-    if err is None:
-        return value
-    try:
-        return socket.getservbyname(text, "tcp")
-    except (OSError, UnicodeError, ValueError):
-        return -1
-
-
-# --- destinations ------------------------------------------------------------
-
-@dataclass(slots=True)
-class Destination:
-    """Where to connect: sftp's user, host, URI port and start path."""
-
-    user: str | None
-    host: str
-    port: int | None
-    path: str | None
-
-
-def _colon(text: str) -> int:
-    """Emulate misc.c ``colon()``: index of the host/path colon or -1."""
-    if text.startswith(":"):
-        return -1
-    bracketed = text.startswith("[")
-    for index, char in enumerate(text):
-        following = text[index + 1:index + 2]
-        if char == "@" and following == "[":
-            bracketed = True
-        if char == "]" and following == ":" and bracketed:
-            return index + 1
-        if char == ":" and not bracketed:
-            return index
-        if char == "/":
-            return -1
-    return -1
-
-
-def _cleanhostname(host: str) -> str:
-    """Strip the brackets of ``[host]``."""
-    if host.startswith("[") and host.endswith("]"):
-        return host[1:-1]
-    return host
-
-
-def _hpdelim2(text: str) -> tuple[str, str, str | None] | None:
-    """Emulate ``hpdelim2``: (field, delimiter, rest) or None if bad.
-
-    The delimiter is ``:``, ``/`` or empty (then rest is None).
-    """
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            return None
-        end += 1
-    else:
-        found = [i for i in (text.find(":"), text.find("/")) if i >= 0]
-        end = min(found) if found else len(text)
-    if end == len(text):
-        return text, "", None
-    if text[end] in ":/":
-        return text[:end], text[end], text[end + 1:]
-    return None
-
-
-def _valid_domain(name: str) -> str | None:
-    """Emulate ``valid_domain``: the name minus a final dot, or None."""
-    if not name or not (name[0].isascii() and name[0].isalnum()):
-        return None
-    last = ""
-    for char in name.lower():
-        if last == "." and char == ".":
-            return None
-        if char not in ".-_" and not (char.isascii() and char.isalnum()):
-            return None
-        last = char
-    return name[:-1] if name.endswith(".") else name
-
-
-def urldecode(text: str) -> str | None:
-    """Decode ``%XX`` and ``+`` as misc.c does; None on a bad escape.
-
-    Works on the bytes *text* stands for; a decoded NUL ends the string,
-    as it does in C.
-    """
-    data = to_bytes(text)
-    out = bytearray()
-    pos = 0
-    while pos < len(data):
-        byte = data[pos]
-        if byte == ord("+"):
-            out.append(ord(" "))
-        elif byte == ord("%"):
-            digits = data[pos + 1:pos + 3]
-            if len(digits) < 2 or any(d not in _HEX_BYTES for d in digits):
-                return None
-            out.append(int(digits, 16))
-            pos += 2
-        else:
-            out.append(byte)
-        pos += 1
-    return bytes(out).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _is_ipv6(host: str) -> bool:
-    """Return whether *host* is an IPv6 address literal."""
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _uri_host(raw: str) -> str:
-    """Check a URI's host field; bracketed IPv6 is our extension."""
-    host = _cleanhostname(raw)
-    checked = _valid_domain(host)
-    if checked is not None:
-        return checked
-    if raw.startswith("[") and _is_ipv6(host):
-        return host
-    raise UsageError("")
-
-
-def _uri_user(userinfo: str) -> str:
-    """Decode a URI's user (``;params`` ignored); empty is an error."""
-    user = userinfo.split(";", 1)[0]
-    decoded = urldecode(user) if user else None
-    if decoded is None:
-        raise UsageError("")
-    return decoded
-
-
-def _uri_port_path(delim: str, rest: str | None
-                   ) -> tuple[int | None, str | None]:
-    """Parse what follows a URI's host: ``[:port][/path]``."""
-    port = None
-    if rest and delim == ":":
-        slash = rest.find("/")
-        number = a2port(rest if slash < 0 else rest[:slash])
-        if number <= 0:
-            raise UsageError("")
-        port = number
-        rest = None if slash < 0 else rest[slash + 1:]
-    path = None
-    if rest:
-        path = urldecode(rest)
-        if path is None:
-            raise UsageError("")
-    return port, path
-
-
-def parse_uri(arg: str) -> Destination | None:
-    """Parse ``sftp://[user[;params]@]host[:port][/path]``.
-
-    Returns None when *arg* is not an sftp URI; a malformed one raises
-    ``UsageError("")`` (sftp prints the usage only).
-    """
-    if not arg.startswith(URI_SCHEME):
-        return None
-    rest = arg[len(URI_SCHEME):]
-    user = None
-    at = rest.find("@")
-    if at >= 0:
-        user = _uri_user(rest[:at])
-        rest = rest[at + 1:]
-    fields = _hpdelim2(rest)
-    if fields is None or not fields[0]:
-        raise UsageError("")
-    host = _uri_host(fields[0])
-    port, path = _uri_port_path(fields[1], fields[2])
-    return Destination(user, host, port, path)
-
-
-def parse_user_host_path(arg: str) -> Destination | None:
-    """Parse ``[user@]host:[path]``; None if *arg* is not of that form."""
-    index = _colon(arg)
-    if index < 0:
-        return None
-    path = arg[index + 1:] or "."
-    head = arg[:index]
-    user, at, host = head.rpartition("@")
-    if not at:
-        return Destination(None, _cleanhostname(head), None, path)
-    return Destination(user or None, _cleanhostname(host), None, path)
-
-
-def parse_user_host_port(arg: str) -> Destination | None:
-    """Parse ``[user@]host[:port]`` (the port is checked, then dropped)."""
-    user, at, rest = arg.rpartition("@")
-    if at and not user:
-        return None
-    fields = _hpdelim2(rest)
-    if fields is None or fields[1] == "/" or not fields[0]:
-        return None
-    port_text = fields[2]
-    if port_text and a2port(port_text) <= 0:
-        return None
-    return Destination(user if at else None, _cleanhostname(fields[0]),
-                       None, None)
-
-
-def parse_destination(arg: str) -> Destination:
-    """Parse sftp's destination operand, trying each form in turn.
-
-    ``sftp://`` URI, then ``[user@]host:[path]``, then ``[user@]host``,
-    then the whole string as the host name.  Raises ``UsageError("")``
-    for a bad URI and :class:`PlainUsageError` ``Missing hostname`` for
-    an empty host.
-    """
-    dest = (parse_uri(arg) or parse_user_host_path(arg)
-            or parse_user_host_port(arg)
-            or Destination(None, _cleanhostname(arg), None, None))
-    if not dest.host:
-        raise PlainUsageError("Missing hostname")
-    return dest
-
-
-# --- the -D command ----------------------------------------------------------
-
-def _split_token(text: str, pos: int) -> tuple[str, int, str]:
-    """Read one ``argv_split`` token: (token, end position, open quote)."""
-    quote = ""
-    token: list[str] = []
-    while pos < len(text):
-        char = text[pos]
-        following = text[pos + 1:pos + 2]
-        if char == "\\":
-            if following in ("'", '"', "\\") and following or (
-                    not quote and following == " "):
-                pos += 1
-                char = following
-            token.append(char)
-        elif not quote and char in " \t":
-            break
-        elif not quote and char in "\"'":
-            quote = char
-        elif quote and char == quote:
-            quote = ""
-        else:
-            token.append(char)
-        pos += 1
-    return "".join(token), pos, quote
-
-
-def argv_split(text: str) -> list[str]:
-    """Split a ``-D`` command as misc.c ``argv_split`` does.
-
-    Blanks separate words, quotes group, ``\\`` escapes quotes, itself
-    and (unquoted) a space; a word starting with ``#`` ends the line.
-    An unterminated quote raises ``ValueError``.
-    """
-    words: list[str] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos] in " \t":
-            pos += 1
-            continue
-        if text[pos] == "#":
-            break
-        word, pos, quote = _split_token(text, pos)
-        if quote:
-            raise ValueError("unterminated quote")
-        words.append(word)
-        pos += 1
-    return words
-
-
-# --- getopt ------------------------------------------------------------------
-
-def _first_byte(char: str) -> str:
-    """Return the first byte of *char*, as getopt sees it (a str)."""
-    return to_bytes(char)[:1].decode("utf-8", "surrogateescape")
-
-
-class Getopt:
-    """BSD ``getopt(3)`` as in OpenSSH's openbsd-compat (no permuting).
-
-    Iterating yields ``(letter, argument)`` pairs (argument ``""`` for
-    flags); errors raise :class:`UsageError` with getopt's message.
-    Afterwards :attr:`optind` is the index of the first operand.
-    """
-
-    def __init__(self, args: list[str], optstring: str) -> None:
-        """Prepare to scan *args* (argv without argv[0])."""
-        self.args = args
-        self.optstring = optstring
-        self.optind = 0
-
-    def _takes_argument(self, char: str) -> bool | None:
-        """Return whether *char* takes an argument; None if unknown."""
-        index = self.optstring.find(char)
-        if char == ":" or index < 0:
-            return None
-        return self.optstring[index + 1:index + 2] == ":"
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        """Yield the options in order, stopping at the first operand."""
-        while self.optind < len(self.args):
-            arg = self.args[self.optind]
-            if not arg.startswith("-") or arg == "-":
-                return
-            self.optind += 1
-            if arg == "--":
-                return
-            for pos in range(1, len(arg)):
-                char = arg[pos]
-                if char == "-" and pos + 1 == len(arg):
-                    self.optind -= 1    # "-x-": getopt ends, arg unused
-                    return
-                needs = self._takes_argument(char)
-                if needs is None:
-                    raise UsageError(
-                        f"unknown option -- {_first_byte(char)}")
-                if needs:
-                    yield char, self._argument(arg, pos, char)
-                    break
-                yield char, ""
-
-    def _argument(self, arg: str, pos: int, char: str) -> str:
-        """Return the argument of option *char* found at arg[pos]."""
-        if pos + 1 < len(arg):
-            return arg[pos + 1:]
-        if self.optind >= len(self.args):
-            raise UsageError(f"option requires an argument -- {char}")
-        self.optind += 1
-        return self.args[self.optind - 1]
 
 
 # --- the options -------------------------------------------------------------
@@ -745,13 +250,13 @@ class _Parser:
         self.opts.port = port
 
     def _buffer(self, letter: str, arg: str) -> None:
-        size = _strtol_size(arg)
+        size = strtol_size(arg)
         if size is None:
             raise FatalError(f'Invalid buffer size "{arg}"')
         self.opts.buffer_size = size
 
     def _requests(self, letter: str, arg: str) -> None:
-        count = _strtol_size(arg)
+        count = strtol_size(arg)
         if count is None:
             raise FatalError(f'Invalid number of requests "{arg}"')
         self.opts.num_requests = count
@@ -902,46 +407,3 @@ def parse_args(argv: list[str], prog: str, *,
         if parser.opts.batch_fd is not None:
             os.close(parser.opts.batch_fd)
         raise
-
-
-# The option list of the man page and of any generated help, in sftp's
-# order; the texts are ours.
-OPTION_HELP: tuple[tuple[str, str], ...] = (
-    ("-4", "Use IPv4 addresses only."),
-    ("-6", "Use IPv6 addresses only."),
-    ("-A", "Forward the authentication agent (passed to ssh)."),
-    ("-a", "Resume every transfer, as reget and reput do."),
-    ("-B buffer_size", "Bytes per read or write request (default: what "
-     "the server's limits@openssh.com offers, else 32768)."),
-    ("-b batchfile", "Read commands from batchfile (- for stdin); stop at "
-     "the first failing command not prefixed with -.  Implies quiet "
-     "operation and BatchMode yes."),
-    ("-C", "Enable compression."),
-    ("-c cipher", "The cipher to encrypt with."),
-    ("-D sftp_server_command", "Run a local SFTP server and talk to it "
-     "over pipes instead of connecting with SSH."),
-    ("-F ssh_config", "Read this ssh client configuration file instead "
-     "of ~/.ssh/config and /etc/ssh/ssh_config."),
-    ("-f", "Flush each transferred file to disk (fsync)."),
-    ("-i identity_file", "A private key to authenticate with."),
-    ("-J destination", "Connect through this jump host (ProxyJump)."),
-    ("-l limit", "Limit the bandwidth, in Kbit/s, of all streams "
-     "together."),
-    ("-N", "Undo the quiet mode that -b implies."),
-    ("-n connections", "Run every get and put on this many parallel "
-     "streams, 1 to 64 (default 1, or PSFTP_SHELL_CONNECTIONS, or the "
-     "configuration file).  Unlike the CEA parallel-sftp patch, whose -n "
-     "counted extra connections, this counts all streams."),
-    ("-o ssh_option", "Any ssh_config option, as Key=Value."),
-    ("-P port", "The port to connect to."),
-    ("-p", "Preserve modes and times of transferred files."),
-    ("-q", "Quiet: no progress meter, no informational messages."),
-    ("-R num_requests", "Requests in flight per stream (default 64)."),
-    ("-r", "Copy directories recursively."),
-    ("-S program", "Use program instead of ssh for the connection."),
-    ("-s subsystem | sftp_server", "The SSH subsystem, or the path of the "
-     "server program, to run on the remote host (default sftp)."),
-    ("-v", "More verbose logging; up to three times."),
-    ("-X sftp_option", "buffer=SIZE or nrequests=N as in sftp, or a "
-     "psftp-shell setting such as connections=N."),
-)

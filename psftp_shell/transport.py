@@ -149,7 +149,7 @@ class SSHTransport:
                      ) -> SFTPClient:
         import asyncssh
 
-        from psftp_shell.connect import open_sftp_channel
+        from psftp_shell.sshchannel import open_sftp_channel
         try:
             reader, writer = await open_sftp_channel(conn, self.subsystem)
         except (asyncssh.Error, OSError):

@@ -16,16 +16,11 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from psftp_shell.connect import (
-    ConnectError,
-    Connector,
-    SSHTarget,
-    command_line_config,
-    open_sftp_channel,
-    parse_jump,
-)
+from psftp_shell.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
 from psftp_shell.errors import FatalError
+from psftp_shell.sshchannel import open_sftp_channel
+from psftp_shell.sshconfig import command_line_config, parse_jump
 from tests.prompts import Scripted
 
 pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]

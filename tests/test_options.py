@@ -19,25 +19,29 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.config import ConfigError
-from psftp_shell.errors import FatalError, ShellError, UsageError
-from psftp_shell.options import (
-    PSFTP_X_OPTIONS,
-    Destination,
+from psftp_shell.cparse import (
     Getopt,
-    OwnUsageError,
-    PlainUsageError,
     a2port,
     argv_split,
+    scan_scaled,
+    strtonum,
+)
+from psftp_shell.destination import (
+    Destination,
+    PlainUsageError,
+    parse_destination,
+    urldecode,
+)
+from psftp_shell.errors import FatalError, ShellError, UsageError
+from psftp_shell.helptext import usage
+from psftp_shell.options import (
+    PSFTP_X_OPTIONS,
+    OwnUsageError,
     exit_status,
     format_error,
     message_line,
     parse_args,
-    parse_destination,
     program_name,
-    scan_scaled,
-    strtonum,
-    urldecode,
-    usage,
 )
 
 PROG = "psftp-shell"

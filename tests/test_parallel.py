@@ -412,7 +412,8 @@ async def test_idle_streams_steal_from_the_slowest(tmp_path: Path,
         rig.engine.ctx.chunk = 16 * MAX_BUFFER
         data = payload(32 * MAX_BUFFER)     # two chunks for four streams
         (rig.remote / "f").write_bytes(data)
-        rig.transport.delays = {1: 0.02}    # the first pool stream is slow
+        rig.transport.delays = {1: 0.1}     # the first pool stream is slow
+        await rig.engine.pool.streams()     # all open before the copy
         assert await rig.get("f", "down")
         assert (rig.local / "down").read_bytes() == data
         assert len(set(rig.seen.streams)) >= 3      # two had to steal

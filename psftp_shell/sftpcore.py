@@ -1,0 +1,412 @@
+"""The request/response machinery of an SFTP v3 client session.
+
+:class:`SFTPCore` runs over any pair of byte streams: an SSH channel
+(asyncssh's ``SSHReader``/``SSHWriter``), a subprocess's pipes (``-D``,
+``-S``) or a socket.  It sends INIT, pipelines requests by id and sends
+the hot-path READ and WRITE requests itself.
+
+Every request gets a future; the receive loop parses each reply as the
+request expects and resolves the future with the result, a
+:class:`StatusError`, or - for anything that breaks the protocol - a
+:class:`ProtocolError`.  Protocol errors and a lost transport are fatal:
+the client closes and every pending request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from typing import Any, Protocol, Self
+
+from .replies import Handler, on_data, on_raw, on_status
+from .wire import (
+    FXP_DATA,
+    FXP_EXTENDED,
+    FXP_INIT,
+    FXP_READ,
+    FXP_VERSION,
+    FXP_WRITE,
+    HEAD,
+    HEAD_STR,
+    INCOMPLETE,
+    KNOWN_EXTENSIONS,
+    MAX_MSG_LENGTH,
+    OFF_LEN,
+    PROTOCOL_VERSION,
+    U32,
+    U64,
+    ConnectionLost,
+    Cursor,
+    ProtocolError,
+    SFTPError,
+    StatusError,
+    pack_path,
+)
+
+_TOO_LONG_HINT = ("Ensure the remote shell produces no output "
+                  "for non-interactive sessions.")
+_WRITE_SPLIT = 16 * 1024   # bigger WRITE payloads go out without a join
+
+
+class ByteReader(Protocol):
+    """The receive side of a transport."""
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read *n* bytes; raise IncompleteReadError at EOF."""
+
+
+class ByteWriter(Protocol):
+    """The send side of a transport."""
+
+    def write(self, data: bytes) -> None:
+        """Queue *data* for sending."""
+
+    async def drain(self) -> None:
+        """Wait until the send buffer is below its high-water mark."""
+
+    def close(self) -> None:
+        """Close the transport."""
+
+
+def _too_long(length: int) -> ProtocolError:
+    return ProtocolError(f"Received message too long {length}\n"
+                         f"{_TOO_LONG_HINT}")
+
+
+def _lost(exc: Exception) -> ConnectionLost:
+    """Return the error for a transport that failed with *exc*.
+
+    EOF, a reset and an SSH disconnect read "Connection closed", as sftp
+    says when its ssh goes away; other I/O errors keep their reason.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+        return ConnectionLost(
+            f"Couldn't read packet: {exc.strerror or exc}")
+    return ConnectionLost("Connection closed")
+
+
+def _copy_error(exc: SFTPError) -> SFTPError:
+    """Return a fresh exception like *exc* (one instance per future)."""
+    if isinstance(exc, StatusError):
+        return StatusError(exc.code, exc.server_message)
+    return type(exc)(*exc.args)
+
+
+class SFTPCore:
+    """An SFTP v3 session over a reader/writer pair: the machinery.
+
+    :class:`psftp_shell.protocol.SFTPClient` adds the typed requests.
+
+    :param on_lost: called with the error when the session ends for any
+        reason other than :meth:`close` (transport died, protocol error)
+    """
+
+    def __init__(self, reader: ByteReader, writer: ByteWriter, *,
+                 on_lost: Callable[[SFTPError], None] | None = None
+                 ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.on_lost = on_lost
+        self.version = 0
+        self.extensions: dict[str, str] = {}
+        self._ext_pairs: set[tuple[str, str]] = set()
+        self._next_id = 1
+        self._pending: dict[int, tuple[asyncio.Future[Any], Handler,
+                                       Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._reason: SFTPError | None = None
+        self._done = asyncio.Event()
+
+    # ---- session
+
+    @property
+    def closed(self) -> bool:
+        """Return whether the session has ended."""
+        return self._closed
+
+    @property
+    def lost_reason(self) -> SFTPError | None:
+        """Return why the session ended (None while open)."""
+        return self._reason
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Send INIT, read VERSION and start the receive loop."""
+        if self._loop is not None:
+            raise RuntimeError("SFTPClient.start() called twice")
+        self._loop = asyncio.get_running_loop()
+        self._send(U32.pack(5) + bytes([FXP_INIT])
+                   + U32.pack(PROTOCOL_VERSION))
+        try:
+            body = await self._read_version()
+            self._parse_version(body)
+        except SFTPError as exc:
+            self._shutdown(exc, lost=False)
+            raise
+        self._task = self._loop.create_task(self._receive_loop())
+
+    async def _read_version(self) -> bytes:
+        if self._closed:
+            assert self._reason is not None
+            raise _copy_error(self._reason)
+        try:
+            (length,) = U32.unpack(await self._reader.readexactly(4))
+            if length > MAX_MSG_LENGTH:
+                raise _too_long(length)
+            if length == 0:
+                raise ProtocolError(INCOMPLETE)
+            return await self._reader.readexactly(length)
+        except SFTPError:
+            raise
+        except Exception as exc:
+            raise _lost(exc) from exc
+
+    def _parse_version(self, body: bytes) -> None:
+        if body[0] != FXP_VERSION:
+            raise ProtocolError(
+                f"Invalid packet back from SSH2_FXP_INIT (type {body[0]})\n"
+                "Couldn't initialise connection to server")
+        cur = Cursor(body, 1)
+        try:
+            self.version = cur.u32()
+            while cur.pos < len(body):
+                name = cur.text()
+                value = cur.text()
+                self.extensions[name] = value
+                self._ext_pairs.add((name, value))
+        except struct.error:
+            raise ProtocolError(INCOMPLETE) from None
+
+    def has_extension(self, name: str) -> bool:
+        """Return whether the server offers *name* in a usable version.
+
+        The extensions sftp knows count only with the version sftp
+        requires (:data:`KNOWN_EXTENSIONS`); any other name counts when it
+        is advertised at all.
+        """
+        version = KNOWN_EXTENSIONS.get(name)
+        if version is None:
+            return name in self.extensions
+        return (name, version) in self._ext_pairs
+
+    async def close(self) -> None:
+        """End the session: close the writer, fail pending requests."""
+        self._shutdown(ConnectionLost("Connection closed"), lost=False)
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.wait([task])
+
+    async def wait_closed(self) -> SFTPError:
+        """Wait until the session ends; return why it ended."""
+        await self._done.wait()
+        assert self._reason is not None
+        return self._reason
+
+    def _shutdown(self, reason: SFTPError, lost: bool) -> None:
+        """Mark the session closed and fail everything still pending."""
+        if self._closed:
+            return
+        self._closed = True
+        self._reason = reason
+        pending, self._pending = self._pending, {}
+        for fut, _, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(_copy_error(reason))
+                fut.exception()     # reported once, via on_lost
+        self._close_writer()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._done.set()
+        if lost and self.on_lost is not None:
+            self.on_lost(reason)
+
+    def _close_writer(self) -> None:
+        """Close the writer, sending EOF first where the stream can."""
+        writer: Any = self._writer
+        try:
+            can_eof = getattr(writer, "can_write_eof", None)
+            if can_eof is not None and can_eof():
+                writer.write_eof()
+        except Exception:   # closing anyway
+            pass
+        try:
+            writer.close()
+        except Exception:   # already closed or broken
+            pass
+
+    # ---- transport
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+        except Exception as exc:   # any failure is fatal
+            self._shutdown(ConnectionLost(f"Couldn't send packet: {exc}"),
+                           lost=True)
+
+    async def drain(self) -> None:
+        """Wait for the writer's buffer to drain (backpressure)."""
+        if self._closed:
+            assert self._reason is not None
+            raise _copy_error(self._reason)
+        try:
+            await self._writer.drain()
+        except Exception as exc:   # any failure is fatal
+            self._shutdown(ConnectionLost("Connection closed"), lost=True)
+            assert self._reason is not None
+            raise _copy_error(self._reason) from exc
+
+    async def _receive_loop(self) -> None:
+        try:
+            await self._receive()
+        except asyncio.CancelledError:
+            self._shutdown(ConnectionLost("Connection closed"), lost=False)
+            raise
+        except SFTPError as exc:
+            self._shutdown(exc, lost=True)
+        except Exception as exc:   # any failure is fatal
+            self._shutdown(_lost(exc), lost=True)
+
+    async def _receive(self) -> None:
+        """Read replies forever, resolving each request's future."""
+        readexactly = self._reader.readexactly
+        pending = self._pending
+        unpack_head = HEAD.unpack
+        while True:
+            length, ptype, rid = unpack_head(await readexactly(9))
+            if length > MAX_MSG_LENGTH:
+                raise _too_long(length)
+            if length < 5:
+                raise ProtocolError(INCOMPLETE)
+            rest = length - 5
+            if ptype == FXP_DATA and rest >= 4:
+                body = await self._read_data(rest)
+            elif rest:
+                body = await readexactly(rest)
+            else:
+                body = b""
+            entry = pending.pop(rid, None)
+            if entry is None:
+                raise ProtocolError(f"Unexpected reply {rid}")
+            fut, handler, arg = entry
+            if fut.done():          # the caller cancelled
+                continue
+            try:
+                fut.set_result(handler(ptype, body, arg))
+            except StatusError as exc:
+                fut.set_exception(exc)
+            except ProtocolError as exc:
+                fut.set_exception(exc)
+                fut.exception()
+                raise
+            except (struct.error, IndexError) as exc:
+                fut.set_exception(ProtocolError(INCOMPLETE))
+                fut.exception()
+                raise ProtocolError(INCOMPLETE) from exc
+
+    async def _read_data(self, rest: int) -> bytes:
+        """Read a DATA body's string straight into one bytes object."""
+        readexactly = self._reader.readexactly
+        (dlen,) = U32.unpack(await readexactly(4))
+        if dlen > rest - 4:
+            raise ProtocolError(INCOMPLETE)
+        data = await readexactly(dlen) if dlen else b""
+        if rest - 4 - dlen:
+            await readexactly(rest - 4 - dlen)
+        return data
+
+    # ---- requests
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        if self._loop is None:
+            raise RuntimeError("SFTPClient.start() has not been called")
+        fut = self._loop.create_future()
+        if self._closed:
+            assert self._reason is not None
+            fut.set_exception(_copy_error(self._reason))
+            fut.exception()
+        return fut
+
+    def _submit(self, ptype: int, payload: bytes, handler: Handler,
+                arg: Any = None) -> asyncio.Future[Any]:
+        fut = self._new_future()
+        if fut.done():
+            return fut
+        length = 5 + len(payload)
+        if length > MAX_MSG_LENGTH:
+            raise ProtocolError(f"Outbound message too long {length}")
+        rid = self._next_id
+        self._next_id = (rid + 1) & 0xFFFFFFFF
+        self._pending[rid] = (fut, handler, arg)
+        self._send(HEAD.pack(length, ptype, rid) + payload)
+        return fut
+
+    def request(self, ptype: int, payload: bytes
+                ) -> asyncio.Future[tuple[int, bytes]]:
+        """Send a request now; the future gets (reply type, reply body).
+
+        The body is what follows the request id.  Status replies are not
+        interpreted: this is the escape hatch for callers that parse.
+        """
+        return self._submit(ptype, payload, on_raw)
+
+    def read_nowait(self, handle: bytes, offset: int, length: int
+                    ) -> asyncio.Future[bytes]:
+        """Send a READ now; the future gets the data (b"" at EOF)."""
+        fut = self._new_future()
+        if fut.done():
+            return fut
+        rid = self._next_id
+        self._next_id = (rid + 1) & 0xFFFFFFFF
+        self._pending[rid] = (fut, on_data, length)
+        hlen = len(handle)
+        self._send(HEAD_STR.pack(21 + hlen, FXP_READ, rid, hlen) + handle
+                   + OFF_LEN.pack(offset, length))
+        return fut
+
+    def write_nowait(self, handle: bytes, offset: int,
+                     data: bytes | bytearray | memoryview
+                     ) -> asyncio.Future[None]:
+        """Send a WRITE now; the future completes when it is acknowledged.
+
+        Large payloads are passed to the writer as they are, after a small
+        header, so the data is not copied here.
+        """
+        fut = self._new_future()
+        if fut.done():
+            return fut
+        hlen = len(handle)
+        dlen = len(data)
+        length = 21 + hlen + dlen
+        if length > MAX_MSG_LENGTH:
+            raise ProtocolError(f"Outbound message too long {length}")
+        rid = self._next_id
+        self._next_id = (rid + 1) & 0xFFFFFFFF
+        self._pending[rid] = (fut, on_status, None)
+        head = b"".join((HEAD_STR.pack(length, FXP_WRITE, rid, hlen),
+                         handle, U64.pack(offset), U32.pack(dlen)))
+        if dlen > _WRITE_SPLIT:
+            self._send(head)
+            self._send(data)    # type: ignore[arg-type]
+        else:
+            self._send(head + bytes(data))
+        return fut
+
+    async def _call(self, ptype: int, payload: bytes, handler: Handler,
+                    arg: Any = None) -> Any:
+        return await self._submit(ptype, payload, handler, arg)
+
+    async def _extended_call(self, name: str, payload: bytes,
+                             handler: Handler, arg: Any = None) -> Any:
+        return await self._call(FXP_EXTENDED, pack_path(name) + payload,
+                                handler, arg)
+
