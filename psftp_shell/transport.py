@@ -36,7 +36,7 @@ class Transport(Protocol):
         ...
 
 
-class _StdinWriter:
+class StdinWriter:
     """Adapt a subprocess's stdin to the protocol's ByteWriter."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
@@ -97,7 +97,7 @@ class PipeTransport:
                 f"exec: {self.argv[0]}: {exc.strerror}\n") from None
         self.processes.append(proc)
         assert proc.stdout is not None and proc.stdin is not None
-        client = SFTPClient(proc.stdout, _StdinWriter(proc.stdin))
+        client = SFTPClient(proc.stdout, StdinWriter(proc.stdin))
         self.clients.append(client)     # so that close() reaches it
         try:
             await client.start()

@@ -33,6 +33,7 @@ from psftp_shell.engine import (
 )
 from psftp_shell.output import Output
 from psftp_shell.protocol import ConnectionLost, SFTPClient, SFTPError
+from psftp_shell.transport import StdinWriter
 
 T = TypeVar("T")
 TIMEOUT = 60.0
@@ -46,20 +47,8 @@ async def within(aw: Awaitable[T], timeout: float = TIMEOUT) -> T:
     return await asyncio.wait_for(aw, timeout)
 
 
-class PipeWriter:
-    """A subprocess's stdin as the protocol's ByteWriter."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
-
-    async def drain(self) -> None:
-        await self._writer.drain()
-
-    def close(self) -> None:
-        self._writer.close()
+PipeWriter = StdinWriter
+"""A subprocess's stdin as the protocol's ByteWriter."""
 
 
 Mangle = Callable[[int, bytes], tuple[int, bytes]]
