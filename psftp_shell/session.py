@@ -10,11 +10,13 @@ empty message (already printed), unless they are asked to be quiet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from psftp_shell import globbing
 from psftp_shell.attrs import Attrs
 from psftp_shell.errors import CommandError, FatalError
+from psftp_shell.ordered import Printer
 from psftp_shell.output import Output
 from psftp_shell.paths import make_absolute
 from psftp_shell.protocol import (
@@ -22,6 +24,52 @@ from psftp_shell.protocol import (
     SFTPClient,
     StatusError,
 )
+
+
+async def read_directory(client: SFTPClient, out: Printer, path: str, *,
+                         report_open: bool = True,
+                         interrupted: Callable[[], bool] | None = None
+                         ) -> list[Name]:
+    """sftp's ``do_lsreaddir``: a whole directory, suspect names dropped.
+
+    A server name that contains ``/`` (an absolute or traversal name) is
+    reported with sftp's message and skipped, whoever reads the directory.
+    A read failure prints sftp's message and raises :class:`CommandError`;
+    so does an OPENDIR failure with *report_open* (without it, the
+    :class:`StatusError` propagates unprinted).  When *interrupted* says
+    so, reading stops and nothing is returned, as sftp discards a partial
+    listing.
+    """
+    try:
+        handle = await client.opendir(path)
+    except StatusError as exc:
+        if report_open:
+            out.error(f'remote readdir("{path}"): {exc.text}')
+            raise CommandError("") from None
+        raise
+    stop = interrupted or (lambda: False)
+    names: list[Name] = []
+    try:
+        while not stop():
+            try:
+                batch = await client.readdir(handle)
+            except StatusError as exc:
+                out.error(f"Couldn't read directory: {exc.text}")
+                raise CommandError("") from None
+            if not batch:
+                break
+            for name in batch:
+                if "/" in name.filename:
+                    out.error(f'Server sent suspect path "{name.filename}" '
+                              f'during readdir of "{path}"')
+                else:
+                    names.append(name)
+    finally:
+        try:
+            await client.close_handle(handle)
+        except StatusError as exc:
+            out.error(f"close remote: {exc.text}")
+    return [] if stop() else names
 
 
 class RemoteGlobFS:
@@ -115,41 +163,9 @@ class RemoteSession:
 
     async def readdir(self, path: str, *, report: bool = True
                       ) -> list[Name]:
-        """Read a whole directory, dropping names that contain ``/``.
-
-        With *report*, an OPENDIR failure prints sftp's message; a server
-        name that contains a slash is always reported and skipped.
-        """
-        try:
-            handle = await self.client.opendir(path)
-        except StatusError as exc:
-            if report:
-                raise self.fail(
-                    f'remote readdir("{path}"): {exc.text}') from None
-            raise
-        names: list[Name] = []
-        try:
-            while True:
-                try:
-                    batch = await self.client.readdir(handle)
-                except StatusError as exc:
-                    raise self.fail(
-                        f"Couldn't read directory: {exc.text}") from None
-                if not batch:
-                    break
-                for name in batch:
-                    if "/" in name.filename:
-                        self.out.error(
-                            f'Server sent suspect path "{name.filename}" '
-                            f'during readdir of "{path}"')
-                    else:
-                        names.append(name)
-        finally:
-            try:
-                await self.client.close_handle(handle)
-            except StatusError as exc:
-                self.out.error(f"close remote: {exc.text}")
-        return names
+        """Read a whole directory with :func:`read_directory`."""
+        return await read_directory(self.client, self.out, path,
+                                    report_open=report)
 
     async def glob(self, pattern: str, *, mark: bool = False,
                    nocheck: bool = False, nosort: bool = False,

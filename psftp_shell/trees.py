@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from psftp_shell.attrs import Attrs
+from psftp_shell.errors import CommandError
 from psftp_shell.ordered import Printer
 from psftp_shell.paths import path_append
 from psftp_shell.protocol import Name, SFTPClient, StatusError
+from psftp_shell.session import read_directory
 from psftp_shell.xfer import MAX_DIR_DEPTH, CopyContext, Flags
 
 _USER_WX = stat_mod.S_IWUSR | stat_mod.S_IXUSR
@@ -59,45 +61,13 @@ async def realpath(sub: Submitter, path: str) -> str | None:
         return None
 
 
-async def _close(sub: Submitter, handle: bytes) -> None:
-    try:
-        await sub.client.close_handle(handle)
-    except StatusError as exc:
-        sub.out.error(f"close remote: {exc.text}")
-
-
 async def readdir(sub: Submitter, path: str) -> list[Name] | None:
     """sftp's ``do_readdir``: all entries, or None after an error."""
-    client, interrupted = sub.client, sub.ctx.is_interrupted
     try:
-        handle = await client.opendir(path)
-    except StatusError as exc:
-        sub.out.error(f'remote readdir("{path}"): {exc.text}')
+        return await read_directory(sub.client, sub.out, path,
+                                    interrupted=sub.ctx.is_interrupted)
+    except CommandError:
         return None
-    names: list[Name] = []
-    failed = False
-    try:
-        while not interrupted():
-            try:
-                batch = await client.readdir(handle)
-            except StatusError as exc:
-                sub.out.error(f"Couldn't read directory: {exc.text}")
-                failed = True
-                break
-            if not batch:
-                break
-            for name in batch:
-                if "/" in name.filename:
-                    sub.out.error(f'Server sent suspect path '
-                                  f'"{name.filename}" during readdir of '
-                                  f'"{path}"')
-                else:
-                    names.append(name)
-    finally:
-        await _close(sub, handle)
-    if failed:
-        return None
-    return [] if interrupted() else names
 
 
 # ---------------------------------------------------------------- get
