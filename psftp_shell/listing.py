@@ -16,10 +16,11 @@ import stat as _stat
 import struct
 import time
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from psftp_shell.attrs import Attrs
 from psftp_shell.escape import to_bytes, vis_name
+from psftp_shell.wire import StatVFS
 
 _U64 = (1 << 64) - 1
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -256,19 +257,6 @@ def columns(names: Sequence[str], *, width: int, max_len: int,
 
 
 # -- df -----------------------------------------------------------------------
-
-class StatVFS(Protocol):
-    """The statvfs fields ``df`` reads (asyncssh's SFTPVFSAttrs fits)."""
-
-    bsize: int
-    frsize: int
-    blocks: int
-    bfree: int
-    bavail: int
-    files: int
-    ffree: int
-    favail: int
-
 
 def _capacity(total: int, free: int) -> str:
     if total == 0:

@@ -7,7 +7,6 @@ import re
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from psftp_shell.listing import (
     sort_entries,
     strmode,
 )
+from psftp_shell.wire import StatVFS
 
 NOW = int(time.time())
 HALF_YEAR = 15768000
@@ -52,24 +52,11 @@ FILES = {
 }
 
 
-@dataclass
-class FakeVFS:
-    """statvfs fields under the names df_lines expects."""
-
-    bsize: int
-    frsize: int
-    blocks: int
-    bfree: int
-    bavail: int
-    files: int
-    ffree: int
-    favail: int
-
-
-def vfs(path: Path) -> FakeVFS:
+def vfs(path: Path) -> StatVFS:
     st = os.statvfs(path)
-    return FakeVFS(st.f_bsize, st.f_frsize, st.f_blocks, st.f_bfree,
-                   st.f_bavail, st.f_files, st.f_ffree, st.f_favail)
+    return StatVFS(st.f_bsize, st.f_frsize, st.f_blocks, st.f_bfree,
+                   st.f_bavail, st.f_files, st.f_ffree, st.f_favail,
+                   st.f_fsid, st.f_flag, st.f_namemax)
 
 
 def run_sftp(sftp_bin: str, server: str, cwd: Path, script: str) -> str:
@@ -264,7 +251,8 @@ def test_df_matches_sftp(tmp_path: Path, sftp_bin: str,
 
 
 def test_df_spec_examples() -> None:
-    st = FakeVFS(4096, 4096, 66053021, 59439759, 19984466, 100, 0, 7)
+    st = StatVFS(4096, 4096, 66053021, 59439759, 19984466, 100, 0, 7,
+                 0, 0, 255)
     assert df_lines(st, human=False, inodes=False)[1] == (
         "   264212084     26453048     79937864    237759036          10%")
     lines = df_lines(st, human=True, inodes=False)
