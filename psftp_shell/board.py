@@ -13,8 +13,9 @@ one after the other, exactly as sftp's loop does.
 
 A lane whose stream's connection is lost stops; the file it was copying
 is started again on another stream, and the chunks its stream had not
-finished go back to their queue.  When no pool stream is left, the
-control client carries the rest.
+finished go back to their queue.  The pool tries a replacement, which
+joins the command through :meth:`Board.add_stream` when it opens.  When
+no pool stream is left, the control client carries the rest.
 """
 
 from __future__ import annotations

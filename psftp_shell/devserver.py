@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -263,26 +263,39 @@ class AsyncSSHServer:
 
     def start_in_thread(self) -> None:
         """Run the server in a daemon thread with its own event loop."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self.start())
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait(30)
-        self._thread_loop = loop
+        self._thread_loop = start_in_thread(self.start, 30)
 
     def stop_thread(self) -> None:
         """Stop a server started with :meth:`start_in_thread`."""
-        loop = self._thread_loop
+        loop, self._thread_loop = self._thread_loop, None
         if loop is not None:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            self._thread_loop = None
+            stop_thread(self.stop, loop)
+
+
+def start_in_thread(start: Callable[[], Awaitable[None]],
+                    timeout: float) -> asyncio.AbstractEventLoop:
+    """Run *start* in a new event loop on a daemon thread, then keep the
+    loop running; RuntimeError if it has not started after *timeout*."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=run, daemon=True).start()
+    if not ready.wait(timeout):
+        raise RuntimeError("the server thread did not start")
+    return loop
+
+
+def stop_thread(stop: Callable[[], Coroutine[Any, Any, None]],
+                loop: asyncio.AbstractEventLoop) -> None:
+    """Run *stop* on a loop from :func:`start_in_thread`, then end it."""
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
 
 
 def fill_demo_tree(root: Path, big_mib: int = 300) -> None:

@@ -15,6 +15,13 @@ attempt is retried after a growing pause; if fewer streams can be had,
 the transfer carries on with those and says so once.  With several
 channels per connection (a transport that offers ``open_channel``), N
 streams share fewer TCP connections, each channel with its own window.
+
+A stream whose connection is lost mid-session is replaced: after a
+pause, a new connection is tried through the same gate and back-off,
+and joins whatever transfer is running (through the listeners).  The
+number of replacements per session is bounded, so a dead server costs a
+few attempts, not an endless loop; without a replacement the transfer
+finishes on the streams left.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from psftp_shell.protocol import SFTPClient
 MAX_HANDSHAKES = 8
 ATTEMPTS = 4
 BACKOFF = 0.25          # seconds before the second attempt; doubles
+REPLACEMENTS_PER_STREAM = 2
+"""Replacement connections a session may open, per stream asked for."""
 
 
 class Opener(Protocol):
@@ -89,12 +98,15 @@ class StreamPool:
     :param size: the number of streams wanted (``-n``)
     :param requests: requests in flight per stream (``-R``)
     :param channels: streams per connection
+    :param replacements: how many lost streams may be replaced in the
+        session (default: :data:`REPLACEMENTS_PER_STREAM` per stream)
     """
 
     def __init__(self, transport: Opener, size: int, out: Printer, *,
                  requests: int, channels: int = 1,
                  max_handshakes: int = MAX_HANDSHAKES,
                  attempts: int = ATTEMPTS, backoff: float = BACKOFF,
+                 replacements: int | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
                  ) -> None:
         self.transport = transport
@@ -110,6 +122,12 @@ class StreamPool:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._listeners: list[Callable[[Stream], None]] = []
+        self.spares = REPLACEMENTS_PER_STREAM * size \
+            if replacements is None else replacements
+        self.replaced = 0               # replacements that opened
+        self._gone: set[Stream] = set()
+        self._replacing: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def opened(self) -> bool:
@@ -119,6 +137,21 @@ class StreamPool:
     def live(self) -> list[Stream]:
         """The streams open and working now."""
         return [s for s in self.ready if s.usable()]
+
+    def start(self) -> None:
+        """Begin opening the streams now, before a transfer needs them."""
+        self._start()
+
+    def set_requests(self, requests: int) -> None:
+        """Allow *requests* in flight per stream from now on.
+
+        Streams opened early, before the server's limits were known, are
+        idle: their budgets are replaced.
+        """
+        self.requests = requests
+        for stream in self.ready:
+            if stream.runs == 0:
+                stream.budget = asyncio.Semaphore(max(1, requests))
 
     def _start(self) -> asyncio.Task[None]:
         if self._task is None:
@@ -146,9 +179,12 @@ class StreamPool:
 
     async def close(self) -> None:
         """Stop opening streams (at exit: nothing may outlive the loop)."""
-        task = self._task
-        if task is not None and not task.done():
+        self._closing = True
+        tasks = [t for t in (self._task, *self._replacing)
+                 if t is not None and not t.done()]
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -161,9 +197,17 @@ class StreamPool:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _add(self, client: SFTPClient) -> None:
-        stream = Stream.make(len(self.ready), client, self.requests)
-        self.ready.append(stream)
+    def _add(self, client: SFTPClient, index: int | None = None) -> None:
+        """A new stream: appended, or in place of lost stream *index*."""
+        number = len(self.ready) if index is None else index
+        stream = Stream.make(number, client, self.requests)
+        if index is None:
+            self.ready.append(stream)
+        else:
+            self.ready[index] = stream
+        if getattr(client, "on_lost", None) is None:
+            # lost between commands too: replace it all the same
+            client.on_lost = lambda _reason: self.lost(stream)
         self._wake.set()
         for listener in list(self._listeners):
             listener(stream)
@@ -223,6 +267,32 @@ class StreamPool:
     def lost(self, stream: Stream) -> None:
         """*stream*'s connection is gone: no more work goes to it.
 
-        (A later version may open a replacement here.)
+        A replacement is tried in the background while the session may
+        still open some (see :attr:`spares`).
         """
         stream.alive = False
+        if stream.control or stream in self._gone:
+            return
+        self._gone.add(stream)
+        if self._closing or self.spares <= 0 or \
+                stream.index >= len(self.ready) or \
+                self.ready[stream.index] is not stream:
+            return
+        self.spares -= 1
+        task = asyncio.ensure_future(self._replace(stream.index))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, index: int) -> None:
+        """Open a stream in place of lost stream *index*, after a pause."""
+        await self._sleep(self.backoff)
+        client = await self._retry(self.transport.open_client)
+        if client is None or self._closing:
+            return
+        self.replaced += 1
+        self._add(client, index)
+
+    async def settle(self) -> None:
+        """Wait for the replacements under way (tests)."""
+        while self._replacing:
+            await asyncio.wait(set(self._replacing))

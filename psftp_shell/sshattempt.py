@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
+from psftp_shell import spread
 from psftp_shell.auth import AuthSession, LogLevel
 from psftp_shell.hostkeys import HostIdentity, HostKeyPolicy, Message, Outcome
 from psftp_shell.sshconfig import Resolved
@@ -52,6 +53,10 @@ class Client(asyncssh.SSHClient):
 
     def __init__(self, attempt: Attempt) -> None:
         self._attempt = attempt
+        self.lost_reason: Exception | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_reason = exc
 
     def validate_host_public_key(self, host: str, addr: str, port: int,
                                  key: asyncssh.SSHKey) -> bool:
@@ -123,7 +128,8 @@ async def open_socket(r: Resolved, error: ErrorMaker) -> socket.socket:
                       f"ssh: Could not resolve hostname "
                       f"{r.hostname}: {exc.strerror}")]) from None
     last = 0
-    for family, kind, proto, _, addr in infos:
+    for family, kind, proto, _, addr in spread.order(infos,
+                                                     spread.CHOICE.get()):
         sock = socket.socket(family, kind, proto)
         sock.setblocking(False)
         try:
@@ -142,6 +148,19 @@ async def open_socket(r: Resolved, error: ErrorMaker) -> socket.socket:
     raise error([(LogLevel.ERROR,
                   f"ssh: connect to host {r.hostname} port "
                   f"{r.port}: {reason}")])
+
+
+def lost_words(reason: Exception | None, r: Resolved) -> Message | None:
+    """What ssh says when an established connection ends for *reason*.
+
+    Only the keepalive timeout has words of its own (``ssh`` logs them
+    before sftp's ``Connection closed``); other ends say nothing here.
+    """
+    if isinstance(reason, asyncssh.ConnectionLost) and \
+            "keepalive" in reason.reason:
+        return (LogLevel.INFO,
+                f"Timeout, server {r.hostname} not responding.")
+    return None
 
 
 def describe_failure(exc: BaseException, r: Resolved,

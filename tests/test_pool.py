@@ -13,13 +13,14 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from psftp_shell.engine import TransferEngine
 from psftp_shell.output import Output
 from psftp_shell.pool import MAX_HANDSHAKES, Stream, StreamPool
-from psftp_shell.protocol import SFTPClient
+from psftp_shell.protocol import ConnectionLost, SFTPClient
 from psftp_shell.transport import PipeTransport
 from tests.test_engine import payload, within
 
@@ -188,10 +189,70 @@ async def test_channels_share_connections() -> None:
 
 async def test_lost_stream_is_left_out() -> None:
     out, _ = messages()
-    pool = StreamPool(FakeTransport(), 3, out, requests=8)
+    pool = StreamPool(FakeTransport(), 3, out, requests=8, replacements=0)
     streams = await within(pool.streams())
     pool.lost(streams[1])
     assert [s.index for s in await pool.streams()] == [0, 2]
+
+
+async def test_a_lost_stream_is_replaced_in_its_place() -> None:
+    transport = FakeTransport()
+    out, err = messages()
+    pauses = Pauses()
+    pool = StreamPool(transport, 3, out, requests=8, backoff=0.5,
+                      sleep=pauses)
+    streams = await within(pool.streams())
+    heard: list[Stream] = []
+    pool.subscribe(heard.append)
+    pool.lost(streams[1])
+    pool.lost(streams[1])                   # told twice: one replacement
+    await within(pool.settle())
+    assert transport.attempts == 4
+    assert pauses.pauses == [0.5]           # a pause before the attempt
+    assert len(heard) == 1 and heard[0].index == 1
+    assert pool.ready[1] is heard[0] and heard[0].usable()
+    assert [s.index for s in pool.live()] == [0, 1, 2]
+    assert pool.replaced == 1 and err.getvalue() == b""
+
+
+async def test_replacements_are_bounded_per_session() -> None:
+    transport = FakeTransport(limit=2)      # no more connections to have
+    out, _ = messages()
+    pauses = Pauses()
+    pool = StreamPool(transport, 2, out, requests=8, replacements=1,
+                      sleep=pauses)
+    streams = await within(pool.streams())
+    pool.lost(streams[0])
+    pool.lost(streams[1])
+    await within(pool.settle())
+    assert transport.attempts == 2 + 4      # one replacement, four tries
+    assert pauses.pauses == [0.25, 0.25, 0.5, 1.0]
+    assert pool.live() == [] and pool.replaced == 0 and pool.spares == 0
+
+
+async def test_a_client_lost_between_commands_is_replaced() -> None:
+    transport = FakeTransport()
+    out, _ = messages()
+    pool = StreamPool(transport, 2, out, requests=8, sleep=Pauses())
+    streams = await within(pool.streams())
+    client: Any = streams[0].client
+    client.closed = True
+    client.on_lost(ConnectionLost("Connection closed"))
+    await within(pool.settle())
+    assert pool.ready[0] is not streams[0] and pool.ready[0].usable()
+    assert transport.attempts == 3
+
+
+async def test_no_replacement_once_closed() -> None:
+    transport = FakeTransport()
+    out, _ = messages()
+    pool = StreamPool(transport, 2, out, requests=8)
+    streams = await within(pool.streams())
+    pool.lost(streams[0])                   # pausing before its attempt
+    await within(pool.close())
+    pool.lost(streams[1])
+    await within(pool.settle())
+    assert transport.attempts == 2 and pool.live() == []
 
 
 # ---------------------------------------------------------------- real
