@@ -68,9 +68,40 @@ def parse_channels(text: str) -> int:
     return parse_connections(text)
 
 
+VERIFY_MODES = ("size", "hash", "none")
+"""``verify`` values: check sizes (default), hashes, or nothing."""
+
+
+def parse_verify(text: str) -> str:
+    """Validate ``verify``: ``size``, ``hash`` or ``none``."""
+    mode = text.strip(" \t").lower()
+    if mode not in VERIFY_MODES:
+        raise ValueError("must be size, hash or none")
+    return mode
+
+
+def parse_verify_exec(text: str) -> bool:
+    """Validate ``verify-exec``: ``yes`` or ``no``."""
+    answer = text.strip(" \t").lower()
+    if answer not in ("yes", "no"):
+        raise ValueError("must be yes or no")
+    return answer == "yes"
+
+
+def parse_addresses(text: str) -> str:
+    """Validate ``addresses``: ``first`` or ``all`` of the host name's."""
+    mode = text.strip(" \t").lower()
+    if mode not in ("first", "all"):
+        raise ValueError("must be first or all")
+    return mode
+
+
 SETTINGS: dict[str, Callable[[str], object]] = {
     "connections": parse_connections,
     "channels": parse_channels,
+    "addresses": parse_addresses,
+    "verify": parse_verify,
+    "verify-exec": parse_verify_exec,
     "editing-mode": parse_editing_mode,
 }
 

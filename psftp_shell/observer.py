@@ -9,7 +9,7 @@ serves batch mode, non-terminal output and tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -23,6 +23,11 @@ class TransferJob:
         when unknown; sftp then shows no meter), the local one for uploads
     :param offset: bytes already in place at the start (resume)
     :param transferred: bytes moved so far, kept up to date
+    :param verified: how the copy was checked before it was renamed into
+        place, set before :meth:`TransferObserver.file_finished`:
+        ``"size"``, ``"sha256 (server check-file)"``, ``"sha256
+        (remote command)"``, ``"sha256 (read-back)"``; empty when not
+        checked (``-X verify=none``, copies written in place)
     """
 
     upload: bool
@@ -31,6 +36,7 @@ class TransferJob:
     size: int
     offset: int = 0
     transferred: int = 0
+    verified: str = ""
 
     @property
     def label(self) -> str:
@@ -84,3 +90,21 @@ class NullObserver:
 
     def command_finished(self) -> None:
         """Ignore the end of a command."""
+
+
+class FailureListener(Protocol):
+    """An observer that also collects the files a command failed on.
+
+    An optional extension of :class:`TransferObserver`: progress views
+    implement it to end a multi-file command with one list of failures.
+    """
+
+    def file_failed(self, path: str, reason: str) -> None:
+        """*path* (the source, as typed) failed; *reason* is its error."""
+
+
+def report_failure(observer: Any, path: str, reason: str) -> None:
+    """Tell *observer* that *path* failed, if it listens for that."""
+    listener = getattr(observer, "file_failed", None)
+    if callable(listener):
+        listener(path, reason)

@@ -39,8 +39,11 @@ from dataclasses import dataclass, field
 
 from psftp_shell.config import (
     ConfigError,
+    parse_addresses,
     parse_channels,
     parse_connections,
+    parse_verify,
+    parse_verify_exec,
 )
 from psftp_shell.cparse import (
     Getopt,
@@ -76,6 +79,9 @@ SSH_LAST_OPTION = "-oForwardAgent no"
 PSFTP_X_OPTIONS: dict[str, Callable[[str], object]] = {
     "connections": parse_connections,
     "channels": parse_channels,
+    "addresses": parse_addresses,
+    "verify": parse_verify,
+    "verify-exec": parse_verify_exec,
 }
 
 
