@@ -28,7 +28,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from psftp_shell.commands import COMMANDS, ArgKind
 from psftp_shell.context import Shell
-from psftp_shell.escape import vis_name
+from psftp_shell.escape import vis_field
 from psftp_shell.grammar import (
     GrammarError,
     escape_completion,
@@ -222,7 +222,7 @@ def path_candidates(ctx: WordContext, entries: Iterable[Entry]
         insert = escape_completion(rest, ctx.quote)
         if len(matches) == 1:
             insert += _terminator(ctx, bool(mark), False)
-        out.append(Candidate(insert, vis_name(entry.name) + mark))
+        out.append(Candidate(insert, vis_field(entry.name) + mark))
     return out
 
 

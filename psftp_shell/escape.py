@@ -140,6 +140,17 @@ def vis_name(name: str, *, utf8: bool | None = None) -> str:
     return "".join(_vis_char(c, utf8) for c in text)
 
 
+def vis_field(name: str, *, utf8: bool | None = None) -> str:
+    """Escape *name* for one line of a menu or a progress view.
+
+    As :func:`vis_name`, but tab, newline and carriage return become
+    ``\\ooo`` too, as ``snmprintf`` does when it is given a width: a
+    name must not break or rewind the line it is shown on.
+    """
+    return "".join(_octal(ord(c)) if c in _RAW_CONTROLS else c
+                   for c in vis_name(name, utf8=utf8))
+
+
 def _log_vis_byte(byte: int) -> str:
     if byte == 0x5C:  # backslash
         return "\\\\"
@@ -168,3 +179,18 @@ def vis_log(message: str) -> str:
         out.append(piece)
         used += len(piece)
     return "".join(out)[:_LOG_MSGBUF - 3]
+
+
+HANDLE_ERRMSG = 256
+"""The size of sftp-client.c's ``get_handle`` message buffer."""
+
+
+def handle_error(what: str, status: str) -> str:
+    """sftp's message when an OPEN fails: *what* cut to 255 bytes.
+
+    ``get_handle`` formats its text (``remote open("path")``) into a
+    256-byte buffer before adding the status, so a long path loses its
+    tail, closing quote and all.
+    """
+    raw = what.encode("utf-8", "surrogateescape")[:HANDLE_ERRMSG - 1]
+    return raw.decode("utf-8", "surrogateescape") + f": {status}"

@@ -80,7 +80,8 @@ def _long(sh: Shell, name: str, attrs: Attrs, flags: LsFlags) -> str:
 async def ls_dir(sh: Shell, path: str, strip: str | None,
                  flags: LsFlags) -> None:
     """List the directory *path*, names shown with *strip* removed."""
-    names = await sh.remote.readdir(path)
+    names = await sh.remote.readdir(path,
+                                    interrupted=lambda: sh.interrupted)
     pairs = [(n.filename, n.attrs) for n in names]
     owner = {id(pair): name for pair, name in zip(pairs, names, strict=True)}
     entries = [(pair[0], owner[id(pair)]) for pair in sort_entries(

@@ -106,8 +106,44 @@ __all__ = [
     "Name", "OPEN_APPEND", "OPEN_CREAT", "OPEN_EXCL", "OPEN_READ",
     "OPEN_TRUNC", "OPEN_WRITE", "PROTOCOL_VERSION", "ProtocolError",
     "SFTPClient", "SFTPError", "StatVFS", "StatusError", "decode_attrs",
+    "EndlessListing", "MAX_DIR_ENTRIES", "check_batch",
     "decode_path", "encode_attrs", "encode_path", "fx2txt",
 ]
+
+
+MAX_DIR_ENTRIES = 1_000_000
+"""The most entries one directory listing may hold.
+
+sftp reads until the server says end of file, so a server that never
+does keeps it reading (and growing) forever.  A million entries is far
+beyond any directory people list over SFTP, and still fits in memory
+(about 500 bytes an entry); past it, the listing is abandoned with a
+clear error instead of hanging.
+"""
+
+
+class EndlessListing(SFTPError):
+    """A directory listing that does not end; the message says why."""
+
+
+def check_batch(batch: list[Name], seen: set[str], count: int,
+                path: str) -> None:
+    """Raise :class:`EndlessListing` for a batch that shows no progress.
+
+    A batch made only of names already listed means the server is going
+    round in circles (one repeated name could be a race on the server; a
+    whole repeated batch is not); a listing past
+    :data:`MAX_DIR_ENTRIES` is cut off.
+    """
+    names = {name.filename for name in batch}
+    if names <= seen:
+        raise EndlessListing(f'Server repeats entries during readdir of '
+                             f'"{path}": listing abandoned')
+    if count + len(batch) > MAX_DIR_ENTRIES:
+        raise EndlessListing(f'Too many entries (over {MAX_DIR_ENTRIES}) '
+                             f'during readdir of "{path}": listing '
+                             'abandoned')
+    seen.update(names)
 
 
 class SFTPClient(SFTPCore):
@@ -179,11 +215,16 @@ class SFTPClient(SFTPCore):
         return await self._call(FXP_READDIR, pack_string(handle), on_names)
 
     async def listdir(self, path: str) -> list[Name]:
-        """Return every entry of a directory, in server order."""
+        """Return every entry of a directory, in server order.
+
+        A listing that does not end raises :class:`EndlessListing`.
+        """
         handle = await self.opendir(path)
         entries: list[Name] = []
+        seen: set[str] = set()
         try:
-            while (batch := await self.readdir(handle)) is not None:
+            while batch := await self.readdir(handle):
+                check_batch(batch, seen, len(entries), path)
                 entries.extend(batch)
         finally:
             if not self._closed:

@@ -20,9 +20,11 @@ from psftp_shell.ordered import Printer
 from psftp_shell.output import Output
 from psftp_shell.paths import make_absolute
 from psftp_shell.protocol import (
+    EndlessListing,
     Name,
     SFTPClient,
     StatusError,
+    check_batch,
 )
 
 
@@ -36,9 +38,10 @@ async def read_directory(client: SFTPClient, out: Printer, path: str, *,
     reported with sftp's message and skipped, whoever reads the directory.
     A read failure prints sftp's message and raises :class:`CommandError`;
     so does an OPENDIR failure with *report_open* (without it, the
-    :class:`StatusError` propagates unprinted).  When *interrupted* says
-    so, reading stops and nothing is returned, as sftp discards a partial
-    listing.
+    :class:`StatusError` propagates unprinted), and a listing that never
+    ends (:func:`~psftp_shell.protocol.check_batch`).  When *interrupted*
+    says so, reading stops and nothing is returned, as sftp discards a
+    partial listing.
     """
     try:
         handle = await client.opendir(path)
@@ -49,15 +52,22 @@ async def read_directory(client: SFTPClient, out: Printer, path: str, *,
         raise
     stop = interrupted or (lambda: False)
     names: list[Name] = []
+    seen: set[str] = set()
+    count = 0
     try:
         while not stop():
             try:
                 batch = await client.readdir(handle)
+                if not batch:
+                    break
+                check_batch(batch, seen, count, path)
             except StatusError as exc:
                 out.error(f"Couldn't read directory: {exc.text}")
                 raise CommandError("") from None
-            if not batch:
-                break
+            except EndlessListing as exc:
+                out.error(str(exc))
+                raise CommandError("") from None
+            count += len(batch)
             for name in batch:
                 if "/" in name.filename:
                     out.error(f'Server sent suspect path "{name.filename}" '
@@ -161,11 +171,13 @@ class RemoteSession:
         except StatusError:
             return False
 
-    async def readdir(self, path: str, *, report: bool = True
+    async def readdir(self, path: str, *, report: bool = True,
+                      interrupted: Callable[[], bool] | None = None
                       ) -> list[Name]:
         """Read a whole directory with :func:`read_directory`."""
         return await read_directory(self.client, self.out, path,
-                                    report_open=report)
+                                    report_open=report,
+                                    interrupted=interrupted)
 
     async def glob(self, pattern: str, *, mark: bool = False,
                    nocheck: bool = False, nosort: bool = False,
