@@ -9,6 +9,7 @@ from __future__ import annotations
 from psftp_shell.attrs import Attrs
 from psftp_shell.context import Invocation, Shell
 from psftp_shell.errors import CommandError
+from psftp_shell.escape import handle_error
 from psftp_shell.listing import df_lines
 from psftp_shell.ls import ls
 from psftp_shell.paths import make_absolute, make_absolute_glob
@@ -20,9 +21,9 @@ from psftp_shell.protocol import (
     StatusError,
 )
 
-__all__ = ["cd", "chmod", "chown", "copy", "df", "link", "ls", "mkdir",
-           "pwd", "rename", "rm", "rmdir", "symlink", "version"]
-
+__all__ = ["cd", "chmod", "chown", "copy", "df", "link",
+           "ls", "mkdir", "pwd", "rename", "rm", "rmdir", "symlink",
+           "version"]
 
 async def pwd(sh: Shell, inv: Invocation) -> None:
     """``pwd``: print the remote working directory."""
@@ -224,14 +225,15 @@ async def copy(sh: Shell, inv: Invocation) -> None:
     try:
         src = await client.open(old, OPEN_READ)
     except StatusError as exc:
-        raise CommandError(f'remote open("{old}"): {exc.text}') from None
+        raise CommandError(
+            handle_error(f'remote open("{old}")', exc.text)) from None
     try:
         try:
             dst = await client.open(new, OPEN_WRITE | OPEN_CREAT
                                     | OPEN_TRUNC, Attrs(permissions=mode))
         except StatusError as exc:
             raise CommandError(
-                f'remote open("{new}"): {exc.text}') from None
+                handle_error(f'remote open("{new}")', exc.text)) from None
         try:
             await client.copy_data(src, 0, 0, dst, 0)
         except StatusError as exc:

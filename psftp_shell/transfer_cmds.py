@@ -107,9 +107,18 @@ async def reput(sh: Shell, inv: Invocation) -> None:
     await _put(sh, inv, resume=True)
 
 
+def _local(sh: Shell, path: str) -> str:
+    """*path* against the local cwd; an empty path stays empty.
+
+    sftp's ``stat("")`` fails (ENOENT), while joining ``""`` to the cwd
+    would name the cwd itself.
+    """
+    return os.path.join(sh.local_cwd, path) if path else ""
+
+
 def _local_is_dir(sh: Shell, path: str) -> bool:
     """sftp's ``local_is_dir``: stat (following links) says directory."""
-    return os.path.isdir(os.path.join(sh.local_cwd, path))
+    return os.path.isdir(_local(sh, path))
 
 
 async def _get(sh: Shell, inv: Invocation, *, resume: bool) -> None:
@@ -166,7 +175,7 @@ async def _put(sh: Shell, inv: Invocation, *, resume: bool) -> None:
             if sh.interrupted:
                 break
             try:
-                os.stat(os.path.join(sh.local_cwd, path))
+                os.stat(_local(sh, path))
             except OSError as exc:
                 batch.out.error(f"stat {path}: {exc.strerror}")
                 failed = True
