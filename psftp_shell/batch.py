@@ -7,19 +7,101 @@ to :attr:`Batch.out`; each file gets the next place in the output
 order, so the lines come out as sftp's even when files are copied
 concurrently.  :meth:`Batch.finish` waits for every copy and runs the
 directory epilogues (modes and times) once the files are in.
+
+Every file that fails is reported to the observer (``file_failed``, if
+it has that method) with the first error printed for it (the cause; what
+follows, such as ``Download of file ... failed``, is its consequence),
+so that a progress view can end a multi-file command with one list of
+failures.
 """
 
 from __future__ import annotations
 
 from psftp_shell import trees
 from psftp_shell.attrs import Attrs
-from psftp_shell.board import Board
+from psftp_shell.board import Board, Lane
 from psftp_shell.getjob import GetJob
+from psftp_shell.observer import report_failure
 from psftp_shell.ordered import Sequencer, Slot
 from psftp_shell.protocol import SFTPClient
 from psftp_shell.putjob import PutJob
 from psftp_shell.trees import Finisher
 from psftp_shell.xfer import CopyContext, Flags
+
+
+class NotedSlot(Slot):
+    """A file's slot that remembers the first error printed through it.
+
+    Everything is passed on to the sequencer's own slot.
+    """
+
+    __slots__ = ("inner", "reason")
+
+    def __init__(self, inner: Slot) -> None:
+        # no Slot.__init__: the state lives in *inner*
+        self.inner = inner
+        self.reason: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the slot was closed."""
+        return self.inner.closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self.inner.closed = value
+
+    def line(self, text: str) -> None:
+        """A stdout line, in turn."""
+        self.inner.line(text)
+
+    def info(self, text: str) -> None:
+        """An informational line, in turn."""
+        self.inner.info(text)
+
+    def error(self, text: str) -> None:
+        """An error message, in turn; the first one is remembered."""
+        if self.reason is None:
+            self.reason = text
+        self.inner.error(text)
+
+    def logit(self, text: str) -> None:
+        """A ``logit`` message, in turn."""
+        self.inner.logit(text)
+
+    def flush(self) -> None:
+        """Write what was held back."""
+        self.inner.flush()
+
+    def close(self) -> None:
+        """Nothing more will be written here."""
+        self.inner.close()
+
+
+class Watched:
+    """A job whose failure is reported, with its first error."""
+
+    def __init__(self, job: GetJob | PutJob, slot: NotedSlot,
+                 ctx: CopyContext) -> None:
+        self.job = job
+        self.slot = slot
+        self.ctx = ctx
+
+    def close_slot(self) -> None:
+        """Let later messages out."""
+        self.job.close_slot()
+
+    def retry(self) -> None:
+        """Run again elsewhere."""
+        self.job.retry()
+
+    async def run(self, lane: Lane) -> bool:
+        """Run the job; report it if it failed."""
+        ok = await self.job.run(lane)
+        if not ok and not self.ctx.is_interrupted():
+            report_failure(self.ctx.observer, self.job.src,
+                           self.slot.reason or "failed")
+        return ok
 
 
 class Batch:
@@ -43,9 +125,9 @@ class Batch:
         """Where the command prints now, in sftp's order."""
         return self._current
 
-    def _take_slot(self) -> Slot:
+    def _take_slot(self) -> NotedSlot:
         """A place for a file's messages; the command goes on after it."""
-        slot = self._seq.slot()
+        slot = NotedSlot(self._seq.slot())
         self._current.close()
         self._current = self._seq.slot()
         return slot
@@ -60,14 +142,19 @@ class Batch:
     async def download(self, src: str, dst: str, attrs: Attrs | None,
                        flags: Flags, failure: str | None = None) -> None:
         """Copy remote *src* to local *dst* (now, or queued)."""
-        await self.board.submit(GetJob(self._absolute(src), dst, attrs,
-                                       flags, self._take_slot(), failure))
+        slot = self._take_slot()
+        job = GetJob(self._absolute(src), dst, attrs, flags, slot, failure)
+        if self.ctx.spread:     # the control connection's view counts
+            job.viewer = self.client
+        await self.board.submit(Watched(job, slot, self.ctx))
 
     async def upload(self, src: str, dst: str, flags: Flags,
                      failure: str | None = None) -> None:
         """Copy local *src* to remote *dst* (now, or queued)."""
-        await self.board.submit(PutJob(src, self._absolute(dst), flags,
-                                       self._take_slot(), failure))
+        slot = self._take_slot()
+        await self.board.submit(Watched(PutJob(
+            src, self._absolute(dst), flags, slot, failure), slot,
+            self.ctx))
 
     async def download_dir(self, src: str, dst: str, attrs: Attrs | None,
                            flags: Flags) -> None:

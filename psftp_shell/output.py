@@ -20,6 +20,8 @@ from psftp_shell.escape import vis_log, vis_name
 LOG_QUIET = 0   # -q: log level ERROR; logit() messages are dropped
 LOG_INFO = 1    # the default
 LOG_DEBUG = 2   # -v and more
+INTERRUPT = b"\rInterrupt  \n"
+"""What sftp's ``cmd_interrupt`` writes to stderr on Ctrl-C."""
 
 
 def _encode(text: str) -> bytes:

@@ -27,7 +27,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from psftp_shell.escape import locale_is_utf8, to_bytes, vis_name
+from psftp_shell.escape import (
+    locale_is_utf8,
+    to_bytes,
+    vis_field,
+    vis_name,
+)
 from psftp_shell.listing import (
     format_meter_eta,
     format_meter_rate,
@@ -139,6 +144,38 @@ def meter_line(label: str, *, columns: int, percent: int, current: int,
     return data[:columns].ljust(columns, b"\0")
 
 
+@dataclass(slots=True)
+class Failures:
+    """The files of one command, and those that failed with the reason.
+
+    The views print the list at the end of a command of several files
+    that had failures; sftp prints nothing of the kind, so batch mode
+    and redirected output (no view) stay byte for byte sftp's.
+    """
+
+    seen: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def started(self, path: str) -> None:
+        """A file of the command began to move."""
+        self.seen.add(path)
+
+    def add(self, path: str, reason: str) -> None:
+        """*path* failed: *reason* is the last error printed for it."""
+        self.seen.add(path)
+        self.failed[path] = reason
+
+    def take_lines(self) -> list[str]:
+        """The list, once; nothing unless several files and a failure."""
+        failed, self.failed = self.failed, {}
+        if not failed or len(self.seen) < 2:
+            return []
+        lines = [f"{len(failed)} of {len(self.seen)} files failed:"]
+        lines += [f"  {vis_field(path)}: {vis_field(reason)}"
+                  for path, reason in failed.items()]
+        return lines
+
+
 class SftpMeter:
     """sftp's one-line progress meter (``progressmeter.c``), one file at
     a time, written to *stream* (stdout).
@@ -163,6 +200,7 @@ class SftpMeter:
         self.timer = timer
         self.utf8 = utf8
         self.job: TransferJob | None = None
+        self.failures = Failures()
         self._width = DEFAULT_COLUMNS
         self._start = self._last_update = self._next_alarm = 0.0
         self._start_pos = self._end_pos = self._cur_pos = 0
@@ -177,6 +215,7 @@ class SftpMeter:
 
     def file_started(self, job: TransferJob) -> None:
         """Start a meter, as sftp does (downloads of unknown size: none)."""
+        self.failures.started(job.source)
         if self.job is not None:
             self._stop()
         if not job.upload and job.size == 0:
@@ -209,10 +248,18 @@ class SftpMeter:
         """End a meter still running."""
         self.close()
 
+    def file_failed(self, path: str, reason: str) -> None:
+        """Note a failed file for the list at the end."""
+        self.failures.add(path, reason)
+
     def close(self) -> None:
-        """End a meter still running (the command was cancelled)."""
+        """End a meter still running; list the files that failed."""
         if self.job is not None:
             self._stop()
+        lines = self.failures.take_lines()
+        if lines and self.can_output():
+            self._write("".join(line + "\n" for line in lines).encode(
+                "utf-8", "surrogateescape"))
 
     # ---- drawing
 
@@ -437,6 +484,8 @@ class LiveView:
         self.jobs: list[TransferJob] = []
         self.files_done = 0
         self.files_failed = 0
+        self.verified: list[str] = []   # how files were checked
+        self.failures = Failures()
         self.bytes_done = 0          # bytes moved by this command
         self.total = _Rate()
         self._started_at: float | None = None
@@ -456,6 +505,7 @@ class LiveView:
     def file_started(self, job: TransferJob) -> None:
         """Count the file and put the view up if it is not yet."""
         self.jobs.append(job)
+        self.failures.started(job.source)
         self._begin()
         self._redraw(force=True)
 
@@ -478,6 +528,8 @@ class LiveView:
         """Count the file done (or failed); free its streams."""
         if error is None:
             self.files_done += 1
+            if job.verified and job.verified not in self.verified:
+                self.verified.append(job.verified)
         else:
             self.files_failed += 1
         for slot in self.streams:
@@ -485,26 +537,32 @@ class LiveView:
                 slot.job = None
         self._redraw(force=True)
 
+    def file_failed(self, path: str, reason: str) -> None:
+        """Note a failed file for the list under the summary."""
+        self.failures.add(path, reason)
+
     def command_finished(self) -> None:
         """Take the view down and print the summary."""
         self.close()
 
     def close(self) -> None:
-        """Take the view down and print the summary (once)."""
+        """Take the view down, print the summary and failures (once)."""
         if self._finished:
             return
         self._finished = True
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if self._live is None:
-            return
-        self._live.stop()
-        self._live = None
-        self._restore_output()
-        if self.can_output():
+        lines = self.failures.take_lines()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            self._restore_output()
+            lines.insert(0, self.summary())
+        if lines and self.can_output():
             from rich.text import Text
-            self.console.print(Text(self.summary()), soft_wrap=True)
+            for line in lines:
+                self.console.print(Text(line), soft_wrap=True)
 
     # ---- text
 
@@ -519,11 +577,14 @@ class LiveView:
         if self.files_failed:
             text += f" ({self.files_failed} failed)"
         streams = max(1, len(self.streams))
-        return (f"{text}, {human_size(self.bytes_done)} in "
+        text = (f"{text}, {human_size(self.bytes_done)} in "
                 f"{clock_text(elapsed)} ({human_rate(rate)}), "
                 f"{streams} stream{'s' if streams != 1 else ''}, "
                 f"{self.connections} connection"
                 f"{'s' if self.connections != 1 else ''}")
+        if self.verified:
+            text += ", verified by " + " and ".join(self.verified)
+        return text
 
     def render(self) -> RenderableType:
         """The live lines: one per stream, then the total."""
@@ -539,7 +600,7 @@ class LiveView:
             if job is None:
                 grid.add_row(str(number), Text("idle"), "", "", "")
                 continue
-            grid.add_row(str(number), Text(vis_name(job.label)),
+            grid.add_row(str(number), Text(vis_field(job.label)),
                          f"{meter_percent(job.transferred, job.size)}%",
                          human_size(job.transferred),
                          human_rate(slot.rate.bytes_per_second))

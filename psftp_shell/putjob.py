@@ -40,6 +40,7 @@ from psftp_shell.remotedest import (
     remote_temp,
 )
 from psftp_shell.single import open_source, upload_attrs, upload_fd
+from psftp_shell.verify import verify_upload
 from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, TransferFailed
 
 
@@ -229,7 +230,8 @@ class PutJob:
         except BaseException as exc:
             error = exc
             file.saver = None
-            self._keep(file, dest, jpath)
+            if not self._keep(file, dest, jpath):
+                board.ctx.background(abandon(client, dest))
             file.close_later()
             raise
         finally:
@@ -280,9 +282,18 @@ class PutJob:
                 await abandon(client, dest)
             return False
         assert file.eof_at is not None
+        # a source that shrank meanwhile ends at its new size: what was
+        # read past it is not the source's any more
+        file.eof_at = min(file.eof_at, os.fstat(file.fd).st_size)
         if file.skipped or file.high > file.eof_at:
             await fsetstat_remote(client, out, handle,
                                   Attrs(size=file.eof_at))
+        if not await verify_upload(board.ctx, client, out, file.temp,
+                                   handle, file.fd, file.job, file.eof_at):
+            await file.close_handles(out)
+            journal.remove(jpath)
+            await abandon(client, dest)
+            return False
         now = os.fstat(file.fd)
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             out.error(f'Source file "{self.src}" changed during transfer')

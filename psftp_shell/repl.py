@@ -31,10 +31,10 @@ from prompt_toolkit.shortcuts import CompleteStyle
 from psftp_shell.commands import QUIT, run_line
 from psftp_shell.completion import ShellCompleter, completion_bindings
 from psftp_shell.context import Shell
+from psftp_shell.output import INTERRUPT
 from psftp_shell.progress import observing
 
 PROMPT = "sftp> "
-INTERRUPT = b"\rInterrupt  \n"
 CONFIG_EDITING_MODE = "editing-mode"
 _EDITRC_PROGRAMS = ("sftp", "psftp-shell")
 
