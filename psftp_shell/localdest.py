@@ -31,7 +31,11 @@ def temp_name(name: str) -> str:
 
 def pwrite_all(fd: int, data: bytes, offset: int) -> None:
     """Write all of *data* at *offset* (sftp's lseek + atomicio)."""
-    view = memoryview(data)
+    done = os.pwrite(fd, data, offset)
+    if done == len(data):
+        return
+    view = memoryview(data)[done:]
+    offset += done
     while view:
         done = os.pwrite(fd, view, offset)
         view = view[done:]

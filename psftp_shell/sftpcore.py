@@ -35,7 +35,6 @@ from .wire import (
     OFF_LEN,
     PROTOCOL_VERSION,
     U32,
-    U64,
     ConnectionLost,
     Cursor,
     ProtocolError,
@@ -46,7 +45,8 @@ from .wire import (
 
 _TOO_LONG_HINT = ("Ensure the remote shell produces no output "
                   "for non-interactive sessions.")
-_WRITE_SPLIT = 16 * 1024   # bigger WRITE payloads go out without a join
+_TYPE_ID = struct.Struct(">BI")     # a reply's type and request id
+_COALESCE = 16 * 1024   # smaller packets wait for the end of the turn
 
 
 class ByteReader(Protocol):
@@ -119,6 +119,8 @@ class SFTPCore:
         self._closed = False
         self._reason: SFTPError | None = None
         self._done = asyncio.Event()
+        self._outbox: list[bytes] = []
+        self._outbox_size = 0
 
     # ---- session
 
@@ -232,6 +234,7 @@ class SFTPCore:
 
     def _close_writer(self) -> None:
         """Close the writer, sending EOF first where the stream can."""
+        self._flush_on_close()
         writer: Any = self._writer
         try:
             can_eof = getattr(writer, "can_write_eof", None)
@@ -247,6 +250,50 @@ class SFTPCore:
     # ---- transport
 
     def _send(self, data: bytes) -> None:
+        """Queue one packet; the queue goes out at the end of this turn.
+
+        Small requests made in one turn of the event loop (READs as
+        replies come in) leave in one write: over SSH that is one packet
+        and one syscall instead of several.  Big packets go at once.
+        """
+        if len(data) >= _COALESCE:
+            self._flush()
+            self._write(data)
+            return
+        outbox = self._outbox
+        if not outbox:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+        outbox.append(data)
+        self._outbox_size += len(data)
+        if self._outbox_size >= _COALESCE:
+            self._flush()
+
+    def _take_outbox(self) -> bytes:
+        """Empty the queue of small packets; return them as one piece."""
+        outbox = self._outbox
+        data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+        outbox.clear()
+        self._outbox_size = 0
+        return data
+
+    def _flush(self) -> None:
+        """Write the queued packets, as one piece."""
+        if self._outbox:
+            data = self._take_outbox()
+            if not self._closed:
+                self._write(data)
+
+    def _flush_on_close(self) -> None:
+        """Send what is queued before the writer closes, if it can."""
+        if self._outbox:
+            data = self._take_outbox()
+            try:
+                self._writer.write(data)
+            except Exception:   # closing anyway
+                pass
+
+    def _write(self, data: bytes) -> None:
         try:
             self._writer.write(data)
         except Exception as exc:   # any failure is fatal
@@ -255,6 +302,7 @@ class SFTPCore:
 
     async def drain(self) -> None:
         """Wait for the writer's buffer to drain (backpressure)."""
+        self._flush()
         if self._closed:
             assert self._reason is not None
             raise _copy_error(self._reason)
@@ -280,20 +328,25 @@ class SFTPCore:
         """Read replies forever, resolving each request's future."""
         readexactly = self._reader.readexactly
         pending = self._pending
-        unpack_head = HEAD.unpack
+        unpack_u32 = U32.unpack
+        unpack_type_id = _TYPE_ID.unpack_from
         while True:
-            length, ptype, rid = unpack_head(await readexactly(9))
+            # The length is checked before anything else is awaited, as
+            # sftp does: a bad length followed by silence must not hang.
+            (length,) = unpack_u32(await readexactly(4))
             if length > MAX_MSG_LENGTH:
                 raise _too_long(length)
             if length < 5:
                 raise ProtocolError(INCOMPLETE)
-            rest = length - 5
-            if ptype == FXP_DATA and rest >= 4:
-                body = await self._read_data(rest)
-            elif rest:
-                body = await readexactly(rest)
+            # Type, id and - for DATA - the data's length in one read.
+            head = await readexactly(min(length, 9))
+            ptype, rid = unpack_type_id(head, 0)
+            if ptype == FXP_DATA and length >= 9:
+                body = await self._read_data(head, length - 9)
+            elif length > 9:
+                body = head[5:] + await readexactly(length - 9)
             else:
-                body = b""
+                body = head[5:]
             entry = pending.pop(rid, None)
             if entry is None:
                 raise ProtocolError(f"Unexpected reply {rid}")
@@ -313,15 +366,18 @@ class SFTPCore:
                 fut.exception()
                 raise ProtocolError(INCOMPLETE) from exc
 
-    async def _read_data(self, rest: int) -> bytes:
-        """Read a DATA body's string straight into one bytes object."""
+    async def _read_data(self, head: bytes, rest: int) -> bytes:
+        """Read a DATA reply's data straight into one bytes object.
+
+        *head* holds the type, id and data length; *rest* bytes follow.
+        """
         readexactly = self._reader.readexactly
-        (dlen,) = U32.unpack(await readexactly(4))
-        if dlen > rest - 4:
+        (dlen,) = U32.unpack_from(head, 5)
+        if dlen > rest:
             raise ProtocolError(INCOMPLETE)
         data = await readexactly(dlen) if dlen else b""
-        if rest - 4 - dlen:
-            await readexactly(rest - 4 - dlen)
+        if rest - dlen:
+            await readexactly(rest - dlen)
         return data
 
     # ---- requests
@@ -378,8 +434,7 @@ class SFTPCore:
                      ) -> asyncio.Future[None]:
         """Send a WRITE now; the future completes when it is acknowledged.
 
-        Large payloads are passed to the writer as they are, after a small
-        header, so the data is not copied here.
+        The header and the data go to the writer as one piece.
         """
         fut = self._new_future()
         if fut.done():
@@ -392,13 +447,10 @@ class SFTPCore:
         rid = self._next_id
         self._next_id = (rid + 1) & 0xFFFFFFFF
         self._pending[rid] = (fut, on_status, None)
-        head = b"".join((HEAD_STR.pack(length, FXP_WRITE, rid, hlen),
-                         handle, U64.pack(offset), U32.pack(dlen)))
-        if dlen > _WRITE_SPLIT:
-            self._send(head)
-            self._send(data)    # type: ignore[arg-type]
-        else:
-            self._send(head + bytes(data))
+        # One write: a separate header would cost its own SSH packet
+        # (and asyncssh's IGNORE packet before it) and syscalls.
+        self._send(b"".join((HEAD_STR.pack(length, FXP_WRITE, rid, hlen),
+                             handle, OFF_LEN.pack(offset, dlen), data)))
         return fut
 
     async def _call(self, ptype: int, payload: bytes, handler: Handler,

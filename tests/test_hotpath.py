@@ -1,0 +1,296 @@
+"""The data path's shape: how requests leave and replies are taken apart.
+
+Requests made in one turn of the event loop must leave in one write (over
+SSH, one packet), a WRITE must leave with its data in one piece, and
+nothing queued may be lost on drain or close; replies must parse however
+the transport cuts them.  Below SFTP, an SSH connection's socket writes
+are gathered per turn too.  The bytes on the wire are checked against the
+SFTP v3 encoding, and a round trip against OpenSSH's sftp-server checks
+the result byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import struct
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from psftp_shell import localdest, transport
+from psftp_shell.localdest import pwrite_all
+from psftp_shell.protocol import (
+    OPEN_CREAT,
+    OPEN_READ,
+    OPEN_TRUNC,
+    OPEN_WRITE,
+    SFTPClient,
+)
+
+T = TypeVar("T")
+FXP_READ, FXP_WRITE, FXP_STATUS, FXP_DATA = 5, 6, 101, 103
+FXP_EXTENDED, FXP_EXTENDED_REPLY = 200, 201
+
+
+async def within(aw: Awaitable[T]) -> T:
+    return await asyncio.wait_for(aw, 10)
+
+
+class RecordingWriter:
+    """A ByteWriter that keeps every write as it was made."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed_after = -1
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed_after = len(self.writes)
+
+
+def packets(data: bytes) -> list[tuple[int, bytes]]:
+    """Split a byte string into SFTP packets: (type, body after type)."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        body = data[pos + 4:pos + 4 + length]
+        assert len(body) == length, "a packet cut short"
+        out.append((body[0], body[1:]))
+        pos += 4 + length
+    return out
+
+
+def version() -> bytes:
+    return struct.pack(">IBI", 5, 2, 3)
+
+
+def reply(ptype: int, rid: int, body: bytes) -> bytes:
+    return struct.pack(">IBI", 5 + len(body), ptype, rid) + body
+
+
+async def started() -> tuple[SFTPClient, asyncio.StreamReader,
+                             RecordingWriter]:
+    reader = asyncio.StreamReader()
+    writer = RecordingWriter()
+    client = SFTPClient(reader, writer)
+    reader.feed_data(version())
+    await within(client.start())
+    writer.writes.clear()
+    return client, reader, writer
+
+
+async def test_reads_of_one_turn_leave_in_one_write() -> None:
+    client, reader, writer = await started()
+    futs = [client.read_nowait(b"h", off, 100) for off in (0, 100, 200)]
+    assert writer.writes == []          # nothing before the turn ends
+    await asyncio.sleep(0)
+    assert len(writer.writes) == 1
+    sent = packets(writer.writes[0])
+    assert [p[0] for p in sent] == [FXP_READ] * 3
+    assert all(body[4:9] == b"\0\0\0\1h" for _, body in sent)
+    asked = [struct.unpack_from(">QI", body, 9) for _, body in sent]
+    assert asked == [(0, 100), (100, 100), (200, 100)]
+    ids = [struct.unpack_from(">I", body)[0] for _, body in sent]
+    for rid, fill in zip(ids, b"abc", strict=True):
+        reader.feed_data(reply(FXP_DATA, rid,
+                               struct.pack(">I", 100) + bytes([fill]) * 100))
+    assert [await within(f) for f in futs] == [b"a" * 100, b"b" * 100,
+                                              b"c" * 100]
+    await client.close()
+
+
+async def test_drain_sends_what_is_queued_first() -> None:
+    client, _, writer = await started()
+    client.read_nowait(b"h", 0, 10)
+    await client.drain()        # no turn of the loop has passed
+    assert [p[0] for p in packets(b"".join(writer.writes))] == [FXP_READ]
+    await client.close()
+
+
+async def test_close_sends_what_is_queued() -> None:
+    client, _, writer = await started()
+    client.read_nowait(b"h", 0, 10)
+    await client.close()
+    assert writer.closed_after == 1
+    assert [p[0] for p in packets(writer.writes[0])] == [FXP_READ]
+
+
+async def test_write_leaves_in_one_piece_after_queued_requests() -> None:
+    client, _, writer = await started()
+    client.read_nowait(b"h", 0, 10)
+    payload = os.urandom(200_000)
+    client.write_nowait(b"hd", 7 << 32, memoryview(payload))
+    # The small READ went first, then the WRITE, header and data together.
+    assert len(writer.writes) == 2
+    assert packets(writer.writes[0])[0][0] == FXP_READ
+    ((ptype, body),) = packets(writer.writes[1])
+    assert ptype == FXP_WRITE
+    _, hlen = struct.unpack_from(">II", body)
+    assert body[8:8 + hlen] == b"hd"
+    offset, dlen = struct.unpack_from(">QI", body, 8 + hlen)
+    assert (offset, dlen) == (7 << 32, len(payload))
+    assert body[8 + hlen + 12:] == payload
+    await client.close()
+
+
+async def test_replies_parse_however_the_stream_is_cut() -> None:
+    client, reader, writer = await started()
+    data = os.urandom(5000)
+    read = client.read_nowait(b"h", 0, 5000)
+    ext = client.request(FXP_EXTENDED, b"\0\0\0\1x")
+    padded = client.read_nowait(b"h", 0, 10)
+    await asyncio.sleep(0)
+    ids = [struct.unpack_from(">I", body)[0]
+           for _, body in packets(b"".join(writer.writes))]
+    stream = (reply(FXP_DATA, ids[0], struct.pack(">I", 5000) + data)
+              + reply(FXP_EXTENDED_REPLY, ids[1], b"")
+              # data followed by bytes the reply does not account for
+              + reply(FXP_DATA, ids[2], struct.pack(">I", 3) + b"abcXY"))
+    rng = random.Random(4)
+    pos = 0
+    while pos < len(stream):
+        step = rng.choice((1, 2, 3, 5, 9, 13, 700))
+        reader.feed_data(stream[pos:pos + step])
+        pos += step
+        await asyncio.sleep(0)
+    assert await within(read) == data
+    assert await within(ext) == (FXP_EXTENDED_REPLY, b"")
+    assert await within(padded) == b"abc"
+    await client.close()
+
+
+def test_pwrite_all_finishes_short_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.pwrite
+    calls: list[int] = []
+
+    def short(fd: int, data: bytes, offset: int) -> int:
+        calls.append(offset)
+        return real(fd, memoryview(data)[:1000], offset)
+
+    monkeypatch.setattr(localdest.os, "pwrite", short)
+    data = os.urandom(4500)
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        pwrite_all(fd, data, 10)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == bytes(10) + data
+    assert calls == [10, 1010, 2010, 3010, 4010]
+
+
+async def test_round_trip_with_sftp_server(sftp_server_bin: str,
+                                           tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sftp_server_bin, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    client = SFTPClient(proc.stdout, proc.stdin)
+    await within(client.start())
+    data = os.urandom(3 * 261120 + 17)
+    path = str(tmp_path / "f")
+    try:
+        handle = await within(client.open(
+            path, OPEN_WRITE | OPEN_CREAT | OPEN_TRUNC))
+        offsets = range(0, len(data), 261120)
+        acks = [client.write_nowait(handle, off, data[off:off + 261120])
+                for off in offsets]
+        for ack in acks:
+            await within(ack)
+        await within(client.close_handle(handle))
+        assert Path(path).read_bytes() == data
+        handle = await within(client.open(path, OPEN_READ))
+        reads = [client.read_nowait(handle, off, 261120) for off in offsets]
+        got = [await within(r) for r in reads]
+        await within(client.close_handle(handle))
+        assert b"".join(got) == data
+    finally:
+        await client.close()
+        await proc.wait()
+
+
+class FakeSocketTransport(asyncio.Transport):
+    """A transport that records what reaches it, and when it closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[object] = []
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.events.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.events.append("close")
+        self.closing = True
+
+    def abort(self) -> None:
+        self.events.append("abort")
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return f"info:{name}"
+
+
+class FakeConnection:
+    """Where asyncssh keeps its socket transport."""
+
+    def __init__(self, transport: object) -> None:
+        self._transport = transport
+
+
+async def test_batcher_writes_once_per_turn_in_order() -> None:
+    real = FakeSocketTransport()
+    conn = FakeConnection(real)
+    transport.batch_writes(conn)
+    batched = conn._transport
+    assert isinstance(batched, transport.TurnBatcher)
+    transport.batch_writes(conn)            # a second call changes nothing
+    assert conn._transport is batched
+    batched.write(b"ignore")
+    batched.write(b"packet")
+    assert real.events == []
+    await asyncio.sleep(0)
+    assert real.events == [b"ignorepacket"]
+    batched.write(b"x" * transport.BATCH_LIMIT)     # too much to hold
+    assert real.events[-1] == b"x" * transport.BATCH_LIMIT
+    assert batched.get_extra_info("peername") == "info:peername"
+
+
+async def test_batcher_sends_queued_bytes_before_close_or_abort() -> None:
+    for how in ("close", "abort"):
+        real = FakeSocketTransport()
+        conn = FakeConnection(real)
+        transport.batch_writes(conn)
+        batched = conn._transport
+        assert isinstance(batched, transport.TurnBatcher)
+        batched.write(b"bye")
+        getattr(batched, how)()
+        assert real.events == [b"bye", how]
+        batched.write(b"late")
+        await asyncio.sleep(0)
+        assert real.events == [b"bye", how]     # nothing after closing
+
+
+async def test_batch_writes_leaves_other_transports_alone() -> None:
+    conn = FakeConnection(None)
+    transport.batch_writes(conn)
+    assert conn._transport is None
+    tunnel = object()
+    conn = FakeConnection(tunnel)
+    transport.batch_writes(conn)
+    assert conn._transport is tunnel
