@@ -8,11 +8,14 @@ the progress view are loaded only for an interactive terminal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
 import sys
-from typing import BinaryIO
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from psftp_shell.config import ConfigError, load_config, resolve_connections
 from psftp_shell.context import Settings, Shell
@@ -30,9 +33,18 @@ from psftp_shell.options import (
     message_line,
     parse_args,
 )
-from psftp_shell.output import LOG_DEBUG, LOG_INFO, LOG_QUIET, Output
+from psftp_shell.output import (
+    INTERRUPT,
+    LOG_DEBUG,
+    LOG_INFO,
+    LOG_QUIET,
+    Output,
+)
 from psftp_shell.protocol import ConnectionLost, ProtocolError
 from psftp_shell.transport import PipeTransport, SSHTransport, Transport
+
+if TYPE_CHECKING:
+    from psftp_shell.pool import StreamPool
 
 
 def _prog(argv0: str) -> str:
@@ -100,13 +112,133 @@ async def _start_dir_or_fetch(shell: Shell, opts: Options) -> int | None:
     return ExitStatus.ERROR if failed < 0 else ExitStatus.OK
 
 
+def _early_pool(transport: Transport, opts: Options, settings: Settings,
+                out: Output, source: BinaryIO | None) -> StreamPool | None:
+    """``-n``'s streams for a script that will transfer, opened at once.
+
+    They log in alongside the control connection (BatchMode asks
+    nothing), instead of after it when the first get or put runs: on a
+    long path that saves a whole login.  Interactive sessions still open
+    them on first use.
+    """
+    if settings.streams < 2 or source is None:
+        return None
+    from psftp_shell.loop import transfers_ahead
+    if not transfers_ahead(source):
+        return None
+    from psftp_shell.engine import open_early
+    connector = getattr(transport, "connector", None)
+    if connector is not None:
+        connector.overlap = True
+    return open_early(transport, settings.streams, out,
+                      channels=settings.channels,
+                      max_requests=opts.num_requests)
+
+
+TERMINATE_GRACE = 5.0
+"""Seconds the cleanup after SIGTERM may take before the process exits."""
+SETTLE_TIME = 2.0
+"""Seconds background cleanups (closing handles) get at the end."""
+
+
+class Terminator:
+    """SIGTERM and SIGHUP: stop the copies, keep their journals, exit 1.
+
+    sftp's handler kills its ssh child and exits 1 at once.  Here the
+    session's task is cancelled first, so that every copy closes its
+    handles and removes its temporary or saves its journal; then
+    :meth:`exit_if_fired` ends the process with sftp's status.  A second
+    signal, or a cleanup longer than *grace* seconds, exits at once.
+    """
+
+    def __init__(self, grace: float = TERMINATE_GRACE) -> None:
+        self.grace = grace
+        self.signum: int | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    def install(self) -> None:
+        """Catch the signals for the running task (the session)."""
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, self.fire, signum)
+
+    def fire(self, signum: int) -> None:
+        """Cancel the session; a second signal exits now."""
+        if self.signum is not None:
+            os._exit(ExitStatus.ERROR)
+        self.signum = signum
+        timer = threading.Timer(self.grace, os._exit, (ExitStatus.ERROR,))
+        timer.daemon = True
+        timer.start()
+        if self._task is not None:
+            self._task.cancel()
+
+    def exit_if_fired(self, out: Output) -> None:
+        """After the cleanup: flush the output and exit as sftp does."""
+        if self.signum is None:
+            return
+        for stream in (out.stdout, out.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(ExitStatus.ERROR)
+
+
+@contextlib.contextmanager
+def command_interrupts(shell: Shell) -> Iterator[None]:
+    """Ctrl-C interrupts the running command, as sftp's ``cmd_interrupt``.
+
+    For scripts and the auto-fetch; the REPL binds Ctrl-C itself.  The
+    handler is installed even where SIGINT was ignored at start (a
+    background job), as sftp installs its own.
+    """
+    def interrupt() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            shell.out.stderr.write(INTERRUPT)
+            shell.out.stderr.flush()
+        shell.interrupted = True
+
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except (ValueError, RuntimeError):     # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def settle(tasks: set[asyncio.Task[None]]) -> None:
+    """Give cleanups still running (handles to close) a moment."""
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=SETTLE_TIME)
+
+
+def _last_words(transport: Transport, client: object) -> str:
+    """ssh's line on why the control connection ended ("" if none)."""
+    words = getattr(transport, "last_words", None)
+    return words(client) if words is not None and client else ""
+
+
 async def run_session(opts: Options, out: Output, settings: Settings,
                       source: BinaryIO | None) -> int:
     """Connect, then run the auto-fetch, batch, piped or interactive loop."""
+    terminator = Terminator()
+    terminator.install()
     from psftp_shell.engine import TransferEngine
     from psftp_shell.session import RemoteSession
     transport = build_transport(opts)
+    spread = opts.x_settings.get("addresses") == "all" and \
+        isinstance(transport, SSHTransport)
+    if spread:
+        from psftp_shell.spread import Spreader
+        assert isinstance(transport, SSHTransport)
+        transport.spreader = Spreader()
     engine: TransferEngine | None = None
+    client = None
+    pool = _early_pool(transport, opts, settings, out, source)
     try:
         client = await transport.open_client()
         if not out.quiet:
@@ -116,15 +248,28 @@ async def run_session(opts: Options, out: Output, settings: Settings,
                 assert opts.destination is not None
                 out.notice(f"Connected to {opts.destination.host}.")
         remote = RemoteSession(client, out)
-        await remote.start()
-        engine = await TransferEngine.create(
-            client, out, buffer_size=opts.buffer_size,
-            max_requests=opts.num_requests, transport=transport,
-            streams=settings.streams, channels=settings.channels,
-            limit_kbps=opts.limit_kbps)
+        # sftp asks for the limits, then the start directory: both are
+        # sent at once here, and a failure reported in sftp's order.
+        started = asyncio.ensure_future(remote.start())
+        try:
+            engine = await TransferEngine.create(
+                client, out, buffer_size=opts.buffer_size,
+                max_requests=opts.num_requests, transport=transport,
+                streams=settings.streams, channels=settings.channels,
+                limit_kbps=opts.limit_kbps, pool=pool,
+                verify=str(opts.x_settings.get("verify", "size")),
+                verify_exec=opts.x_settings.get("verify-exec") is True,
+                spread=spread)
+        except BaseException:
+            started.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await started
+            raise
+        await started
         shell = Shell(out=out, remote=remote, engine=engine,
                       local_cwd=os.getcwd(), settings=settings)
-        status = await _start_dir_or_fetch(shell, opts)
+        with command_interrupts(shell):
+            status = await _start_dir_or_fetch(shell, opts)
         if status is not None:
             return status
         if source is None:
@@ -132,18 +277,25 @@ async def run_session(opts: Options, out: Output, settings: Settings,
             result = await run_repl(shell)
         else:
             from psftp_shell.loop import run_lines
-            result = await run_lines(shell, source, abort=settings.batch)
+            with command_interrupts(shell):
+                result = await run_lines(shell, source,
+                                         abort=settings.batch)
         return ExitStatus.OK if result == 0 else ExitStatus.ERROR
     except ConnectionLost as exc:
         if str(exc) in ("", "Connection closed"):
-            raise ConnectionClosed() from None
+            raise ConnectionClosed(_last_words(transport, client)) \
+                from None
         raise FatalError(str(exc)) from None
     except ProtocolError as exc:
         raise FatalError(str(exc)) from None
     finally:
         if engine is not None:
+            await settle(engine.ctx.cleanups)
             await engine.close()
+        elif pool is not None:
+            await pool.close()
         await transport.close()
+        terminator.exit_if_fired(out)
 
 
 def _make_settings(opts: Options, streams: int) -> Settings:
@@ -183,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = _make_settings(opts, streams)
     settings.channels = int(opts.x_settings.get(
         "channels", config.values.get("channels", 1)))  # type: ignore
+    for key in ("verify", "verify-exec", "addresses"):  # -X wins
+        if key in config.values:
+            opts.x_settings.setdefault(key, config.values[key])
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_terminate)
     try:

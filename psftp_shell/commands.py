@@ -180,6 +180,17 @@ def lookup(word: str) -> Command | None:
     return _BY_NAME.get(word.lower())
 
 
+def is_transfer(line: str) -> bool:
+    """Whether *line* runs a transfer command (get, put, reget...).
+
+    Only a hint for opening ``-n``'s streams early: the ``-``/``@``
+    prefixes are skipped, and nothing else is parsed.
+    """
+    words = line.lstrip(" \t-@").split(None, 1)
+    found = lookup(words[0]) if words else None
+    return found is not None and found.syntax is Syntax.TRANSFER
+
+
 def help_lines(streams: int | None = None) -> list[str]:
     """The ``help`` text, one line per element, from the table.
 

@@ -47,8 +47,10 @@ from psftp_shell.hostkeys import (
 )
 from psftp_shell.sshattempt import (
     Attempt,
+    Client,
     Transport,
     describe_failure,
+    lost_words,
     open_socket,
 )
 from psftp_shell.sshconfig import (
@@ -144,11 +146,14 @@ class Connector:
         self._first = asyncio.Lock()
         self._prompt_lock = asyncio.Lock()
         self._established = False
+        self.overlap = False
+        """Whether later connections may log in while the first does."""
         self._failure: ConnectError | None = None
         self._policy: HostKeyPolicy | None = None
         self._auth: AuthContext | None = None
         self._jump: Connector | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._owners: dict[int, Client] = {}    # asyncssh forgets them
         configure_logging(target.verbose)
 
     # -- user interaction --------------------------------------------
@@ -240,6 +245,17 @@ class Connector:
         self.resolved = r
         return r
 
+    def last_words(self, conn: asyncssh.SSHClientConnection) -> str:
+        """ssh's line on why *conn* ended, if it has one ("" if not)."""
+        owner = self._owners.get(id(conn))
+        reason = owner.lost_reason if owner is not None else None
+        if self.resolved is None:
+            return ""
+        words = lost_words(reason, self.resolved)
+        if words is None or words[0] > self._log_level:
+            return ""
+        return words[1] + "\r\n"
+
     def close(self) -> None:
         """Remove the generated config file; close jump connectors."""
         if self._finalizer is not None:
@@ -250,7 +266,16 @@ class Connector:
     # -- connecting ----------------------------------------------------
 
     async def connect(self) -> asyncssh.SSHClientConnection:
-        """Open one authenticated connection, or raise ConnectError."""
+        """Open one authenticated connection, or raise ConnectError.
+
+        Connections asked for while the first one is still logging in
+        wait for it, so that questions are asked once; with
+        :attr:`overlap` set and BatchMode on (nothing can be asked) they
+        log in alongside it instead.
+        """
+        if self.overlap and self._first.locked() and \
+                self.resolved is not None and self.resolved.batch:
+            return await self._connect()
         if not self._established:
             async with self._first:
                 if self._failure is not None:
@@ -344,6 +369,7 @@ class Connector:
             raise
         if transport.tunnel is not None:
             self._close_with(conn, transport.tunnel)
+        self._owners[id(conn)] = attempt.client
         return conn
 
     def _close_with(self, conn: asyncssh.SSHClientConnection,

@@ -42,8 +42,9 @@ from psftp_shell.observer import TransferJob, TransferObserver
 from psftp_shell.ordered import Sequencer
 from psftp_shell.output import Output
 from psftp_shell.pool import Opener, Stream, StreamPool
-from psftp_shell.protocol import SFTPClient, StatusError
+from psftp_shell.protocol import ConnectionLost, SFTPClient, StatusError
 from psftp_shell.ratelimit import RateLimiter, kbps_to_bytes
+from psftp_shell.verify import exec_runner
 from psftp_shell.window import WindowTuner
 from psftp_shell.xfer import (
     DEFAULT_BUFFER,
@@ -73,6 +74,21 @@ def site_of(transport: object | None) -> str:
     return ""
 
 
+def open_early(transport: Opener, streams: int, out: Output, *,
+               channels: int = 1,
+               max_requests: int | None = None) -> StreamPool:
+    """Start opening ``-n``'s streams before the first transfer.
+
+    For scripts known to transfer: the streams log in while the control
+    connection does, instead of after it.  The engine adopts the pool.
+    """
+    pool = StreamPool(transport, streams, out,
+                      requests=max_requests or DEFAULT_REQUESTS,
+                      channels=channels)
+    pool.start()
+    return pool
+
+
 class TransferEngine:
     """Copies files and trees for one shell session.
 
@@ -82,10 +98,19 @@ class TransferEngine:
     :param streams: ``-n``, the number of streams to copy on
     :param channels: streams per SSH connection
     :param limit_kbps: ``-l``, for all streams together
+    :param pool: streams already opening (:func:`open_early`), instead
+        of a pool made on first use
+    :param verify: ``-X verify=``: ``size``, ``hash`` or ``none``
+    :param spread: streams reach several addresses of the host name
+        (``-X addresses=all``, :mod:`psftp_shell.spread`)
+    :param verify_exec: ``-X verify-exec=yes``: hashes may be computed by
+        a command run on the server (SSH transports only)
 
     Set :attr:`observer` for progress and :attr:`is_interrupted` to a
     callable that turns true on Ctrl-C: no new requests are sent, the
-    outstanding ones drain and the copy fails without a message.
+    outstanding ones drain and the copy fails without a message.  A
+    lost control connection stops the copies the same way, and the
+    command then raises ``ConnectionLost``: the session ends as sftp's.
     """
 
     def __init__(self, client: SFTPClient, out: Output, *,
@@ -94,18 +119,27 @@ class TransferEngine:
                  max_requests: int = DEFAULT_REQUESTS,
                  local_cwd: str | None = None,
                  transport: Opener | None = None, streams: int = 1,
-                 channels: int = 1, limit_kbps: int | None = None) -> None:
+                 channels: int = 1, limit_kbps: int | None = None,
+                 pool: StreamPool | None = None, verify: str = "size",
+                 verify_exec: bool = False, spread: bool = False) -> None:
         self.client = client
         self.out = out
         self.ctx = CopyContext(read_size=read_size, write_size=write_size,
                                max_requests=max_requests,
-                               site=site_of(transport))
+                               site=site_of(transport), verify=verify,
+                               spread=spread)
+        if verify_exec:
+            self.ctx.remote_exec = exec_runner(transport)
         if local_cwd is not None:
             self.ctx.local_cwd = local_cwd
         if limit_kbps:
             self.ctx.limiter = RateLimiter(kbps_to_bytes(limit_kbps))
-        self.pool: StreamPool | None = None
-        if transport is not None and streams > 1:
+        self._interrupted: Callable[[], bool] = self.ctx.is_interrupted
+        self.ctx.is_interrupted = self._must_stop
+        self.pool = pool
+        if pool is not None:
+            pool.set_requests(max_requests)
+        elif transport is not None and streams > 1:
             self.pool = StreamPool(transport, streams, out,
                                    requests=max_requests, channels=channels)
         setter = getattr(transport, "set_window", None)
@@ -162,11 +196,16 @@ class TransferEngine:
     @property
     def is_interrupted(self) -> Callable[[], bool]:
         """Turns true when the user asks the transfer to stop."""
-        return self.ctx.is_interrupted
+        return self._interrupted
 
     @is_interrupted.setter
     def is_interrupted(self, value: Callable[[], bool]) -> None:
-        self.ctx.is_interrupted = value
+        self._interrupted = value
+
+    def _must_stop(self) -> bool:
+        """Copies stop on Ctrl-C, or when the control connection is gone.
+        """
+        return self._interrupted() or self.client.closed
 
     async def close(self) -> None:
         """Stop any stream still being opened; the transport closes them."""
@@ -244,6 +283,8 @@ class TransferEngine:
             if self.pool is not None:
                 self.pool.unsubscribe(board.add_stream)
             self.ctx.observer.command_finished()
+        if self.client.closed:      # the streams may live, the session not
+            raise ConnectionLost("Connection closed")
 
     # ---- one call, one copy (a command of its own)
 

@@ -23,6 +23,7 @@ from psftp_shell.board import Lane
 from psftp_shell.chunkfile import ChunkedFile
 from psftp_shell.chunkpipe import PullRun, Run
 from psftp_shell.chunks import RangeSet
+from psftp_shell.escape import handle_error
 from psftp_shell.localdest import (
     LocalDest,
     final_path,
@@ -34,7 +35,13 @@ from psftp_shell.localdest import (
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Slot
 from psftp_shell.pool import Stream
-from psftp_shell.protocol import OPEN_READ, SFTPError, StatusError
+from psftp_shell.protocol import (
+    FX_FAILURE,
+    OPEN_READ,
+    SFTPClient,
+    SFTPError,
+    StatusError,
+)
 from psftp_shell.remotedest import close_remote, open_remote
 from psftp_shell.single import (
     commit_local,
@@ -44,6 +51,7 @@ from psftp_shell.single import (
     source_attrs,
     sync_local,
 )
+from psftp_shell.verify import verify_download
 from psftp_shell.xfer import TEMP_MARK, Flags, TransferFailed
 
 
@@ -53,9 +61,30 @@ class GetFile(ChunkedFile):
     source: str = ""
 
     async def open_on(self, stream: Stream) -> bytes:
-        """OPEN the source for reading on *stream*."""
-        return await open_remote(self.ctx, stream.client, self.source,
-                                 OPEN_READ)
+        """OPEN the source for reading on *stream*.
+
+        When streams may reach other addresses (``-X addresses=all``), a
+        stream that sees another size or mtime is kept off this file.
+        """
+        handle = await open_remote(self.ctx, stream.client, self.source,
+                                   OPEN_READ)
+        await self.same_view(stream, handle)
+        return handle
+
+    async def same_view(self, stream: Stream, handle: bytes) -> None:
+        """With ``-X addresses=all``: refuse (StatusError, handle closed)
+        a stream that sees another size or mtime than the control did."""
+        if not self.ctx.spread:
+            return
+        try:
+            seen = await stream.client.fstat(handle)
+        except StatusError:
+            seen = None
+        if seen is None or (seen.size, seen.mtime) != (self.size,
+                                                       self.mtime):
+            with contextlib.suppress(SFTPError):
+                await stream.client.close_handle(handle)
+            raise StatusError(FX_FAILURE)
 
     def make_run(self, stream: Stream, handle: bytes) -> Run:
         """A READ pipeline on *stream*."""
@@ -88,6 +117,8 @@ class GetJob:
     """Copy remote *src* to local *dst* (as typed, for messages).
 
     :param failure: a line printed when the copy fails (trees)
+    :param viewer: STATs the source instead of the job's stream (the
+        control client, when streams reach other addresses)
     """
 
     src: str
@@ -96,6 +127,7 @@ class GetJob:
     flags: Flags
     slot: Slot
     failure: str | None = None
+    viewer: SFTPClient | None = None
 
     again: bool = field(default=False, init=False)
 
@@ -121,7 +153,8 @@ class GetJob:
 
     async def _run(self, lane: Lane) -> bool:
         ctx, client, out = lane.board.ctx, lane.stream.client, self.slot
-        attrs = await source_attrs(client, out, self.src, self.attrs)
+        attrs = await source_attrs(self.viewer or client, out, self.src,
+                                   self.attrs)
         if attrs is None:
             return False
         local = ctx.local(self.dst)
@@ -138,7 +171,7 @@ class GetJob:
         try:
             handle = await open_remote(ctx, client, self.src, OPEN_READ)
         except StatusError as exc:
-            out.error(f'remote open "{self.src}": {exc.text}')
+            out.error(handle_error(f'remote open "{self.src}"', exc.text))
             return False
         try:
             dest = local_temp(local, new_mode(attrs))
@@ -190,6 +223,13 @@ class GetJob:
             if handle is None:
                 handle = await open_remote(board.ctx, lane.stream.client,
                                            self.src, OPEN_READ)
+            try:
+                await file.same_view(lane.stream, handle)
+            except StatusError:
+                out.error(f'download "{self.src}": the file differs '
+                          "between the host's addresses")
+                self._keep(file, dest, jpath)
+                return False
             file.handles[lane.stream] = handle
             board.share(file)
             if lane.stream.runs == 0 and lane.stream.usable():
@@ -204,7 +244,7 @@ class GetJob:
                 error = None
             return ok
         except StatusError as exc:      # the journal's source went away
-            out.error(f'remote open "{self.src}": {exc.text}')
+            out.error(handle_error(f'remote open "{self.src}"', exc.text))
             self._keep(file, dest, jpath)
             return False
         except BaseException as exc:
@@ -263,8 +303,9 @@ class GetJob:
                       dest: LocalDest, jpath: str) -> bool:
         """Close the handles, then commit, keep or drop the temporary."""
         out, board = self.slot, lane.board
-        changed = await _changed(file, attrs)
-        closed = await file.close_handles(out)
+        # FSTAT goes out first, so the CLOSEs behind it cost no round trip
+        changed, closed = await asyncio.gather(
+            _changed(file, attrs), file.close_handles(out))
         if not file.complete:
             if file.message is not None:
                 out.error(file.message)
@@ -275,6 +316,11 @@ class GetJob:
         assert file.eof_at is not None
         if os.fstat(dest.fd).st_size != file.eof_at:
             os.ftruncate(dest.fd, file.eof_at)
+        live = board.live_stream(lane.stream) or lane.stream
+        if not await verify_download(board.ctx, live.client, out, self.src,
+                                     None, dest, file.job, file.eof_at):
+            journal.remove(jpath)
+            return False
         if changed:
             out.error(f'Source file "{self.src}" changed during transfer')
         if self.flags.preserve:
@@ -287,14 +333,20 @@ class GetJob:
 
 
 async def _changed(file: GetFile, attrs: Attrs) -> bool:
-    """Whether the source's size or mtime moved since the start."""
-    if file.eof_at is not None and file.eof_at != file.size:
-        return True
+    """Whether the source's size or mtime moved since the start.
+
+    A source that shrank moves the end of file back to its new size:
+    what was fetched past it was read before the change, and the copy
+    must not end with data the source no longer has.
+    """
+    moved = file.eof_at is not None and file.eof_at != file.size
     found = await file.any_handle()
     if found is None or not file.complete:
-        return False
+        return moved
     try:
         now = await found[0].client.fstat(found[1])
     except SFTPError:
-        return False
-    return (now.size, now.mtime) != (attrs.size, attrs.mtime)
+        return moved
+    if now.size is not None and file.eof_at is not None:
+        file.eof_at = min(file.eof_at, now.size)
+    return moved or (now.size, now.mtime) != (attrs.size, attrs.mtime)

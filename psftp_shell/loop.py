@@ -12,13 +12,18 @@ read on its own, as an empty command (echoed ``sftp> ``).
 from __future__ import annotations
 
 import asyncio
+import io
+import os
+import stat
 from typing import BinaryIO
 
-from psftp_shell.commands import FAILED, QUIT, run_line
+from psftp_shell.commands import FAILED, QUIT, is_transfer, run_line
 from psftp_shell.context import Shell
 from psftp_shell.progress import observing
 
 MAX_LINE = 2047     # what fits sftp's 2048-byte fgets buffer
+PEEK_LIMIT = 1 << 20
+"""How much of a batch file :func:`transfers_ahead` reads ahead."""
 
 
 def decode_line(raw: bytes) -> str | None:
@@ -37,6 +42,25 @@ def decode_line(raw: bytes) -> str | None:
 def splits_newline(raw: bytes) -> bool:
     """Whether sftp reads this line's newline as a line of its own."""
     return len(raw) == MAX_LINE + 1 and raw.endswith(b"\n")
+
+
+def transfers_ahead(source: BinaryIO) -> bool:
+    """Whether *source*, a regular file, holds a get or put command.
+
+    Reads ahead and puts the file's position back, so that ``-n``'s
+    streams can open while the control connection logs in.  Pipes and
+    terminals are not read ahead: False.
+    """
+    try:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            return False
+        position = source.tell()
+        data = source.read(PEEK_LIMIT)
+        source.seek(position)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return any(is_transfer(line.decode("utf-8", "surrogateescape"))
+               for line in data.split(b"\n"))
 
 
 async def run_lines(shell: Shell, source: BinaryIO, *, abort: bool) -> int:

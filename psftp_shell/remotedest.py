@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from psftp_shell.attrs import Attrs
+from psftp_shell.escape import handle_error
 from psftp_shell.localdest import temp_name
 from psftp_shell.ordered import Printer
 from psftp_shell.protocol import (
@@ -167,7 +168,7 @@ async def open_remote_dest(ctx: CopyContext, client: SFTPClient,
     try:
         handle = await open_remote(ctx, client, remote_path, flags, attrs)
     except StatusError as exc:
-        out.error(f'dest open "{remote_path}": {exc.text}')
+        out.error(handle_error(f'dest open "{remote_path}"', exc.text))
         return None
     return RemoteFile(handle, remote_path)
 

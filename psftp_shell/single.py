@@ -15,11 +15,17 @@ import os
 import stat as stat_mod
 
 from psftp_shell.attrs import Attrs
+from psftp_shell.escape import handle_error
 from psftp_shell.localdest import LocalDest, open_local_dest, sync_dir
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Printer
 from psftp_shell.pipeline import pull, push
-from psftp_shell.protocol import OPEN_READ, SFTPClient, StatusError
+from psftp_shell.protocol import (
+    FX_NO_SUCH_FILE,
+    OPEN_READ,
+    SFTPClient,
+    StatusError,
+)
 from psftp_shell.remotedest import (
     RemoteFile,
     abandon,
@@ -30,6 +36,7 @@ from psftp_shell.remotedest import (
     open_remote,
     open_remote_dest,
 )
+from psftp_shell.verify import verify_download, verify_upload
 from psftp_shell.xfer import CopyContext, Flags, TransferFailed
 
 
@@ -108,7 +115,7 @@ async def download_file(ctx: CopyContext, client: SFTPClient, out: Printer,
     try:
         handle = await open_remote(ctx, client, remote_path, OPEN_READ)
     except StatusError as exc:
-        out.error(f'remote open "{remote_path}": {exc.text}')
+        out.error(handle_error(f'remote open "{remote_path}"', exc.text))
         return False
     try:
         dest = open_local_dest(ctx.local(local_path), mode, flags.resume)
@@ -172,6 +179,13 @@ async def _fetch(ctx: CopyContext, client: SFTPClient, out: Printer,
                   f"{pulled.write_error.strerror}")
         await close_remote(client, out, remote.handle)
         return False
+    if dest.temp is not None and not interrupted:
+        end = (os.fstat(dest.fd).st_size if pulled.reordered
+               else pulled.highwater)
+        if not await verify_download(ctx, client, out, remote.final,
+                                     remote.handle, dest, job, end):
+            await close_remote(client, out, remote.handle)
+            return False
     ok = await close_remote(client, out, remote.handle) and not interrupted
     if flags.preserve:
         preserve_local(out, dest.fd, attrs, mode, local_path)
@@ -225,14 +239,23 @@ async def upload_file(ctx: CopyContext, client: SFTPClient, out: Printer,
 
 
 async def remote_offset(client: SFTPClient, out: Printer, local_path: str,
-                        remote_path: str, size: int) -> int | None:
-    """sftp's resume checks for an upload: the remote size, or None."""
+                        remote_path: str, size: int, *, tree: bool = False
+                        ) -> int | None:
+    """sftp's resume checks for an upload: the remote size, or None.
+
+    In a tree (*tree*), a missing file starts at 0 and a complete one
+    gives *size*: nothing to send.
+    """
     try:
         there = await client.stat(remote_path)
     except StatusError as exc:
+        if tree and exc.code == FX_NO_SUCH_FILE:
+            return 0
         out.error(f"stat remote: {exc.text}")
         return None
     offset = there.size or 0
+    if tree and offset == size:
+        return size
     if offset >= size:
         out.error(f'resume "{local_path}": destination file same size '
                   "or larger")
@@ -253,9 +276,11 @@ async def upload_fd(ctx: CopyContext, client: SFTPClient, out: Printer,
     offset = 0
     if flags.resume:
         found = await remote_offset(client, out, local_path, remote_path,
-                                    st.st_size)
+                                    st.st_size, tree=flags.tree)
         if found is None:
             return False
+        if found == st.st_size:     # complete already (-a -R)
+            return True
         offset = found
     dest = await open_remote_dest(ctx, client, out, remote_path, attrs,
                                   flags.resume)
@@ -294,6 +319,10 @@ async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
                   f"{pushed.write_error.text}")
     failed = pushed.write_error is not None or interrupted
     if failed and dest.temp is not None:
+        return False        # the caller's finally cleans up
+    if dest.temp is not None and not failed and not await verify_upload(
+            ctx, client, out, dest.temp, dest.handle, fd, job,
+            pushed.highwater):
         return False        # the caller's finally cleans up
     if failed and flags.resume:
         await fsetstat_remote(client, out, dest.handle,

@@ -11,6 +11,7 @@ directory's files have arrived.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat as stat_mod
 from collections.abc import Awaitable, Callable
@@ -180,7 +181,8 @@ async def upload_dir(sub: Submitter, local_path: str, remote_path: str,
         sub.out.error(f'upload "{remote_path}": path canonicalization '
                       "failed")
         return False
-    return await _upload_tree(sub, local_path, canon, 0, flags)
+    return await _upload_tree(sub, local_path, canon, 0,
+                              dataclasses.replace(flags, tree=True))
 
 
 async def _upload_tree(sub: Submitter, src: str, dst: str, depth: int,

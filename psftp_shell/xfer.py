@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,10 @@ TEMP_MARK = ".psftp-"
 """Temporaries are named ``.<name>.psftp-<random>`` beside the target."""
 
 
+RemoteExec = Callable[[str], Awaitable[bytes | None]]
+"""Runs a command on the server: its output, or None if it failed."""
+
+
 class TransferFailed(Exception):
     """A file copy failed; its message (if any) was already printed."""
 
@@ -41,11 +45,18 @@ def _never() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Flags:
-    """The switches of one transfer: ``-p``, ``-a`` and ``-f``."""
+    """The switches of one transfer: ``-p``, ``-a`` and ``-f``.
+
+    :param tree: the file is part of a ``-R`` upload; with ``-a`` a file
+        already complete on the server is skipped and a missing one sent
+        whole, where sftp fails both (a resumed tree download already
+        behaves so)
+    """
 
     preserve: bool = False
     resume: bool = False
     fsync: bool = False
+    tree: bool = False
 
 
 @dataclass(eq=False)
@@ -60,6 +71,13 @@ class CopyContext:
     :param share_min: files this big or bigger are cut into chunks
     :param tuner: grows the streams' download windows, if the transport
         can
+    :param verify: ``-X verify=``: ``size``, ``hash`` or ``none``
+        (:mod:`psftp_shell.verify`)
+    :param spread: streams may reach other addresses of the host
+        (``-X addresses=all``): chunked downloads check each stream's
+        view of the file
+    :param remote_exec: runs a hashing command on the server, when
+        ``-X verify-exec=yes`` allows it and the transport can
     """
 
     read_size: int = DEFAULT_BUFFER
@@ -74,11 +92,18 @@ class CopyContext:
     chunk: int | None = None
     share_min: int = SHARE_MIN
     tuner: WindowTuner | None = None
+    verify: str = "size"
+    remote_exec: RemoteExec | None = None
+    spread: bool = False
     cleanups: set[asyncio.Task[None]] = field(default_factory=set)
 
     def local(self, path: str) -> str:
-        """*path* resolved against the shell's local cwd."""
-        return os.path.join(self.local_cwd, path)
+        """*path* resolved against the shell's local cwd.
+
+        An empty path stays empty: sftp's ``open("")`` and ``mkdir("")``
+        fail with ENOENT rather than naming the cwd.
+        """
+        return os.path.join(self.local_cwd, path) if path else ""
 
     async def throttle(self, nbytes: int) -> None:
         """Wait for the ``-l`` limiter, if there is one."""

@@ -48,7 +48,7 @@ def test_dead_transports_end_like_sftp(args: list[str], sftp_bin: str
     assert ours.stderr == b"Connection closed\r\n"
     # sftp prints the same, unless it loses a race between its child's
     # exit and its own first write; then it dies of SIGPIPE instead.
-    for _ in range(5):
+    for _ in range(30):
         theirs = sftp(sftp_bin, args, stdin=b"pwd\n")
         if theirs.status == 255:
             assert ours == theirs
