@@ -58,6 +58,10 @@ class Harness:
         self.relays: dict[str, subprocess.Popen[str]] = {}
         self.env = dict(os.environ)
         self.env.pop("SSH_AUTH_SOCK", None)
+        # An installed psftp-shell has its bytecode compiled; with this
+        # set, a clone would recompile every module at every start.  The
+        # warm-up run writes the bytecode.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         if self.env.get("TERM", "dumb") == "dumb":
             self.env["TERM"] = "xterm-256color"
 
