@@ -72,6 +72,7 @@ class Run:
             self.file.stop()        # interrupted with work left
 
     def _abort(self) -> None:
+        self._take_arrived()        # what arrived counts for the journal
         for fut, _, _, _ in self.inflight:
             fut.cancel()
             self.stream.budget.release()
@@ -118,9 +119,29 @@ class Run:
         self.file.queue.release(chunk)
         self.file.check_done()
 
+    def _take_arrived(self) -> None:
+        """Settle the replies already in, oldest first, without waiting.
+
+        While a slow or rate-limited stream is still filling its budget,
+        its early replies count at once (for progress and the journal);
+        an error reply is left for :meth:`_settle_next` to raise.
+        """
+        inflight = self.inflight
+        while inflight:
+            fut, start, length, chunk = inflight[0]
+            if not fut.done() or fut.cancelled() or \
+                    fut.exception() is not None:
+                return
+            inflight.popleft()
+            self.counts[chunk] -= 1
+            if not self._settle(fut.result(), start, length, chunk):
+                self.stream.budget.release()
+            self._retire(chunk)
+
     async def _fill(self) -> None:
         budget = self.stream.budget
         while not self.file.stopped and not self.ctx.is_interrupted():
+            self._take_arrived()
             chunk = self._chunk()
             if chunk is None:
                 return

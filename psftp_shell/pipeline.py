@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from psftp_shell.errors import FatalError
@@ -68,16 +69,19 @@ def _store(result: Pulled, fd: int, data: bytes, start: int) -> None:
 
 async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
                fd: int, offset: int, size: int, job: TransferJob,
-               stream: int = 0) -> Pulled:
+               stream: int = 0, result: Pulled | None = None) -> Pulled:
     """Read from *offset* to EOF into *fd*, sftp's download loop.
 
     Requests ramp up from 1 by one per reply to ``max_requests``; past
     the expected *size* one at a time, so a growing file is followed to
     its EOF.  A short read re-requests the rest and shrinks the block
-    size.  Replies are taken in request order.
+    size.  Replies are taken in request order.  *result*, if given, is
+    filled in as the data arrives, so that it tells how far a copy got
+    even when the connection is lost or the task cancelled.
     """
     buflen = ctx.read_size
-    result = Pulled(offset)
+    if result is None:
+        result = Pulled(offset)
     queue: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
     max_req = 1
     observer, tuner = ctx.observer, ctx.tuner
@@ -133,21 +137,31 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
 
 async def push(ctx: CopyContext, client: SFTPClient, handle: bytes,
                fd: int, offset: int, job: TransferJob,
-               stream: int = 0) -> Pushed:
+               stream: int = 0, result: Pushed | None = None,
+               at_eof: Callable[[], None] | None = None) -> Pushed:
     """Send *fd* from *offset* to its EOF, sftp's upload loop.
 
     The first WRITE waits for its ACK; then up to ``max_requests`` are
-    in flight.  A failed ACK stops reading; the rest drain.
+    in flight.  A failed ACK stops reading; the rest drain.  *result*,
+    if given, is filled in as ACKs arrive (see :func:`pull`).  *at_eof*
+    is called once the last WRITE is out, before its ACKs are awaited
+    (a request sent then costs no round trip of its own).
     """
-    result = Pushed(offset)
+    if result is None:
+        result = Pushed(offset)
     queue: deque[tuple[asyncio.Future[None], int, int]] = deque()
     first = True
+    ended = False
     try:
         while True:
             data = b""
             if not ctx.is_interrupted() and result.write_error is None:
                 data = read_local(ctx, fd, offset, ctx.write_size,
                                   job.source)
+                if not data and not ended:
+                    ended = True
+                    if at_eof is not None:
+                        at_eof()
             if data:
                 await ctx.throttle(len(data))
                 queue.append((client.write_nowait(handle, offset, data),

@@ -11,15 +11,23 @@ in place, as sftp does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat as stat_mod
 
+from psftp_shell import journal
 from psftp_shell.attrs import Attrs
+from psftp_shell.chunks import RangeSet
 from psftp_shell.escape import handle_error
-from psftp_shell.localdest import LocalDest, open_local_dest, sync_dir
+from psftp_shell.localdest import (
+    LocalDest,
+    final_path,
+    open_local_dest,
+    sync_dir,
+)
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Printer
-from psftp_shell.pipeline import pull, push
+from psftp_shell.pipeline import Pulled, Pushed, pull, push
 from psftp_shell.protocol import (
     FX_NO_SUCH_FILE,
     OPEN_READ,
@@ -150,17 +158,43 @@ async def download_file(ctx: CopyContext, client: SFTPClient, out: Printer,
             await asyncio.shield(abandon(client, remote))
 
 
+def keep_partial(dest: LocalDest, job: TransferJob, attrs: Attrs,
+                 pulled: Pulled, local: str) -> None:
+    """Keep a stopped download's temporary, with a journal of the bytes
+    in it, so that ``reget`` goes on from there (as it would after
+    sftp's partial file).  Nothing is kept after a local write error:
+    the space is what a full disk needs back.
+    """
+    if dest.temp is None or dest.closed \
+            or pulled.write_error is not None or pulled.highwater <= 0:
+        return      # (after reordered replies, highwater is still the
+                    # prefix that arrived whole)
+    with contextlib.suppress(OSError):
+        os.fdatasync(dest.fd)
+    entry = journal.Journal(job.source, attrs.size or 0, attrs.mtime,
+                            dest.temp, RangeSet([(0, pulled.highwater)]))
+    if journal.save(journal.beside(final_path(local)), entry):
+        dest.keep()
+
+
 async def _fetch(ctx: CopyContext, client: SFTPClient, out: Printer,
                  remote: RemoteFile, dest: LocalDest, job: TransferJob,
                  attrs: Attrs, mode: int, flags: Flags, stream: int
                  ) -> bool:
     """Move the data of an opened download and finish it."""
     local_path = job.destination
-    pulled = await pull(ctx, client, remote.handle, dest.fd, job.offset,
-                        job.size, job, stream)
+    pulled = Pulled(job.offset)
+    try:
+        await pull(ctx, client, remote.handle, dest.fd, job.offset,
+                   job.size, job, stream, pulled)
+    except BaseException:       # lost connection, SIGTERM
+        keep_partial(dest, job, attrs, pulled, ctx.local(local_path))
+        raise
     interrupted = ctx.is_interrupted()
     failed = (pulled.read_error is not None
               or pulled.write_error is not None or interrupted)
+    if failed:
+        keep_partial(dest, job, attrs, pulled, ctx.local(local_path))
     if failed and dest.temp is None:
         if flags.resume and pulled.reordered:
             out.error(f'Unable to resume download of "{local_path}": '
@@ -307,22 +341,60 @@ async def upload_fd(ctx: CopyContext, client: SFTPClient, out: Printer,
             orphans.append(dest.temp)
 
 
+def _retrieved(fut: asyncio.Future[Attrs]) -> None:
+    """Mark an early FSTAT's outcome seen, whether used or not."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def keep_partial_upload(ctx: CopyContext, dest: RemoteFile, fd: int,
+                        job: TransferJob, pushed: Pushed) -> None:
+    """Keep a stopped upload's remote temporary, with a local journal of
+    the bytes acknowledged, so that ``reput`` goes on from there."""
+    if dest.temp is None or pushed.write_error is not None \
+            or pushed.highwater <= 0:
+        return
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return
+    jpath = journal.upload_path(ctx.environ, ctx.site, dest.final,
+                                st.st_size, st.st_mtime_ns)
+    entry = journal.Journal(os.path.abspath(ctx.local(job.source)),
+                            st.st_size, st.st_mtime_ns, dest.temp,
+                            RangeSet([(0, pushed.highwater)]))
+    if journal.ensure_dir(jpath) and journal.save(jpath, entry):
+        dest.temp = None        # kept: the caller only closes the handle
+
+
 async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
                 dest: RemoteFile, job: TransferJob, attrs: Attrs,
                 flags: Flags, stream: int) -> bool:
     """Move the data of an opened upload and finish it."""
-    pushed = await push(ctx, client, dest.handle, fd, job.offset, job,
-                        stream)
+    pushed = Pushed(job.offset)
+    sized: list[asyncio.Future[Attrs]] = []
+
+    def ask_size() -> None:     # rides along with the last WRITEs
+        if dest.temp is not None and ctx.verify != "none":
+            sized.append(asyncio.ensure_future(client.fstat(dest.handle)))
+            sized[0].add_done_callback(_retrieved)
+    try:
+        await push(ctx, client, dest.handle, fd, job.offset, job, stream,
+                   pushed, ask_size)
+    except BaseException:       # lost connection, SIGTERM
+        keep_partial_upload(ctx, dest, fd, job, pushed)
+        raise
     interrupted = ctx.is_interrupted()
     if pushed.write_error is not None:
         out.error(f'write remote "{dest.final}": '
                   f"{pushed.write_error.text}")
     failed = pushed.write_error is not None or interrupted
     if failed and dest.temp is not None:
+        keep_partial_upload(ctx, dest, fd, job, pushed)
         return False        # the caller's finally cleans up
     if dest.temp is not None and not failed and not await verify_upload(
             ctx, client, out, dest.temp, dest.handle, fd, job,
-            pushed.highwater):
+            pushed.highwater, sized[0] if sized else None):
         return False        # the caller's finally cleans up
     if failed and flags.resume:
         await fsetstat_remote(client, out, dest.handle,

@@ -33,6 +33,15 @@ def require(condition: bool, what: str) -> None:
         pytest.skip(f"{what} is not installed")
 
 
+@pytest.fixture(autouse=True)
+def private_state(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upload journals and history go to a throwaway XDG_STATE_HOME,
+    never under the real home directory (tests may set their own)."""
+    monkeypatch.setenv("XDG_STATE_HOME",
+                       str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSSHD]:
     """A private OpenSSH sshd for the whole test session."""

@@ -23,6 +23,7 @@ from typing import TypeVar
 import asyncssh
 import pytest
 
+from psftp_shell import journal
 from psftp_shell.attrs import Attrs
 from psftp_shell.devserver import PrivateSSHD
 from psftp_shell.engine import (
@@ -371,24 +372,40 @@ async def test_download_onto_its_own_source_keeps_the_data(rig: Rig) -> None:
 
 # ---------------------------------------------------------------- failures
 
+def kept_for_reget(local: Path, final: str, data: bytes) -> None:
+    """Only a temporary and its journal are left beside *final*, and the
+    journal's ranges hold the source's bytes."""
+    found = journal.load(str(local / f".{final}.psftp-journal"))
+    assert found is not None
+    assert sorted(leftovers(local)) == sorted(
+        [f".{final}.psftp-journal", Path(found.temp).name])
+    kept = Path(found.temp).read_bytes()
+    assert found.done.total > 0
+    for start, end in found.done:
+        assert kept[start:end] == data[start:end]
+
+
 async def test_server_death_leaves_destination_untouched(rig: Rig) -> None:
-    (rig.remote / "big").write_bytes(payload(20 * MIB))
+    data = payload(20 * MIB)
+    (rig.remote / "big").write_bytes(data)
     (rig.local / "copy").write_bytes(b"precious")
     seen = Recorder(on_advance=lambda job: rig.kill())
     rig.engine.observer = seen
     with pytest.raises(SFTPError):
         await get(rig, "big", "copy")
     assert (rig.local / "copy").read_bytes() == b"precious"
-    assert leftovers(rig.local) == []
+    kept_for_reget(rig.local, "copy", data)
     assert isinstance(seen.errors[0], ConnectionLost)
 
 
 async def test_server_death_leaves_no_new_file(rig: Rig) -> None:
-    (rig.remote / "big").write_bytes(payload(20 * MIB))
+    data = payload(20 * MIB)
+    (rig.remote / "big").write_bytes(data)
     rig.engine.observer = Recorder(on_advance=lambda job: rig.kill())
     with pytest.raises(SFTPError):
         await get(rig, "big", "copy")
-    assert sorted(p.name for p in rig.local.iterdir()) == []
+    assert not (rig.local / "copy").exists()
+    kept_for_reget(rig.local, "copy", data)
 
 
 async def test_read_error_mid_way(tmp_path: Path,
@@ -396,19 +413,21 @@ async def test_read_error_mid_way(tmp_path: Path,
     rig = await start_rig(tmp_path, sftp_server_bin,
                           nth_data(3, failure_status))
     try:
-        (rig.remote / "big").write_bytes(payload(8 * MAX_BUFFER))
+        data = payload(8 * MAX_BUFFER)
+        (rig.remote / "big").write_bytes(data)
         (rig.local / "copy").write_bytes(b"precious")
         assert not await get(rig, "big", "copy")
         assert rig.messages() == (
             f'read remote "{rig.remote}/big" : Failure\r\n')
         assert (rig.local / "copy").read_bytes() == b"precious"
-        assert leftovers(rig.local) == []
+        kept_for_reget(rig.local, "copy", data)
     finally:
         await stop_rig(rig)
 
 
 async def test_interrupt_stops_download_quietly(rig: Rig) -> None:
-    (rig.remote / "big").write_bytes(payload(20 * MIB))
+    data = payload(20 * MIB)
+    (rig.remote / "big").write_bytes(data)
     flag = {"stop": False}
     rig.engine.is_interrupted = lambda: flag["stop"]
     seen = Recorder(on_advance=lambda job: flag.update(stop=True))
@@ -416,14 +435,23 @@ async def test_interrupt_stops_download_quietly(rig: Rig) -> None:
     assert not await get(rig, "big", "copy")
     assert rig.messages() == ""
     assert not (rig.local / "copy").exists()
-    assert leftovers(rig.local) == []
     assert 0 < seen.moved < 20 * MIB
     # the server still answers: the handle was closed, nothing is stuck
     assert (await within(rig.client.stat(str(rig.remote)))).is_dir()
+    # the temporary stays with a journal: reget goes on from there
+    left = leftovers(rig.local)
+    assert ".copy.psftp-journal" in left and len(left) == 2
+    rig.engine.is_interrupted = lambda: False
+    rig.engine.observer = again = Recorder()
+    assert await get(rig, "big", "copy", resume=True)
+    assert (rig.local / "copy").read_bytes() == data
+    assert again.moved == 20 * MIB - seen.moved
+    assert leftovers(rig.local) == []
 
 
-async def test_cancel_removes_the_temporary(rig: Rig) -> None:
-    (rig.remote / "big").write_bytes(payload(20 * MIB))
+async def test_cancel_keeps_the_temporary_for_reget(rig: Rig) -> None:
+    data = payload(20 * MIB)
+    (rig.remote / "big").write_bytes(data)
     (rig.local / "copy").write_bytes(b"precious")
     started = asyncio.Event()
     rig.engine.observer = Recorder(on_advance=lambda job: started.set())
@@ -434,12 +462,17 @@ async def test_cancel_removes_the_temporary(rig: Rig) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (rig.local / "copy").read_bytes() == b"precious"
-    assert leftovers(rig.local) == []
+    assert ".copy.psftp-journal" in leftovers(rig.local)
     assert (await within(rig.client.stat(str(rig.remote)))).is_dir()
+    rig.engine.observer = Recorder()
+    assert await get(rig, "big", "copy", resume=True)
+    assert (rig.local / "copy").read_bytes() == data
+    assert leftovers(rig.local) == []
 
 
 async def test_interrupted_upload_leaves_remote_untouched(rig: Rig) -> None:
-    (rig.local / "big").write_bytes(payload(20 * MIB))
+    data = payload(20 * MIB)
+    (rig.local / "big").write_bytes(data)
     (rig.remote / "copy").write_bytes(b"precious")
     flag = {"stop": False}
     rig.engine.is_interrupted = lambda: flag["stop"]
@@ -447,12 +480,19 @@ async def test_interrupted_upload_leaves_remote_untouched(rig: Rig) -> None:
         on_advance=lambda job: flag.update(stop=True))
     assert not await put(rig, "big", "copy")
     assert (rig.remote / "copy").read_bytes() == b"precious"
-    assert leftovers(rig.remote) == []
+    assert len(leftovers(rig.remote)) == 1  # the temporary, for reput
     assert rig.messages() == ""
+    rig.engine.is_interrupted = lambda: False
+    rig.engine.observer = Recorder()
+    assert await put(rig, "big", "copy", resume=True)
+    assert (rig.remote / "copy").read_bytes() == data
+    assert leftovers(rig.remote) == []
 
 
-async def test_upload_cancel_removes_remote_temporary(rig: Rig) -> None:
-    (rig.local / "big").write_bytes(payload(20 * MIB))
+async def test_upload_cancel_keeps_remote_temporary_for_reput(
+        rig: Rig) -> None:
+    data = payload(20 * MIB)
+    (rig.local / "big").write_bytes(data)
     started = asyncio.Event()
     rig.engine.observer = Recorder(on_advance=lambda job: started.set())
     task = asyncio.ensure_future(put(rig, "big", "copy"))
@@ -460,13 +500,17 @@ async def test_upload_cancel_removes_remote_temporary(rig: Rig) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # the cleanup runs shielded; give it its round trips
+    assert not (rig.remote / "copy").exists()
+    rig.engine.observer = Recorder()
+    assert await put(rig, "big", "copy", resume=True)
+    assert (rig.remote / "copy").read_bytes() == data
+    # whatever the cancelled copy left (a temporary and its journal, or
+    # nothing if no byte was acknowledged) is gone once reput is done
     for _ in range(100):
         if not leftovers(rig.remote):
             break
         await asyncio.sleep(0.02)
     assert leftovers(rig.remote) == []
-    assert not (rig.remote / "copy").exists()
 
 
 async def test_local_write_error_in_place(rig: Rig) -> None:

@@ -281,7 +281,9 @@ async def test_ctrl_c_interrupts_a_download(repl: Repl) -> None:
     os.kill(os.getpid(), signal.SIGINT)
     await repl.prompting()
     assert repl.stderr == b"\rInterrupt  \n"
-    assert os.listdir(local) == []          # no big.bin, no temporary
+    left = sorted(os.listdir(local))        # no big.bin: a temporary and
+    assert len(left) == 2 and ".big.bin.psftp-journal" in left, left
+    assert _temps(local) == left            # its journal, for reget
     assert not repl.shell.interrupted
     await repl.command("pwd", b"Remote working directory")
     assert await repl.finish() == 0
