@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from psftp_shell import checkfile
+from psftp_shell.attrs import Attrs
 from psftp_shell.escape import handle_error
 from psftp_shell.localdest import LocalDest, pwrite_all
 from psftp_shell.observer import TransferJob
@@ -401,19 +402,22 @@ async def verify_download(ctx: CopyContext, client: SFTPClient,
 
 async def verify_upload(ctx: CopyContext, client: SFTPClient, out: Printer,
                         temp: str, handle: bytes, fd: int,
-                        job: TransferJob, size: int) -> bool:
+                        job: TransferJob, size: int,
+                        sized: Awaitable[Attrs] | None = None) -> bool:
     """Check an upload's remote temporary before it is renamed.
 
     :param handle: the temporary, open for writing (for repairs)
     :param fd: the local source
     :param size: where the source ended (its EOF)
+    :param sized: an FSTAT of *handle* already sent after the last WRITE
+        (so the size check costs no round trip of its own)
     :returns: False after an error line: the copy failed
     :raises SFTPError: when the connection is lost
     """
     if ctx.verify == "none":
         return True
     try:
-        there = await client.fstat(handle)
+        there = await (client.fstat(handle) if sized is None else sized)
     except StatusError:
         there = None        # no size to compare: hashes may still do
     known = None if there is None else there.size

@@ -22,6 +22,7 @@ from typing import TypeVar
 import pytest
 
 from psftp_shell import localdest, transport
+from psftp_shell.attrs import Attrs
 from psftp_shell.localdest import pwrite_all
 from psftp_shell.protocol import (
     OPEN_CREAT,
@@ -30,6 +31,8 @@ from psftp_shell.protocol import (
     OPEN_WRITE,
     SFTPClient,
 )
+from psftp_shell.single import upload_file
+from psftp_shell.xfer import CopyContext, Flags
 
 T = TypeVar("T")
 FXP_READ, FXP_WRITE, FXP_STATUS, FXP_DATA = 5, 6, 101, 103
@@ -294,3 +297,60 @@ async def test_batch_writes_leaves_other_transports_alone() -> None:
     conn = FakeConnection(tunnel)
     transport.batch_writes(conn)
     assert conn._transport is tunnel
+
+
+class Said:
+    """A Printer that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+    info = error = logit = line
+
+
+@pytest.mark.parametrize("verify", ["size", "none"])
+async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
+        sftp_server_bin: str, tmp_path: Path, verify: str) -> None:
+    """The FSTAT behind ``verify=size`` is sent before the last WRITE's
+    ACK arrives, so it costs no round trip of its own."""
+    proc = await asyncio.create_subprocess_exec(
+        sftp_server_bin, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None
+    client = SFTPClient(proc.stdout, proc.stdin)
+    await within(client.start())
+    events: list[str] = []
+    write_nowait, fstat = client.write_nowait, client.fstat
+
+    def recording_write(handle: bytes, offset: int, data: bytes
+                        ) -> asyncio.Future[None]:
+        fut = write_nowait(handle, offset, data)
+        fut.add_done_callback(lambda _: events.append("ack"))
+        return fut
+
+    async def recording_fstat(handle: bytes) -> Attrs:
+        events.append("fstat")
+        return await fstat(handle)
+
+    client.write_nowait = recording_write  # type: ignore[method-assign,assignment]
+    client.fstat = recording_fstat             # type: ignore[method-assign]
+    data = os.urandom(5 * 32768 + 100)
+    (tmp_path / "src").write_bytes(data)
+    said = Said()
+    ctx = CopyContext(local_cwd=str(tmp_path), verify=verify)
+    try:
+        assert await within(upload_file(ctx, client, said, "src",
+                                        str(tmp_path / "dst"), Flags()))
+    finally:
+        await client.close()
+        await proc.wait()
+    assert (tmp_path / "dst").read_bytes() == data
+    assert said.lines == []
+    if verify == "none":
+        assert "fstat" not in events
+    else:
+        assert events.count("fstat") == 1
+        assert events.index("fstat") < len(events) - 1   # an ACK after it
