@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from psftp_shell import globbing
+from psftp_shell.attrs import Attrs
+from psftp_shell.batch import Batch
 from psftp_shell.context import Invocation, Shell
 from psftp_shell.engine import TransferEngine
 from psftp_shell.errors import CommandError
@@ -121,6 +123,16 @@ def _local_is_dir(sh: Shell, path: str) -> bool:
     return os.path.isdir(_local(sh, path))
 
 
+def _known_file(found: object, batch: Batch) -> Attrs | None:
+    """The glob's attributes of a regular file, to spare the STAT a
+    parallel copy would send again (one round trip per file); at -n 1
+    sftp's own sequence is kept (it STATs what it fetches)."""
+    if batch.board.parallel and isinstance(found, Attrs) and \
+            found.is_reg() and found.size is not None:
+        return found
+    return None
+
+
 async def _get(sh: Shell, inv: Invocation, *, resume: bool) -> None:
     """sftp's ``process_get``."""
     opts = _options(sh, inv, resume)
@@ -137,7 +149,7 @@ async def _get(sh: Shell, inv: Invocation, *, resume: bool) -> None:
                            f'"{dst}" is not a directory')
     verb = "Resuming" if opts.resume else "Fetching"
     async with engine.command() as batch:
-        for path, _ in matches:
+        for path, found in matches:
             if sh.interrupted:
                 break
             target = get_destination(path, dst, match_count=count,
@@ -146,7 +158,9 @@ async def _get(sh: Shell, inv: Invocation, *, resume: bool) -> None:
             if is_marked_dir(path) and opts.recursive:
                 await batch.download_dir(path, target, None, opts.flags)
             else:
-                await batch.download(path, target, None, opts.flags)
+                await batch.download(path, target,
+                                     _known_file(found, batch),
+                                     opts.flags)
         ok = await batch.finish()
     if not ok:
         raise CommandError("")
