@@ -13,9 +13,7 @@ import io
 import os
 import signal
 import sys
-import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from psftp_shell.config import ConfigError, load_config, resolve_connections
 from psftp_shell.context import Settings, Shell
@@ -26,6 +24,7 @@ from psftp_shell.errors import (
     ShellError,
     UsageError,
 )
+from psftp_shell.interrupts import Terminator, command_interrupts
 from psftp_shell.options import (
     Options,
     exit_status,
@@ -33,13 +32,7 @@ from psftp_shell.options import (
     message_line,
     parse_args,
 )
-from psftp_shell.output import (
-    INTERRUPT,
-    LOG_DEBUG,
-    LOG_INFO,
-    LOG_QUIET,
-    Output,
-)
+from psftp_shell.output import LOG_DEBUG, LOG_INFO, LOG_QUIET, Output
 from psftp_shell.protocol import ConnectionLost, ProtocolError
 from psftp_shell.transport import PipeTransport, SSHTransport, Transport
 
@@ -135,79 +128,8 @@ def _early_pool(transport: Transport, opts: Options, settings: Settings,
                       max_requests=opts.num_requests)
 
 
-TERMINATE_GRACE = 5.0
-"""Seconds the cleanup after SIGTERM may take before the process exits."""
 SETTLE_TIME = 2.0
 """Seconds background cleanups (closing handles) get at the end."""
-
-
-class Terminator:
-    """SIGTERM and SIGHUP: stop the copies, keep their journals, exit 1.
-
-    sftp's handler kills its ssh child and exits 1 at once.  Here the
-    session's task is cancelled first, so that every copy closes its
-    handles and removes its temporary or saves its journal; then
-    :meth:`exit_if_fired` ends the process with sftp's status.  A second
-    signal, or a cleanup longer than *grace* seconds, exits at once.
-    """
-
-    def __init__(self, grace: float = TERMINATE_GRACE) -> None:
-        self.grace = grace
-        self.signum: int | None = None
-        self._task: asyncio.Task[Any] | None = None
-
-    def install(self) -> None:
-        """Catch the signals for the running task (the session)."""
-        loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, self.fire, signum)
-
-    def fire(self, signum: int) -> None:
-        """Cancel the session; a second signal exits now."""
-        if self.signum is not None:
-            os._exit(ExitStatus.ERROR)
-        self.signum = signum
-        timer = threading.Timer(self.grace, os._exit, (ExitStatus.ERROR,))
-        timer.daemon = True
-        timer.start()
-        if self._task is not None:
-            self._task.cancel()
-
-    def exit_if_fired(self, out: Output) -> None:
-        """After the cleanup: flush the output and exit as sftp does."""
-        if self.signum is None:
-            return
-        for stream in (out.stdout, out.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        os._exit(ExitStatus.ERROR)
-
-
-@contextlib.contextmanager
-def command_interrupts(shell: Shell) -> Iterator[None]:
-    """Ctrl-C interrupts the running command, as sftp's ``cmd_interrupt``.
-
-    For scripts and the auto-fetch; the REPL binds Ctrl-C itself.  The
-    handler is installed even where SIGINT was ignored at start (a
-    background job), as sftp installs its own.
-    """
-    def interrupt() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            shell.out.stderr.write(INTERRUPT)
-            shell.out.stderr.flush()
-        shell.interrupted = True
-
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, interrupt)
-    except (ValueError, RuntimeError):     # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
 
 
 async def settle(tasks: set[asyncio.Task[None]]) -> None:
