@@ -152,22 +152,31 @@ async def push(ctx: CopyContext, client: SFTPClient, handle: bytes,
     queue: deque[tuple[asyncio.Future[None], int, int]] = deque()
     first = True
     ended = False
+    ahead: bytes | None = None
+
+    def read_next() -> bytes:
+        nonlocal ended
+        data = read_local(ctx, fd, offset, ctx.write_size, job.source)
+        if not data and not ended:
+            ended = True
+            if at_eof is not None:
+                at_eof()
+        return data
+
     try:
         while True:
             data = b""
             if not ctx.is_interrupted() and result.write_error is None:
-                data = read_local(ctx, fd, offset, ctx.write_size,
-                                  job.source)
-                if not data and not ended:
-                    ended = True
-                    if at_eof is not None:
-                        at_eof()
+                data = read_next() if ahead is None else ahead
+            ahead = None
             if data:
                 await ctx.throttle(len(data))
                 queue.append((client.write_nowait(handle, offset, data),
                               offset, len(data)))
                 offset += len(data)
                 await client.drain()
+                if first:   # read on before the wait: EOF is known then
+                    ahead = read_next()
             elif not queue:
                 break
             if first or not data or len(queue) > ctx.max_requests:

@@ -311,11 +311,14 @@ class Said:
     info = error = logit = line
 
 
-@pytest.mark.parametrize("verify", ["size", "none"])
+@pytest.mark.parametrize("verify, size", [
+    ("size", 5 * 32768 + 100), ("size", 16384), ("none", 16384)])
 async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
-        sftp_server_bin: str, tmp_path: Path, verify: str) -> None:
+        sftp_server_bin: str, tmp_path: Path, verify: str,
+        size: int) -> None:
     """The FSTAT behind ``verify=size`` is sent before the last WRITE's
-    ACK arrives, so it costs no round trip of its own."""
+    ACK arrives, so it costs no round trip of its own (for a one-block
+    file too, whose first WRITE sftp's loop waits for)."""
     proc = await asyncio.create_subprocess_exec(
         sftp_server_bin, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, cwd=tmp_path)
@@ -337,7 +340,7 @@ async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
 
     client.write_nowait = recording_write  # type: ignore[method-assign,assignment]
     client.fstat = recording_fstat             # type: ignore[method-assign]
-    data = os.urandom(5 * 32768 + 100)
+    data = os.urandom(size)
     (tmp_path / "src").write_bytes(data)
     said = Said()
     ctx = CopyContext(local_cwd=str(tmp_path), verify=verify)
