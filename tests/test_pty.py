@@ -184,7 +184,9 @@ def test_ctrl_z_and_fg_under_a_job_control_shell(
         session.child.sendcontrol("c")
         session.prompt()
         session.child.sendcontrol("d")
-        session.expect(r"shell\$ ")
+        # (usually well under a second; once in a few dozen runs, after
+        # Ctrl-Z and fg, leaving took over 15 s: not yet explained)
+        session.expect(r"shell\$ ", timeout=60)
         session.child.sendline("echo status=$?")
         session.expect(r"status=0")
         session.child.sendline("exit")
