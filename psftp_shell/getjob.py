@@ -52,7 +52,7 @@ from psftp_shell.single import (
     sync_local,
 )
 from psftp_shell.verify import verify_download
-from psftp_shell.xfer import TEMP_MARK, Flags, TransferFailed
+from psftp_shell.xfer import TEMP_MARK, Flags, reported
 
 
 class GetFile(ChunkedFile):
@@ -217,8 +217,18 @@ class GetJob:
                        board.planned)
         file.source, file.mtime = self.src, attrs.mtime
         file.saver = self._saver(file, dest, jpath)
-        board.ctx.observer.file_started(job)
-        error: BaseException | None = TransferFailed()
+        try:
+            return await reported(board.ctx.observer, job, self._move(
+                lane, file, attrs, dest, jpath, handle))
+        finally:
+            board.unshare(file)
+            dest.close()
+
+    async def _move(self, lane: Lane, file: GetFile, attrs: Attrs,
+                    dest: LocalDest, jpath: str, handle: bytes | None
+                    ) -> bool:
+        """The data phase of a chunked download, then its finish."""
+        board, out = lane.board, self.slot
         try:
             if handle is None:
                 handle = await open_remote(board.ctx, lane.stream.client,
@@ -239,24 +249,16 @@ class GetJob:
                 if not await file.more(lane.stream):
                     break
             board.unshare(file)
-            ok = await self._finish(lane, file, attrs, dest, jpath)
-            if ok:
-                error = None
-            return ok
+            return await self._finish(lane, file, attrs, dest, jpath)
         except StatusError as exc:      # the journal's source went away
             out.error(handle_error(f'remote open "{self.src}"', exc.text))
             self._keep(file, dest, jpath)
             return False
-        except BaseException as exc:
-            error = exc
+        except BaseException:
             file.saver = None
             self._keep(file, dest, jpath)
             file.close_later()
             raise
-        finally:
-            board.unshare(file)
-            dest.close()
-            board.ctx.observer.file_finished(job, error)
 
     def _saver(self, file: GetFile, dest: LocalDest, jpath: str
                ) -> Callable[[RangeSet], Awaitable[None]]:

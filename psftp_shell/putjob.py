@@ -41,7 +41,7 @@ from psftp_shell.remotedest import (
 )
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
-from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, TransferFailed
+from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, reported
 
 
 class PutFile(ChunkedFile):
@@ -215,28 +215,29 @@ class PutJob:
         file.handles[lane.stream] = dest.handle
         file.saver = self._saver(file, jpath)
         dest.open = False               # the file's handles now
-        board.ctx.observer.file_started(job)
-        error: BaseException | None = TransferFailed()
+        try:
+            return await reported(board.ctx.observer, job, self._move(
+                lane, file, st, attrs, dest, jpath))
+        finally:
+            board.unshare(file)
+
+    async def _move(self, lane: Lane, file: PutFile, st: os.stat_result,
+                    attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:
+        """The data phase of a chunked upload, then its finish."""
+        board = lane.board
         try:
             board.share(file)
             if lane.stream.runs == 0 and lane.stream.usable():
                 await file.help(lane.stream)
             await file.wait()
             board.unshare(file)
-            ok = await self._finish(lane, file, st, attrs, dest, jpath)
-            if ok:
-                error = None
-            return ok
-        except BaseException as exc:
-            error = exc
+            return await self._finish(lane, file, st, attrs, dest, jpath)
+        except BaseException:
             file.saver = None
             if not self._keep(file, dest, jpath):
-                board.ctx.background(abandon(client, dest))
+                board.ctx.background(abandon(lane.stream.client, dest))
             file.close_later()
             raise
-        finally:
-            board.unshare(file)
-            board.ctx.observer.file_finished(job, error)
 
     def _saver(self, file: PutFile, jpath: str
                ) -> Callable[[RangeSet], Awaitable[None]]:

@@ -45,7 +45,7 @@ from psftp_shell.remotedest import (
     open_remote_dest,
 )
 from psftp_shell.verify import verify_download, verify_upload
-from psftp_shell.xfer import CopyContext, Flags, TransferFailed
+from psftp_shell.xfer import CopyContext, Flags, reported
 
 
 async def source_attrs(client: SFTPClient, out: Printer, path: str,
@@ -140,20 +140,12 @@ async def download_file(ctx: CopyContext, client: SFTPClient, out: Printer,
         await close_remote(client, out, handle)
         return False
     job = TransferJob(False, remote_path, local_path, size, offset, offset)
-    ctx.observer.file_started(job)
-    error: BaseException | None = TransferFailed()
     try:
-        ok = await _fetch(ctx, client, out, remote, dest, job, attrs, mode,
-                          flags, stream)
-        if ok:
-            error = None
-        return ok
-    except BaseException as exc:
-        error = exc
-        raise
+        return await reported(ctx.observer, job, _fetch(
+            ctx, client, out, remote, dest, job, attrs, mode, flags,
+            stream))
     finally:
         dest.close()
-        ctx.observer.file_finished(job, error)
         if remote.open:
             await asyncio.shield(abandon(client, remote))
 
@@ -322,19 +314,10 @@ async def upload_fd(ctx: CopyContext, client: SFTPClient, out: Printer,
         return False
     job = TransferJob(True, local_path, remote_path, st.st_size, offset,
                       offset)
-    ctx.observer.file_started(job)
-    error: BaseException | None = TransferFailed()
     try:
-        ok = await _send(ctx, client, out, fd, dest, job, attrs, flags,
-                         stream)
-        if ok:
-            error = None
-        return ok
-    except BaseException as exc:
-        error = exc
-        raise
+        return await reported(ctx.observer, job, _send(
+            ctx, client, out, fd, dest, job, attrs, flags, stream))
     finally:
-        ctx.observer.file_finished(job, error)
         if dest.open or dest.temp is not None:
             await asyncio.shield(abandon(client, dest))
         if dest.temp is not None and orphans is not None:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from psftp_shell.observer import NullObserver, TransferObserver
+from psftp_shell.observer import NullObserver, TransferJob, TransferObserver
 from psftp_shell.ratelimit import RateLimiter
 from psftp_shell.window import WindowTuner
 
@@ -41,6 +41,25 @@ class TransferFailed(Exception):
 
 def _never() -> bool:
     return False
+
+
+async def reported(observer: TransferObserver, job: TransferJob,
+                   copy: Awaitable[bool]) -> bool:
+    """Run *copy*, telling *observer* that *job* started and how it
+    ended: no error, :class:`TransferFailed` for a False result, or the
+    exception that stopped it."""
+    observer.file_started(job)
+    error: BaseException | None = TransferFailed()
+    try:
+        ok = await copy
+        if ok:
+            error = None
+        return ok
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        observer.file_finished(job, error)
 
 
 @dataclass(frozen=True, slots=True)
