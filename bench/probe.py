@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from psftp_shell.devserver import end_process
+
 CHUNK = 1 << 20
 
 
@@ -179,12 +181,7 @@ def start_relay(target_port: int, delay_ms: float, rate_mbit: float,
 
 def stop_relay(proc: subprocess.Popen[str]) -> None:
     """Stop a relay started with :func:`start_relay`."""
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    end_process(proc)
     if proc.stdout is not None:
         proc.stdout.close()
 

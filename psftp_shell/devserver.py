@@ -160,12 +160,7 @@ class PrivateSSHD:
     def stop(self) -> None:
         """Stop sshd (its sessions end with it)."""
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc)
             self.proc = None
 
     def __enter__(self) -> PrivateSSHD:
@@ -270,6 +265,16 @@ class AsyncSSHServer:
         loop, self._thread_loop = self._thread_loop, None
         if loop is not None:
             stop_thread(self.stop, loop)
+
+
+def end_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM *proc*; SIGKILL it if it has not exited after *grace*."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def start_in_thread(start: Callable[[], Awaitable[None]],

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.devserver import HOST_ALIAS, free_port
+from psftp_shell.devserver import HOST_ALIAS, end_process, free_port
 from tests.conftest import require
 
 PROFTPD = "/usr/sbin/proftpd"
@@ -226,12 +226,7 @@ class ProFTPD:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         _end_group(proc.pid)
 
     def __enter__(self) -> ProFTPD:
