@@ -40,6 +40,7 @@ from psftp_shell.protocol import (
 )
 from psftp_shell.sshchannel import open_sftp_channel
 from tests.proftpd import ProFTPD, proftpd  # noqa: F401
+from tests.test_protocol import spawn, stop
 
 T = TypeVar("T")
 
@@ -286,12 +287,8 @@ async def test_oversized_reply_refused_before_sending(
 async def test_openssh_has_no_check_file(sftp_server_bin: str,
                                          tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"data")
-    proc = await asyncio.create_subprocess_exec(
-        sftp_server_bin, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, cwd=tmp_path)
-    assert proc.stdout is not None and proc.stdin is not None
-    client = SFTPClient(proc.stdout, proc.stdin)
-    await within(client.start())
+    session = await spawn(sftp_server_bin, tmp_path)
+    client = session.client
     try:
         assert not offers_check_file(client)
         assert not await within(probe_check_file(client))
@@ -300,5 +297,4 @@ async def test_openssh_has_no_check_file(sftp_server_bin: str,
             await within(check_file_name(client, "f", ["md5"], 0, 0, 0))
         assert info.value.code == FX_OP_UNSUPPORTED
     finally:
-        await within(client.close())
-        await within(proc.wait())
+        await stop(session)

@@ -33,6 +33,7 @@ from psftp_shell.protocol import (
 )
 from psftp_shell.single import upload_file
 from psftp_shell.xfer import CopyContext, Flags
+from tests.test_protocol import spawn, stop
 
 T = TypeVar("T")
 FXP_READ, FXP_WRITE, FXP_STATUS, FXP_DATA = 5, 6, 101, 103
@@ -195,12 +196,8 @@ def test_pwrite_all_finishes_short_writes(
 
 async def test_round_trip_with_sftp_server(sftp_server_bin: str,
                                            tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sftp_server_bin, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE)
-    assert proc.stdin is not None and proc.stdout is not None
-    client = SFTPClient(proc.stdout, proc.stdin)
-    await within(client.start())
+    session = await spawn(sftp_server_bin, tmp_path)
+    client = session.client
     data = os.urandom(3 * 261120 + 17)
     path = str(tmp_path / "f")
     try:
@@ -219,8 +216,7 @@ async def test_round_trip_with_sftp_server(sftp_server_bin: str,
         await within(client.close_handle(handle))
         assert b"".join(got) == data
     finally:
-        await client.close()
-        await proc.wait()
+        await stop(session)
 
 
 class FakeSocketTransport(asyncio.Transport):
@@ -319,12 +315,8 @@ async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
     """The FSTAT behind ``verify=size`` is sent before the last WRITE's
     ACK arrives, so it costs no round trip of its own (for a one-block
     file too, whose first WRITE sftp's loop waits for)."""
-    proc = await asyncio.create_subprocess_exec(
-        sftp_server_bin, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, cwd=tmp_path)
-    assert proc.stdin is not None and proc.stdout is not None
-    client = SFTPClient(proc.stdout, proc.stdin)
-    await within(client.start())
+    session = await spawn(sftp_server_bin, tmp_path)
+    client = session.client
     events: list[str] = []
     write_nowait, fstat = client.write_nowait, client.fstat
 
@@ -348,8 +340,7 @@ async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
         assert await within(upload_file(ctx, client, said, "src",
                                         str(tmp_path / "dst"), Flags()))
     finally:
-        await client.close()
-        await proc.wait()
+        await stop(session)
     assert (tmp_path / "dst").read_bytes() == data
     assert said.lines == []
     if verify == "none":
