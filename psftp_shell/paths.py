@@ -7,6 +7,8 @@ deal with the backslash escapes that sftp's tokenizer leaves in words.
 
 from __future__ import annotations
 
+import os.path
+
 GLOB_SPECIAL = "[]?*\\"
 """Characters sftp's ``escape_glob`` protects with a backslash."""
 
@@ -28,6 +30,16 @@ def is_absolute(path: str) -> bool:
 def make_absolute(path: str, cwd: str) -> str:
     """Make *path* absolute against *cwd* by plain joining."""
     return path if is_absolute(path) else path_append(cwd, path)
+
+
+def local_against(cwd: str, path: str) -> str:
+    """A local *path* as typed, against the shell's local *cwd*.
+
+    An empty path stays empty: sftp's ``open("")``, ``stat("")`` and
+    ``mkdir("")`` fail with ENOENT, while joining ``""`` to the cwd would
+    name the cwd itself.
+    """
+    return os.path.join(cwd, path) if path else ""
 
 
 def glob_escape(text: str) -> str:

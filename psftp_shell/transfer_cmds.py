@@ -23,6 +23,7 @@ from psftp_shell.errors import CommandError
 from psftp_shell.paths import (
     get_destination,
     is_marked_dir,
+    local_against,
     make_absolute,
     make_absolute_glob,
     put_destination,
@@ -109,18 +110,9 @@ async def reput(sh: Shell, inv: Invocation) -> None:
     await _put(sh, inv, resume=True)
 
 
-def _local(sh: Shell, path: str) -> str:
-    """*path* against the local cwd; an empty path stays empty.
-
-    sftp's ``stat("")`` fails (ENOENT), while joining ``""`` to the cwd
-    would name the cwd itself.
-    """
-    return os.path.join(sh.local_cwd, path) if path else ""
-
-
 def _local_is_dir(sh: Shell, path: str) -> bool:
     """sftp's ``local_is_dir``: stat (following links) says directory."""
-    return os.path.isdir(_local(sh, path))
+    return os.path.isdir(local_against(sh.local_cwd, path))
 
 
 def _known_file(found: object, batch: Batch) -> Attrs | None:
@@ -189,7 +181,7 @@ async def _put(sh: Shell, inv: Invocation, *, resume: bool) -> None:
             if sh.interrupted:
                 break
             try:
-                os.stat(_local(sh, path))
+                os.stat(local_against(sh.local_cwd, path))
             except OSError as exc:
                 batch.out.error(f"stat {path}: {exc.strerror}")
                 failed = True

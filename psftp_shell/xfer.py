@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psftp_shell.observer import NullObserver, TransferJob, TransferObserver
+from psftp_shell.paths import local_against
 from psftp_shell.ratelimit import RateLimiter
 from psftp_shell.window import WindowTuner
 
@@ -117,12 +118,9 @@ class CopyContext:
     cleanups: set[asyncio.Task[None]] = field(default_factory=set)
 
     def local(self, path: str) -> str:
-        """*path* resolved against the shell's local cwd.
-
-        An empty path stays empty: sftp's ``open("")`` and ``mkdir("")``
-        fail with ENOENT rather than naming the cwd.
-        """
-        return os.path.join(self.local_cwd, path) if path else ""
+        """*path* resolved against the shell's local cwd
+        (:func:`~psftp_shell.paths.local_against`)."""
+        return local_against(self.local_cwd, path)
 
     async def throttle(self, nbytes: int) -> None:
         """Wait for the ``-l`` limiter, if there is one."""

@@ -23,6 +23,7 @@ from psftp_shell.paths import (
     has_glob_magic,
     is_absolute,
     is_marked_dir,
+    local_against,
     make_absolute,
     make_absolute_glob,
     path_append,
@@ -237,3 +238,9 @@ def test_put_destination_matches_sftp(sftp_cmd: list[str],
         for name in ("newname", "d/a", "d/b"):
             if (remote / name).is_file():
                 (remote / name).unlink()
+
+
+def test_local_paths_join_the_cwd_but_empty_stays_empty() -> None:
+    assert local_against("/home/u", "a/b") == "/home/u/a/b"
+    assert local_against("/home/u", "/etc/x") == "/etc/x"
+    assert local_against("/home/u", "") == ""
