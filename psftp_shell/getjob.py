@@ -28,6 +28,7 @@ from psftp_shell.localdest import (
     LocalDest,
     final_path,
     free_space,
+    keep_local_temp,
     local_temp,
     preallocate,
     reopen_temp,
@@ -294,12 +295,8 @@ class GetJob:
         if file.done.total == 0 or dest.temp is None or dest.closed:
             journal.remove(jpath)
             return
-        with contextlib.suppress(OSError):
-            os.fdatasync(dest.fd)
-        entry = journal.Journal(self.src, file.size, file.mtime, dest.temp,
-                                file.done)
-        if journal.save(jpath, entry):
-            dest.keep()
+        keep_local_temp(dest, jpath, journal.Journal(
+            self.src, file.size, file.mtime, dest.temp, file.done))
 
     async def _finish(self, lane: Lane, file: GetFile, attrs: Attrs,
                       dest: LocalDest, jpath: str) -> bool:

@@ -19,6 +19,7 @@ import stat as stat_mod
 from dataclasses import dataclass
 from functools import cache
 
+from psftp_shell import journal
 from psftp_shell.xfer import TEMP_MARK
 
 _FALLOC_FL_KEEP_SIZE = 1
@@ -70,6 +71,18 @@ class LocalDest:
             with contextlib.suppress(OSError):
                 os.unlink(self.temp)
             self.temp = None
+
+
+def keep_local_temp(dest: LocalDest, jpath: str,
+                    entry: journal.Journal) -> bool:
+    """Sync the temporary, write *entry* to *jpath*, and keep the
+    temporary when closed if the journal was saved."""
+    with contextlib.suppress(OSError):
+        os.fdatasync(dest.fd)
+    if journal.save(jpath, entry):
+        dest.keep()
+        return True
+    return False
 
 
 def _adopt(fd: int, old: os.stat_result) -> None:

@@ -36,6 +36,7 @@ from psftp_shell.remotedest import (
     close_into_place,
     fsetstat_remote,
     fsync_remote,
+    keep_remote_temp,
     open_remote,
     remote_temp,
 )
@@ -257,12 +258,8 @@ class PutJob:
         if file.done.total == 0 or dest.temp is None:
             journal.remove(jpath)
             return False
-        entry = journal.Journal(self._source, file.size,
-                                file.mtime, dest.temp, file.done)
-        if journal.ensure_dir(jpath) and journal.save(jpath, entry):
-            dest.temp = None            # stays on the server
-            return True
-        return False
+        return keep_remote_temp(dest, jpath, journal.Journal(
+            self._source, file.size, file.mtime, dest.temp, file.done))
 
     async def _finish(self, lane: Lane, file: PutFile, st: os.stat_result,
                       attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:

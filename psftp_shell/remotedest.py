@@ -15,6 +15,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from psftp_shell import journal
 from psftp_shell.attrs import Attrs
 from psftp_shell.escape import handle_error
 from psftp_shell.localdest import temp_name
@@ -94,6 +95,16 @@ async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
             ctx.background(abandon(client, dest))
         task.add_done_callback(undo)
         raise
+
+
+def keep_remote_temp(dest: RemoteFile, jpath: str,
+                    entry: journal.Journal) -> bool:
+    """Write *entry* to *jpath* (an upload journal, kept locally) and, if
+    it was saved, leave the remote temporary for a later reput."""
+    if journal.ensure_dir(jpath) and journal.save(jpath, entry):
+        dest.temp = None
+        return True
+    return False
 
 
 async def abandon(client: SFTPClient, dest: RemoteFile) -> None:

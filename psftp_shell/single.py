@@ -11,7 +11,6 @@ in place, as sftp does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import stat as stat_mod
 
@@ -22,6 +21,7 @@ from psftp_shell.escape import handle_error
 from psftp_shell.localdest import (
     LocalDest,
     final_path,
+    keep_local_temp,
     open_local_dest,
     sync_dir,
 )
@@ -41,6 +41,7 @@ from psftp_shell.remotedest import (
     close_remote,
     fsetstat_remote,
     fsync_remote,
+    keep_remote_temp,
     open_remote,
     open_remote_dest,
 )
@@ -161,12 +162,9 @@ def keep_partial(dest: LocalDest, job: TransferJob, attrs: Attrs,
             or pulled.write_error is not None or pulled.highwater <= 0:
         return      # (after reordered replies, highwater is still the
                     # prefix that arrived whole)
-    with contextlib.suppress(OSError):
-        os.fdatasync(dest.fd)
-    entry = journal.Journal(job.source, attrs.size or 0, attrs.mtime,
-                            dest.temp, RangeSet([(0, pulled.highwater)]))
-    if journal.save(journal.beside(final_path(local)), entry):
-        dest.keep()
+    keep_local_temp(dest, journal.beside(final_path(local)), journal.Journal(
+        job.source, attrs.size or 0, attrs.mtime, dest.temp,
+        RangeSet([(0, pulled.highwater)])))
 
 
 async def _fetch(ctx: CopyContext, client: SFTPClient, out: Printer,
@@ -343,11 +341,9 @@ def keep_partial_upload(ctx: CopyContext, dest: RemoteFile, fd: int,
         return
     jpath = journal.upload_path(ctx.environ, ctx.site, dest.final,
                                 st.st_size, st.st_mtime_ns)
-    entry = journal.Journal(os.path.abspath(ctx.local(job.source)),
-                            st.st_size, st.st_mtime_ns, dest.temp,
-                            RangeSet([(0, pushed.highwater)]))
-    if journal.ensure_dir(jpath) and journal.save(jpath, entry):
-        dest.temp = None        # kept: the caller only closes the handle
+    keep_remote_temp(dest, jpath, journal.Journal(
+        os.path.abspath(ctx.local(job.source)), st.st_size, st.st_mtime_ns,
+        dest.temp, RangeSet([(0, pushed.highwater)])))
 
 
 async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
