@@ -151,6 +151,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     terminator.install()
     from psftp_shell.engine import TransferEngine
     from psftp_shell.session import RemoteSession
+    from psftp_shell.startup import FirstQuestions
     transport = build_transport(opts)
     spread = opts.x_settings.get("addresses") == "all" and \
         isinstance(transport, SSHTransport)
@@ -161,8 +162,9 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     engine: TransferEngine | None = None
     client = None
     pool = _early_pool(transport, opts, settings, out, source)
+    first = FirstQuestions()
     try:
-        client = await transport.open_client()
+        client = await transport.open_client(ahead=first.ask)
         if not out.quiet:
             if opts.sftp_server_argv is not None:
                 out.notice(f"Attached to {opts.sftp_server}.")
@@ -170,13 +172,14 @@ async def run_session(opts: Options, out: Output, settings: Settings,
                 assert opts.destination is not None
                 out.notice(f"Connected to {opts.destination.host}.")
         remote = RemoteSession(client, out)
-        # sftp asks for the limits, then the start directory: both are
-        # sent at once here, and a failure reported in sftp's order.
-        started = asyncio.ensure_future(remote.start())
+        # sftp asks for the limits, then the start directory: both went
+        # out behind INIT here, and a failure is reported in sftp's order.
+        started = asyncio.ensure_future(remote.start(first.cwd))
         try:
             engine = await TransferEngine.create(
                 client, out, buffer_size=opts.buffer_size,
-                max_requests=opts.num_requests, transport=transport,
+                max_requests=opts.num_requests, limits=first.limits,
+                transport=transport,
                 streams=settings.streams, channels=settings.channels,
                 limit_kbps=opts.limit_kbps, pool=pool,
                 verify=str(opts.x_settings.get("verify", "size")),
@@ -211,6 +214,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     except ProtocolError as exc:
         raise FatalError(str(exc)) from None
     finally:
+        first.drop()
         if engine is not None:
             await settle(engine.ctx.cleanups)
             await engine.close()

@@ -31,7 +31,7 @@ order), :mod:`~psftp_shell.ratelimit` (``-l``) and
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from psftp_shell.attrs import Attrs
@@ -42,7 +42,12 @@ from psftp_shell.observer import TransferJob, TransferObserver
 from psftp_shell.ordered import Sequencer
 from psftp_shell.output import Output
 from psftp_shell.pool import Opener, Stream, StreamPool
-from psftp_shell.protocol import ConnectionLost, SFTPClient, StatusError
+from psftp_shell.protocol import (
+    ConnectionLost,
+    Limits,
+    SFTPClient,
+    StatusError,
+)
 from psftp_shell.ratelimit import RateLimiter, kbps_to_bytes
 from psftp_shell.verify import exec_runner
 from psftp_shell.window import WindowTuner
@@ -216,29 +221,32 @@ class TransferEngine:
     async def create(cls, client: SFTPClient, out: Output, *,
                      buffer_size: int | None = None,
                      max_requests: int | None = None,
+                     limits: Awaitable[Limits] | None = None,
                      **options: Any) -> TransferEngine:
         """Size blocks and requests as sftp's ``do_init`` does.
 
         *buffer_size* and *max_requests* are ``-B`` and ``-R``; without
         them the server's ``limits@openssh.com`` decides (a limit of 0,
         "none", gives the largest block rather than sftp's 64 bytes).
-        *options* go to the constructor (``transport``, ``streams``...).
+        *limits* is that request if it was already sent.  *options* go
+        to the constructor (``transport``, ``streams``...).
         """
         read = write = buffer_size or DEFAULT_BUFFER
         requests = max_requests or DEFAULT_REQUESTS
         if client.has_extension("limits@openssh.com"):
             try:
-                limits = await client.limits()
+                found = await (limits if limits is not None
+                               else client.limits())
             except StatusError:
                 raise FatalError("do_init: limits failed") from None
             if not buffer_size:
-                read = max(min(limits.max_read_len or MAX_BUFFER,
+                read = max(min(found.max_read_len or MAX_BUFFER,
                                MAX_BUFFER), 64)
-                write = max(min(limits.max_write_len or MAX_BUFFER,
+                write = max(min(found.max_write_len or MAX_BUFFER,
                                 MAX_BUFFER), 64)
-            if not max_requests and limits.max_open_handles:
+            if not max_requests and found.max_open_handles:
                 requests = max(min(DEFAULT_REQUESTS,
-                                   limits.max_open_handles), 1)
+                                   found.max_open_handles), 1)
         return cls(client, out, read_size=read, write_size=write,
                    max_requests=requests, **options)
 

@@ -10,7 +10,7 @@ empty message (already printed), unless they are asked to be quiet.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psftp_shell import globbing
@@ -127,10 +127,12 @@ class RemoteSession:
         self._users: dict[int, str] = {}
         self._groups: dict[int, str] = {}
 
-    async def start(self) -> None:
-        """Find the start directory, as sftp does with ``REALPATH "."``."""
+    async def start(self, asked: Awaitable[str] | None = None) -> None:
+        """Find the start directory, as sftp does with ``REALPATH "."``
+        (*asked*: that request, already sent)."""
         try:
-            self.cwd = await self.client.realpath(".")
+            self.cwd = await (asked if asked is not None
+                              else self.client.realpath("."))
         except StatusError as exc:
             raise FatalError("Need cwd") from exc
         self.startdir = self.cwd

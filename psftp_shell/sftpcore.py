@@ -116,6 +116,7 @@ class SFTPCore:
                                        Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting = False
         self._closed = False
         self._reason: SFTPError | None = None
         self._done = asyncio.Event()
@@ -141,20 +142,36 @@ class SFTPCore:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def start(self) -> None:
-        """Send INIT, read VERSION and start the receive loop."""
+    def begin(self) -> None:
+        """Send INIT now; :meth:`start` then only waits for VERSION.
+
+        Requests made between the two go out right behind INIT, so their
+        answers come back with VERSION instead of a round trip later (a
+        server answers requests in order, INIT first).  Their replies are
+        read once VERSION has been.
+        """
         if self._loop is not None:
-            raise RuntimeError("SFTPClient.start() called twice")
+            raise RuntimeError("SFTPClient.begin() called twice")
         self._loop = asyncio.get_running_loop()
         self._send(U32.pack(5) + bytes([FXP_INIT])
                    + U32.pack(PROTOCOL_VERSION))
+
+    async def start(self) -> None:
+        """Send INIT (unless :meth:`begin` did), read VERSION and start
+        the receive loop."""
+        if self._starting:
+            raise RuntimeError("SFTPClient.start() called twice")
+        self._starting = True
+        if self._loop is None:
+            self.begin()
         try:
             body = await self._read_version()
             self._parse_version(body)
         except SFTPError as exc:
             self._shutdown(exc, lost=False)
             raise
-        self._task = self._loop.create_task(self._receive_loop())
+        self._task = asyncio.get_running_loop().create_task(
+            self._receive_loop())
 
     async def _read_version(self) -> bytes:
         if self._closed:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from psftp_shell import spread
+from psftp_shell import quicklogin, spread
 from psftp_shell.auth import AuthSession, LogLevel
 from psftp_shell.hostkeys import HostIdentity, HostKeyPolicy, Message, Outcome
 from psftp_shell.sshconfig import Resolved
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from psftp_shell.connect import Connector
 
 ErrorMaker = Callable[[Iterable[Message | str]], ConnectError]
+
+quicklogin.install()
 
 
 @dataclass(slots=True)
@@ -53,10 +55,23 @@ class Client(asyncssh.SSHClient):
 
     def __init__(self, attempt: Attempt) -> None:
         self._attempt = attempt
+        self._conn: asyncssh.SSHClientConnection | None = None
         self.lost_reason: Exception | None = None
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        self._conn = conn
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost_reason = exc
+
+    def begin_auth(self, username: str) -> None:
+        if self._conn is not None:
+            quicklogin.skip_probe(self._conn)
+
+    def signs_at_once(self, keypair: asyncssh.SSHKeyPair) -> bool:
+        """Whether *keypair* is offered with its signature at once
+        (:mod:`psftp_shell.quicklogin`)."""
+        return quicklogin.plain(keypair)
 
     def validate_host_public_key(self, host: str, addr: str, port: int,
                                  key: asyncssh.SSHKey) -> bool:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import shlex
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from psftp_shell import spread
@@ -25,11 +26,18 @@ if TYPE_CHECKING:
     from psftp_shell.connect import Connector
 
 
+Ahead = Callable[[SFTPClient, str], None]
+"""May send requests right behind a new client's INIT (see
+:meth:`~psftp_shell.sftpcore.SFTPCore.begin`); it is told the server's
+SSH identification string ("" over pipes)."""
+
+
 class Transport(Protocol):
     """Something that can open SFTP clients to one server."""
 
-    async def open_client(self) -> SFTPClient:
-        """Open and start one more SFTP client."""
+    async def open_client(self, ahead: Ahead | None = None) -> SFTPClient:
+        """Open and start one more SFTP client; *ahead* is called once
+        INIT is on its way."""
         ...
 
     async def close(self) -> None:
@@ -52,6 +60,15 @@ class StdinWriter:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._writer.close()
+
+
+async def _started(client: SFTPClient, ahead: Ahead | None,
+                   server: str = "") -> None:
+    """Start *client*, *ahead*'s requests right behind its INIT."""
+    if ahead is not None:
+        client.begin()
+        ahead(client, server)
+    await client.start()
 
 
 def _ignore_sigint() -> None:
@@ -86,7 +103,7 @@ class PipeTransport:
         self.processes: list[asyncio.subprocess.Process] = []
         self.clients: list[SFTPClient] = []
 
-    async def open_client(self) -> SFTPClient:
+    async def open_client(self, ahead: Ahead | None = None) -> SFTPClient:
         """Start the program once more and initialise SFTP over it."""
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -101,7 +118,7 @@ class PipeTransport:
         client = SFTPClient(proc.stdout, StdinWriter(proc.stdin))
         self.clients.append(client)     # so that close() reaches it
         try:
-            await client.start()
+            await _started(client, ahead)
         except ConnectionLost:
             raise ConnectionClosed() from None
         return client
@@ -206,7 +223,7 @@ class SSHTransport:
         self.spreader: spread.Spreader | None = None
         self._writer_of: dict[int, object] = {}
 
-    async def open_client(self) -> SFTPClient:
+    async def open_client(self, ahead: Ahead | None = None) -> SFTPClient:
         """Connect (prompting at most once for secrets) and start SFTP.
 
         With a :attr:`spreader` (``-X addresses=all``) each connection
@@ -218,7 +235,7 @@ class SSHTransport:
         if spreader is None:
             conn = await self.connector.connect()
             self.connections.append(conn)
-            return await self._start(conn)
+            return await self._start(conn, ahead)
         choice = spreader.next_choice()
         token = spread.CHOICE.set(choice)
         try:
@@ -226,7 +243,7 @@ class SSHTransport:
         finally:
             spread.CHOICE.reset(token)
         self.connections.append(conn)
-        client = await self._start(conn)
+        client = await self._start(conn, ahead)
         peer = conn.get_extra_info("peername")
         address = str(peer[0]) if peer else ""
         if not await spreader.admit(client, address, choice.index == 0):
@@ -240,8 +257,8 @@ class SSHTransport:
         """Start one more SFTP channel on *client*'s connection."""
         return await self._start(self._conn_of[id(client)])
 
-    async def _start(self, conn: asyncssh.SSHClientConnection
-                     ) -> SFTPClient:
+    async def _start(self, conn: asyncssh.SSHClientConnection,
+                     ahead: Ahead | None = None) -> SFTPClient:
         import asyncssh
 
         from psftp_shell.sshchannel import open_sftp_channel
@@ -256,7 +273,8 @@ class SSHTransport:
         self._conn_of[id(client)] = conn
         self._writer_of[id(client)] = writer
         try:
-            await client.start()
+            await _started(client, ahead,
+                           str(conn.get_extra_info("server_version", "")))
         except ConnectionLost:
             raise ConnectionClosed() from None
         return client

@@ -8,8 +8,10 @@ them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -99,3 +101,31 @@ def clean_ssh_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                  "SSH_ASKPASS_REQUIRE"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture
+async def agent_with_key(sshd: PrivateSSHD, tmp_path: Path,
+                         clean_ssh_env: None,
+                         monkeypatch: pytest.MonkeyPatch
+                         ) -> AsyncIterator[Path]:
+    """A private ssh-agent holding the sshd's accepted key, named by
+    SSH_AUTH_SOCK; yields its socket."""
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("needs ssh-agent")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            await asyncio.sleep(0.025)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(sshd.identity)], env=env,
+                       check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield sock
+    finally:
+        agent.terminate()
+        agent.wait(10)

@@ -390,42 +390,24 @@ async def login(config: Path, *options: str) -> None:
 
 @pytest.mark.sshd
 async def test_agent_key_is_used(sshd: PrivateSSHD, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
-        pytest.skip("needs ssh-agent")
-    sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)],
-                             stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            await asyncio.sleep(0.05)
-        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
-        subprocess.run(["ssh-add", "-q", str(sshd.identity)], env=env,
-                       check=True, capture_output=True)
-        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
-        base = sshd.ssh_config.read_text()
-        # no identity file at all: only the agent can log in
-        config = tmp_path / "cfg"
-        config.write_text("".join(
-            line for line in base.splitlines(keepends=True)
-            if not line.strip().startswith("Identit")))
-        await login(config)
-        # IdentitiesOnly: the agent key named by a public key file
-        only_pub = tmp_path / "named"
-        shutil.copy(str(sshd.identity) + ".pub", str(only_pub) + ".pub")
-        named = tmp_path / "cfg2"
-        named.write_text(base.replace(str(sshd.identity), str(only_pub))
-                         .replace("  IdentityAgent none\n", ""))
-        await login(named)
-        # IdentityAgent none turns it off again
-        with pytest.raises(ConnectError):
-            await login(config, "IdentityAgent=none")
-    finally:
-        agent.terminate()
-        agent.wait(10)
+                                 agent_with_key: Path) -> None:
+    base = sshd.ssh_config.read_text()
+    # no identity file at all: only the agent can log in
+    config = tmp_path / "cfg"
+    config.write_text("".join(
+        line for line in base.splitlines(keepends=True)
+        if not line.strip().startswith("Identit")))
+    await login(config)
+    # IdentitiesOnly: the agent key named by a public key file
+    only_pub = tmp_path / "named"
+    shutil.copy(str(sshd.identity) + ".pub", str(only_pub) + ".pub")
+    named = tmp_path / "cfg2"
+    named.write_text(base.replace(str(sshd.identity), str(only_pub))
+                     .replace("  IdentityAgent none\n", ""))
+    await login(named)
+    # IdentityAgent none turns it off again
+    with pytest.raises(ConnectError):
+        await login(config, "IdentityAgent=none")
 
 
 def test_tty_prompt_cancel_restores_echo() -> None:

@@ -16,7 +16,7 @@ from psftp_shell.loop import transfers_ahead
 from psftp_shell.options import parse_args
 from psftp_shell.output import Output
 from psftp_shell.protocol import SFTPClient
-from psftp_shell.transport import PipeTransport
+from psftp_shell.transport import Ahead, PipeTransport
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -59,12 +59,12 @@ class GatedTransport(PipeTransport):
         self.calls = 0
         self.called = asyncio.Event()
 
-    async def open_client(self) -> SFTPClient:
+    async def open_client(self, ahead: Ahead | None = None) -> SFTPClient:
         self.calls += 1
         self.called.set()
         if self.calls == 1:
             await self.gate.wait()
-        return await super().open_client()
+        return await super().open_client(ahead)
 
 
 async def _calls_while_control_waits(tmp_path: Path, server: str,

@@ -1,0 +1,105 @@
+"""Logging in with two round trips fewer than ssh, where that is safe.
+
+ssh first asks the server which methods it allows (a "none" request),
+then asks whether it would accept a key before signing with it.  Each
+question costs a round trip per connection: 200 ms before the first
+prompt on a 100 ms path, and again for every stream of ``-n``.  Two
+shortcuts, both answered by any server exactly as the questions are:
+
+- When public-key authentication comes first in the client's order, the
+  first request is a key, not "none": a refusal lists the methods just
+  as the answer to "none" does, and asyncssh goes on from that list.
+- A key that is unencrypted on disk (not an agent's, not on a security
+  key) is offered with its signature at once (RFC 4252 allows it):
+  signing it asks the user nothing, and a server that does not take the
+  key refuses it as it would the question.  Keys that need a passphrase,
+  an agent's consent or a touch are still only offered first, as ssh
+  does, so that no one is asked for a key the server would refuse.
+
+This reaches into asyncssh's client authentication (the package pins
+asyncssh to one minor version); :func:`install` is idempotent, and
+connections whose owner does not opt in keep asyncssh's behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import asyncssh
+from asyncssh import auth as _auth
+from asyncssh.packet import Boolean, String
+from asyncssh.public_key import SSHLocalKeyPair
+
+# Methods that come before publickey in the usual order but never apply
+# to a connection without Kerberos or host-based keys.
+_NEVER_HERE = (b"gssapi-keyex", b"gssapi-with-mic", b"hostbased")
+
+
+class Owner(Protocol):
+    """What a connection's client object offers to opt in."""
+
+    def signs_at_once(self, keypair: asyncssh.SSHKeyPair) -> bool:
+        """Whether *keypair* may be offered with its signature at once."""
+        ...
+
+
+def skip_probe(conn: asyncssh.SSHClientConnection) -> bool:
+    """Start *conn*'s authentication with a key instead of "none".
+
+    Only when publickey is the first method that can apply in the
+    client's order (PreferredAuthentications) and authentication has
+    not begun; returns whether it did.
+    """
+    methods = getattr(conn, "_auth_methods", None)
+    preferred = getattr(conn, "_preferred_auth", None)
+    if methods != [b"none"] or not preferred:
+        return False
+    if getattr(conn, "_gss", None) is not None or \
+            getattr(conn, "_client_host_keys", None):
+        return False
+    usable = [m for m in preferred if m not in _NEVER_HERE]
+    if not usable or usable[0] != b"publickey":
+        return False
+    # "none" stays behind it: with no key to offer, asyncssh moves on
+    # to it and learns the methods as usual.
+    conn._auth_methods = [b"publickey", b"none"]
+    return True
+
+
+class _QuickPublicKeyAuth(_auth._ClientPublicKeyAuth):
+    """asyncssh's public-key authentication, signing at once when the
+    connection's owner allows it for the key."""
+
+    async def _start(self) -> None:
+        conn: Any = self._conn
+        keypair = await conn.public_key_auth_requested()
+        self._keypair = keypair
+        if keypair is None:
+            conn.try_next_auth(next_method=True)
+            return
+        owner = getattr(conn, "_owner", None)
+        check = getattr(owner, "signs_at_once", None)
+        if check is not None and check(keypair):
+            self.logger.debug1("Trying public key auth with %s key, "
+                               "signed at once", keypair.algorithm)
+            await self._send_signed_request()
+            return
+        self.logger.debug1("Trying public key auth with %s key",
+                           keypair.algorithm)
+        await self.send_request(Boolean(False), String(keypair.algorithm),
+                                String(keypair.public_data))
+
+
+def install() -> None:
+    """Use the quick public-key method for asyncssh's client side."""
+    handlers = _auth._client_auth_handlers
+    if handlers.get(b"publickey") is _auth._ClientPublicKeyAuth:
+        handlers[b"publickey"] = _QuickPublicKeyAuth
+
+
+def plain(keypair: asyncssh.SSHKeyPair) -> bool:
+    """Whether signing with *keypair* asks nothing of anyone: a key held
+    in memory, not on a security key."""
+    return isinstance(keypair, SSHLocalKeyPair) and \
+        not keypair.algorithm.startswith(b"sk-") and \
+        b"-sk-" not in keypair.algorithm
