@@ -1,6 +1,11 @@
-"""A scripted prompter for the connection-layer tests."""
+"""A scripted prompter for the connection-layer tests, and a login."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from psftp_shell.connect import Connector, SSHTarget
+from psftp_shell.devserver import HOST_ALIAS
 
 
 class Scripted:
@@ -17,3 +22,16 @@ class Scripted:
 
     def tell(self, text: str) -> None:
         self.told.append(text)
+
+
+async def log_in(config: Path, *options: str,
+                 prompter: Scripted | None = None) -> None:
+    """Connect to the config's test host once and close again."""
+    connector = Connector(SSHTarget(HOST_ALIAS, config_file=str(config),
+                                    options=list(options)),
+                          prompter or Scripted())
+    try:
+        conn = await connector.connect()
+        conn.close()
+    finally:
+        connector.close()

@@ -30,7 +30,7 @@ from psftp_shell.auth import (
 )
 from psftp_shell.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
-from tests.prompts import Scripted
+from tests.prompts import Scripted, log_in
 
 PASSWORD = "correct horse"
 
@@ -378,16 +378,6 @@ async def test_passphrase_refused_like_sftp(sshd: PrivateSSHD,
     assert batch.asked == []
 
 
-async def login(config: Path, *options: str) -> None:
-    connector = Connector(SSHTarget(HOST_ALIAS, config_file=str(config),
-                                    options=list(options)), Scripted())
-    try:
-        conn = await connector.connect()
-        conn.close()
-    finally:
-        connector.close()
-
-
 @pytest.mark.sshd
 async def test_agent_key_is_used(sshd: PrivateSSHD, tmp_path: Path,
                                  agent_with_key: Path) -> None:
@@ -397,17 +387,17 @@ async def test_agent_key_is_used(sshd: PrivateSSHD, tmp_path: Path,
     config.write_text("".join(
         line for line in base.splitlines(keepends=True)
         if not line.strip().startswith("Identit")))
-    await login(config)
+    await log_in(config)
     # IdentitiesOnly: the agent key named by a public key file
     only_pub = tmp_path / "named"
     shutil.copy(str(sshd.identity) + ".pub", str(only_pub) + ".pub")
     named = tmp_path / "cfg2"
     named.write_text(base.replace(str(sshd.identity), str(only_pub))
                      .replace("  IdentityAgent none\n", ""))
-    await login(named)
+    await log_in(named)
     # IdentityAgent none turns it off again
     with pytest.raises(ConnectError):
-        await login(config, "IdentityAgent=none")
+        await log_in(config, "IdentityAgent=none")
 
 
 def test_tty_prompt_cancel_restores_echo() -> None:

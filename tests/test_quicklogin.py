@@ -22,7 +22,7 @@ from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from psftp_shell.startup import FirstQuestions, has_limits
 from psftp_shell.transport import PipeTransport, SSHTransport
 from psftp_shell.wire import FXP_EXTENDED, FXP_INIT, FXP_REALPATH
-from tests.prompts import Scripted
+from tests.prompts import Scripted, log_in
 
 pytestmark = pytest.mark.usefixtures("clean_ssh_env")
 
@@ -52,16 +52,6 @@ def config_with(sshd: PrivateSSHD, path: Path, *identities: Path,
     lines += [f"  IdentityFile {p}" for p in identities]
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
-
-
-async def log_in(config: Path, prompter: Scripted | None = None) -> None:
-    connector = Connector(SSHTarget(HOST_ALIAS, config_file=str(config)),
-                          prompter or Scripted())
-    try:
-        conn = await connector.connect()
-        conn.close()
-    finally:
-        connector.close()
 
 
 @pytest.mark.sshd
@@ -98,7 +88,7 @@ async def test_encrypted_key_is_asked_about_before_its_passphrase(
     other.write_public_key(str(refused) + ".pub")
     config = config_with(sshd, tmp_path / "cfg", refused, path)
     prompter = Scripted("pass phrase")
-    await log_in(config, prompter)
+    await log_in(config, prompter=prompter)
     # the refused key is only offered (no passphrase asked for it); the
     # accepted one is offered, then signed once its passphrase is known
     assert sent == [(b"publickey", False), (b"publickey", False),
