@@ -7,23 +7,27 @@ handle.  Streams help by running a pipeline over its chunks
 it had not finished goes back to the queue for the others, while an
 error or an interrupt stops the whole file.  Subclasses say how a stream
 opens the remote file and which pipeline it runs
-(:mod:`psftp_shell.getjob`, :mod:`psftp_shell.putjob`).
+(:mod:`psftp_shell.getjob`, :mod:`psftp_shell.putjob`).  A download
+opens its source on the idle streams at the same time as on its own
+(:class:`EarlyOpens`), so helpers start without a round trip of their
+own; an upload closes the helpers' handles while it checks the size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from psftp_shell.chunks import Chunk, ChunkQueue, RangeSet, chunk_size
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Printer
 from psftp_shell.pool import Stream
 from psftp_shell.protocol import SFTPError, StatusError
-from psftp_shell.xfer import CopyContext
+from psftp_shell.xfer import CopyContext, retrieved
 
 CHECKPOINT_SECONDS = 5.0
 """How often a chunked copy records its progress in its journal."""
@@ -32,8 +36,64 @@ if TYPE_CHECKING:
     from psftp_shell.chunkpipe import Run
 
 
+Closed = list[tuple[Stream, BaseException | None]]
+"""What each stream's CLOSE gave: None, or the error."""
+
+
 def _nothing() -> None:
     pass
+
+
+async def _close_quietly(stream: Stream, handle: bytes) -> None:
+    """CLOSE a handle nobody reports on; a failure does not matter."""
+    with contextlib.suppress(SFTPError):
+        await stream.client.close_handle(handle)
+
+
+class EarlyOpens:
+    """OPENs sent on idle streams together with the lead stream's own.
+
+    A stream that comes to help takes its handle here instead of opening
+    the file then, which saves a round trip before its first request;
+    handles nobody took are closed quietly once the copy is over (or
+    when their OPEN completes, if it still has not).
+    """
+
+    def __init__(self, ctx: CopyContext) -> None:
+        self.ctx = ctx
+        self._opens: dict[Stream, asyncio.Future[bytes]] = {}
+
+    def send(self, stream: Stream,
+             opening: Coroutine[Any, Any, bytes]) -> None:
+        """Start *opening* (an OPEN on *stream*) now."""
+        task = asyncio.ensure_future(opening)
+        task.add_done_callback(retrieved)
+        self._opens[stream] = task
+
+    def take(self, stream: Stream) -> asyncio.Future[bytes] | None:
+        """*stream*'s OPEN sent early, if any (it is given out once)."""
+        return self._opens.pop(stream, None)
+
+    def opened(self) -> list[tuple[Stream, bytes]]:
+        """Take out the handles already opened on usable streams."""
+        found = [(s, t.result()) for s, t in self._opens.items()
+                 if t.done() and not t.cancelled()
+                 and t.exception() is None and s.usable()]
+        for stream, _ in found:
+            del self._opens[stream]
+        return found
+
+    def drop(self) -> None:
+        """Close every handle not taken, as soon as its OPEN is done."""
+        opens, self._opens = self._opens, {}
+        for stream, task in opens.items():
+            task.add_done_callback(functools.partial(self._close, stream))
+
+    def _close(self, stream: Stream, task: asyncio.Future[bytes]) -> None:
+        if task.cancelled() or task.exception() is not None \
+                or not stream.usable():
+            return
+        self.ctx.background(_close_quietly(stream, task.result()))
 
 
 class ChunkedFile:
@@ -68,6 +128,7 @@ class ChunkedFile:
         self.sparse = True          # zero blocks may be left unwritten
         self.skipped = False        # and some were
         self.handles: dict[Stream, bytes] = {}
+        self.early: EarlyOpens | None = None
         self.excluded: set[Stream] = set()
         self.notify: Callable[[], None] = _nothing
         self.on_lost: Callable[[Stream], None] = _nothing_lost
@@ -162,21 +223,43 @@ class ChunkedFile:
     async def close_handles(self, out: Printer) -> bool:
         """CLOSE every stream's handle at once; report a failure as
         sftp does (once)."""
-        handles, self.handles = self.handles, {}
+        return self.report_closes(out, await self.close_all())
+
+    async def close_all(self, keep: Stream | None = None) -> Closed:
+        """CLOSE every stream's handle at once (but *keep*'s, left in
+        :attr:`handles`), and quietly the early handles nobody took;
+        return what each reported CLOSE gave."""
+        handles = self.handles
+        self.handles = {keep: handles.pop(keep)} \
+            if keep in handles else {}
         live = [(s, h) for s, h in handles.items() if s.usable()]
+        spare: list[tuple[Stream, bytes]] = []
+        if self.early is not None:
+            spare = self.early.opened()
+            self.early.drop()
         results = await asyncio.gather(
             *(s.client.close_handle(h) for s, h in live),
+            *(_close_quietly(s, h) for s, h in spare),
             return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and \
+                    not isinstance(result, SFTPError):
+                raise result
+        return [(s, r if isinstance(r, BaseException) else None)
+                for (s, _), r in zip(live, results, strict=False)]
+
+    @staticmethod
+    def report_closes(out: Printer, closed: Closed) -> bool:
+        """Print sftp's message for the first CLOSE that failed; mark
+        the streams whose connection was lost.  True if all closed."""
         ok = True
-        for (stream, _), result in zip(live, results, strict=True):
+        for stream, result in closed:
             if isinstance(result, StatusError):
                 if ok:
                     out.error(f"close remote: {result.text}")
                 ok = False
-            elif isinstance(result, SFTPError):
+            elif result is not None:
                 stream.alive = False
-            elif isinstance(result, BaseException):
-                raise result
         return ok
 
     async def any_handle(self, spare: Stream | None = None
@@ -198,6 +281,8 @@ class ChunkedFile:
     def close_later(self) -> None:
         """Close the handles of an abandoned copy in the background."""
         handles, self.handles = self.handles, {}
+        if self.early is not None:
+            self.early.drop()
 
         async def close() -> None:
             for stream, handle in handles.items():

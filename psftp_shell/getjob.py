@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from psftp_shell import journal
 from psftp_shell.attrs import Attrs
 from psftp_shell.board import Lane
-from psftp_shell.chunkfile import ChunkedFile
+from psftp_shell.chunkfile import ChunkedFile, EarlyOpens
 from psftp_shell.chunkpipe import PullRun, Run
 from psftp_shell.chunks import RangeSet
 from psftp_shell.escape import handle_error
@@ -64,11 +64,18 @@ class GetFile(ChunkedFile):
     async def open_on(self, stream: Stream) -> bytes:
         """OPEN the source for reading on *stream*.
 
-        When streams may reach other addresses (``-X addresses=all``), a
-        stream that sees another size or mtime is kept off this file.
+        The OPEN sent early for *stream* (:class:`EarlyOpens`) is used
+        if there is one.  When streams may reach other addresses
+        (``-X addresses=all``), a stream that sees another size or mtime
+        is kept off this file.
         """
-        handle = await open_remote(self.ctx, stream.client, self.source,
-                                   OPEN_READ)
+        opening: Awaitable[bytes] | None = None
+        if self.early is not None:
+            opening = self.early.take(stream)
+        if opening is None:
+            opening = open_remote(self.ctx, stream.client, self.source,
+                                  OPEN_READ)
+        handle = await opening
         await self.same_view(stream, handle)
         return handle
 
@@ -169,8 +176,32 @@ class GetJob:
         _discard(jpath, local)
         if not lane.board.parallel or (attrs.size or 0) < ctx.share_min:
             return await self._single(lane, attrs)
+        lead = asyncio.ensure_future(
+            open_remote(ctx, client, self.src, OPEN_READ))
+        early = self._open_early(lane)
         try:
-            handle = await open_remote(ctx, client, self.src, OPEN_READ)
+            return await self._fresh(lane, attrs, local, jpath, lead, early)
+        finally:
+            early.drop()            # what no stream took
+
+    def _open_early(self, lane: Lane) -> EarlyOpens:
+        """OPEN the source now on the idle streams that could help."""
+        board = lane.board
+        early = EarlyOpens(board.ctx)
+        for stream in board.streams:
+            if stream is not lane.stream and not stream.control \
+                    and stream.runs == 0 and stream.usable():
+                early.send(stream, open_remote(
+                    board.ctx, stream.client, self.src, OPEN_READ))
+        return early
+
+    async def _fresh(self, lane: Lane, attrs: Attrs, local: str,
+                     jpath: str, lead: Awaitable[bytes],
+                     early: EarlyOpens) -> bool:
+        """A new chunked download, once the lead's OPEN is answered."""
+        client, out = lane.stream.client, self.slot
+        try:
+            handle = await lead
         except StatusError as exc:
             out.error(handle_error(f'remote open "{self.src}"', exc.text))
             return False
@@ -181,10 +212,11 @@ class GetJob:
             await close_remote(client, out, handle)
             return False
         if dest is None:            # in place, as sftp
+            early.drop()
             await close_remote(client, out, handle)
             return await self._single(lane, attrs)
         return await self._chunked(lane, attrs, dest, RangeSet(), jpath,
-                                   handle)
+                                   handle, early)
 
     async def _resume(self, lane: Lane, attrs: Attrs, local: str,
                       jpath: str) -> bool | None:
@@ -200,8 +232,8 @@ class GetJob:
         return None
 
     async def _chunked(self, lane: Lane, attrs: Attrs, dest: LocalDest,
-                       done: RangeSet, jpath: str, handle: bytes | None
-                       ) -> bool:
+                       done: RangeSet, jpath: str, handle: bytes | None,
+                       early: EarlyOpens | None = None) -> bool:
         board, out = lane.board, self.slot
         size = attrs.size or 0
         ranges = done.missing(0, size)
@@ -217,6 +249,7 @@ class GetJob:
         file = GetFile(board.ctx, job, dest.fd, ranges, size, done,
                        board.planned)
         file.source, file.mtime = self.src, attrs.mtime
+        file.early = early
         file.saver = self._saver(file, dest, jpath)
         try:
             return await reported(board.ctx.observer, job, self._move(

@@ -29,7 +29,7 @@ from psftp_shell.chunks import RangeSet
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Slot
 from psftp_shell.pool import Stream
-from psftp_shell.protocol import OPEN_WRITE, SFTPClient, StatusError
+from psftp_shell.protocol import OPEN_WRITE, SFTPClient, StatusError, StatVFS
 from psftp_shell.remotedest import (
     RemoteFile,
     abandon,
@@ -42,7 +42,7 @@ from psftp_shell.remotedest import (
 )
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
-from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, reported
+from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, reported, retrieved
 
 
 class PutFile(ChunkedFile):
@@ -141,11 +141,15 @@ class PutJob:
         await self._discard(client, jpath)
         if not lane.board.parallel or st.st_size < ctx.share_min:
             return await self._single(lane, fd, st)
+        # the free-space check rides along with the LSTAT and the OPEN
+        room = self._ask_room(client, st.st_size)
         made = await remote_temp(ctx, client, self.dst, attrs)
         if made is None:
+            if room is not None:
+                room.cancel()
             return await self._single(lane, fd, st)
         return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
-                                   jpath)
+                                   jpath, room)
 
     def _ours(self, temp: str) -> bool:
         """Whether *temp* is a temporary of ours beside the target."""
@@ -181,13 +185,30 @@ class PutJob:
         self.slot.error(f'remote "{self.dst}": not enough free space '
                         f"({need} bytes needed, {room} available)")
 
-    async def _room(self, client: SFTPClient, need: int) -> bool:
-        """statvfs the target's directory where the server offers it."""
+    def _ask_room(self, client: SFTPClient, need: int
+                  ) -> asyncio.Future[StatVFS] | None:
+        """Send the statvfs of the target's directory, where the server
+        offers it and *need* is worth a check; None if not sent."""
         if need < SHARE_MIN or \
                 not client.has_extension("statvfs@openssh.com"):
+            return None
+        asking = asyncio.ensure_future(
+            client.statvfs(_dirname(self.dst) or "/"))
+        asking.add_done_callback(retrieved)
+        return asking
+
+    async def _room(self, client: SFTPClient, need: int,
+                    asked: asyncio.Future[StatVFS] | None) -> bool:
+        """Whether *need* bytes fit in the target's directory.
+
+        :param asked: the statvfs already sent for it (see
+            :meth:`_ask_room`); sent now if None
+        """
+        asking = asked or self._ask_room(client, need)
+        if asking is None:
             return True
         try:
-            st = await client.statvfs(_dirname(self.dst) or "/")
+            st = await asking
         except StatusError:
             return True
         room = st.bavail * st.frsize
@@ -198,11 +219,21 @@ class PutJob:
 
     async def _chunked(self, lane: Lane, fd: int, st: os.stat_result,
                        attrs: Attrs, dest: RemoteFile, done: RangeSet,
-                       jpath: str) -> bool:
+                       jpath: str,
+                       room: asyncio.Future[StatVFS] | None = None
+                       ) -> bool:
         board, client = lane.board, lane.stream.client
         size = st.st_size
         ranges = done.missing(0, size)
-        if not await self._room(client, sum(e - s for s, e in ranges)):
+        need = sum(e - s for s, e in ranges)
+        try:
+            fits = await self._room(client, need, room)
+        except BaseException:
+            if done.total:
+                dest.temp = None        # keep it for a later reput
+            board.ctx.background(abandon(client, dest))
+            raise
+        if not fits:
             if done.total:
                 dest.temp = None        # keep it for a later reput
             await abandon(client, dest)
@@ -280,6 +311,10 @@ class PutJob:
                 await abandon(client, dest)
             return False
         assert file.eof_at is not None
+        # the other streams' CLOSEs go out with the size check; the
+        # lead's handle finishes the file and is closed last
+        closing = asyncio.ensure_future(file.close_all(keep=found[0]))
+        closing.add_done_callback(retrieved)
         # a source that shrank meanwhile ends at its new size: what was
         # read past it is not the source's any more
         file.eof_at = min(file.eof_at, os.fstat(file.fd).st_size)
@@ -288,7 +323,7 @@ class PutJob:
                                   Attrs(size=file.eof_at))
         if not await verify_upload(board.ctx, client, out, file.temp,
                                    handle, file.fd, file.job, file.eof_at):
-            await file.close_handles(out)
+            file.report_closes(out, await closing + await file.close_all())
             journal.remove(jpath)
             await abandon(client, dest)
             return False
@@ -299,9 +334,12 @@ class PutJob:
             await fsetstat_remote(client, out, handle, attrs)
         if self.flags.fsync:
             await fsync_remote(client, out, handle)
-        file.handles.pop(found[0], None)
-        ok = await file.close_handles(out)
-        ok = await close_into_place(client, out, dest, handle) and ok
+        ok = file.report_closes(out, await closing)
+        if ok:                  # nothing is renamed after a failed CLOSE
+            file.handles.pop(found[0], None)
+            ok = await close_into_place(client, out, dest, handle)
+        else:
+            await file.close_all()
         if dest.temp is not None:
             await abandon(client, dest)
         journal.remove(jpath)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 from psftp_shell import journal
 from psftp_shell.attrs import Attrs
@@ -31,7 +30,7 @@ from psftp_shell.protocol import (
     SFTPError,
     StatusError,
 )
-from psftp_shell.xfer import CopyContext
+from psftp_shell.xfer import CopyContext, retrieved
 
 
 @dataclass(slots=True)
@@ -133,7 +132,7 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
         return None
     temp = head + sep + temp_name(name)
     look = asyncio.ensure_future(client.lstat(remote_path))
-    look.add_done_callback(_retrieved)
+    look.add_done_callback(retrieved)
     try:
         handle = await open_remote(
             ctx, client, temp, OPEN_WRITE | OPEN_CREAT | OPEN_EXCL,
@@ -158,12 +157,6 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
             await client.fsetstat(handle, Attrs(
                 permissions=old.permissions & 0o1777))
     return dest
-
-
-def _retrieved(fut: asyncio.Future[Any]) -> None:
-    """Mark a future's outcome seen, whoever awaits it."""
-    if not fut.cancelled():
-        fut.exception()
 
 
 async def open_remote_dest(ctx: CopyContext, client: SFTPClient,
@@ -193,12 +186,12 @@ async def close_into_place(client: SFTPClient, out: Printer,
     ours for the rename.
     """
     closing = asyncio.ensure_future(client.close_handle(handle))
-    closing.add_done_callback(_retrieved)
+    closing.add_done_callback(retrieved)
     renaming = None
     if dest.temp is not None:
         renaming = asyncio.ensure_future(
             client.posix_rename(dest.temp, dest.final))
-        renaming.add_done_callback(_retrieved)
+        renaming.add_done_callback(retrieved)
     ok = True
     try:
         await closing

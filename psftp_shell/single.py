@@ -46,7 +46,7 @@ from psftp_shell.remotedest import (
     open_remote_dest,
 )
 from psftp_shell.verify import verify_download, verify_upload
-from psftp_shell.xfer import CopyContext, Flags, reported
+from psftp_shell.xfer import CopyContext, Flags, reported, retrieved
 
 
 async def source_attrs(client: SFTPClient, out: Printer, path: str,
@@ -322,12 +322,6 @@ async def upload_fd(ctx: CopyContext, client: SFTPClient, out: Printer,
             orphans.append(dest.temp)
 
 
-def _retrieved(fut: asyncio.Future[Attrs]) -> None:
-    """Mark an early FSTAT's outcome seen, whether used or not."""
-    if not fut.cancelled():
-        fut.exception()
-
-
 def keep_partial_upload(ctx: CopyContext, dest: RemoteFile, fd: int,
                         job: TransferJob, pushed: Pushed) -> None:
     """Keep a stopped upload's remote temporary, with a local journal of
@@ -356,7 +350,7 @@ async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
     def ask_size() -> None:     # rides along with the last WRITEs
         if dest.temp is not None and ctx.verify != "none":
             sized.append(asyncio.ensure_future(client.fstat(dest.handle)))
-            sized[0].add_done_callback(_retrieved)
+            sized[0].add_done_callback(retrieved)
     try:
         await push(ctx, client, dest.handle, fd, job.offset, job, stream,
                    pushed, ask_size)
