@@ -210,8 +210,11 @@ class PullRun(Run):
     """A download run: READ requests, data written at their offsets."""
 
     def _extend(self, chunk: Chunk) -> bool:
-        if self.counts.get(chunk, 0):
-            return False            # one request at a time past the end
+        # The first look past the expected end goes out with the last
+        # reads (its end of file then costs no round trip of its own);
+        # past that, one request at a time, as sftp follows a file.
+        if self.counts.get(chunk, 0) and chunk.pos != self.file.size:
+            return False
         return super()._extend(chunk)
 
     _probe: asyncio.Future[Any] | None = None

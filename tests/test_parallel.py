@@ -20,6 +20,7 @@ import stat
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,7 @@ from psftp_shell.ordered import Sequencer
 from psftp_shell.output import Output
 from psftp_shell.protocol import SFTPClient, StatVFS
 from psftp_shell.ratelimit import RateLimiter, kbps_to_bytes
+from psftp_shell.sftpcore import SFTPCore
 from psftp_shell.transport import SSHTransport
 from psftp_shell.window import DEFAULT_WINDOW, WindowTuner
 from tests.test_engine import (
@@ -1096,3 +1098,32 @@ async def test_small_files_survive_a_lost_stream(tmp_path: Path,
         assert leftovers(rig.local, rig.remote, copy) == []
     finally:
         await rig.transport.close()
+
+
+async def test_the_end_of_file_probe_rides_with_the_last_reads(
+        prig: PRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The READ that finds the end of file leaves before the last data
+    comes back, so it costs no round trip of its own."""
+    src = prig.remote / "f"
+    src.write_bytes(payload(12 * CHUNK + 5))
+    size = src.stat().st_size
+    order: list[tuple[str, int]] = []
+    read_nowait = SFTPCore.read_nowait
+
+    def spy(self: SFTPCore, handle: bytes, offset: int,
+            length: int) -> asyncio.Future[Any]:
+        order.append(("sent", offset))
+        fut = read_nowait(self, handle, offset, length)
+        end = offset + length
+        fut.add_done_callback(lambda _: order.append(("back", end)))
+        return fut
+
+    monkeypatch.setattr(SFTPCore, "read_nowait", spy)
+    assert await prig.get("f", "down")
+    assert (prig.local / "down").read_bytes() == src.read_bytes()
+    probes = [i for i, (what, at) in enumerate(order)
+              if what == "sent" and at == size]
+    # the reply to the read that ends at the expected end of file
+    last_block = max(i for i, (what, end) in enumerate(order)
+                     if what == "back" and end == size)
+    assert len(probes) == 1 and probes[0] < last_block
