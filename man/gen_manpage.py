@@ -151,6 +151,15 @@ def render() -> str:
         "ones whole, as a resumed",
         ".B get \\-a \\-R",
         "does; sftp fails both.",
+        ".PP",
+        "Logging in takes fewer round trips than ssh: when public\\-key",
+        "authentication comes first, no",
+        ".B none",
+        "request is sent before the first key, and a key that is",
+        "unencrypted on disk is sent signed at once instead of first",
+        "asking whether the server would accept it.  Agent keys,",
+        "encrypted keys and security keys are still offered first, as",
+        "ssh does.  A server's log shows these requests differently.",
     ]
     out += section("EXIT STATUS")
     out += [
