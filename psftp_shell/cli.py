@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import io
 import os
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, BinaryIO
 
 from psftp_shell.config import ConfigError, load_config, resolve_connections
@@ -37,6 +39,7 @@ from psftp_shell.protocol import ConnectionLost, ProtocolError
 from psftp_shell.transport import PipeTransport, SSHTransport, Transport
 
 if TYPE_CHECKING:
+    from psftp_shell.engine import TransferEngine
     from psftp_shell.pool import StreamPool
 
 
@@ -119,13 +122,31 @@ def _early_pool(transport: Transport, opts: Options, settings: Settings,
     from psftp_shell.loop import transfers_ahead
     if not transfers_ahead(source):
         return None
-    from psftp_shell.engine import open_early
+    from psftp_shell.pool import open_early
+    from psftp_shell.xfer import DEFAULT_REQUESTS
     connector = getattr(transport, "connector", None)
     if connector is not None:
         connector.overlap = True
     return open_early(transport, settings.streams, out,
                       channels=settings.channels,
-                      max_requests=opts.num_requests)
+                      requests=opts.num_requests or DEFAULT_REQUESTS)
+
+
+def _preload(modules: list[str]) -> threading.Thread:
+    """Import *modules* in a thread while the login waits on the network.
+
+    The login is mostly waiting (round trips), so the engine's import
+    (and the REPL's, for an interactive session) costs no time there.
+    The main thread's own import of the same modules later waits for
+    this one (Python's import locks); it holds no import lock meanwhile.
+    """
+    def work() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):    # raised again later
+                importlib.import_module(name)
+    thread = threading.Thread(target=work, name="preload", daemon=True)
+    thread.start()
+    return thread
 
 
 SETTLE_TIME = 2.0
@@ -149,10 +170,11 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     """Connect, then run the auto-fetch, batch, piped or interactive loop."""
     terminator = Terminator()
     terminator.install()
-    from psftp_shell.engine import TransferEngine
     from psftp_shell.session import RemoteSession
     from psftp_shell.startup import FirstQuestions
     transport = build_transport(opts)
+    if isinstance(transport, SSHTransport):     # before the preload
+        importlib.import_module("psftp_shell.sshchannel")
     spread = opts.x_settings.get("addresses") == "all" and \
         isinstance(transport, SSHTransport)
     if spread:
@@ -162,9 +184,12 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     engine: TransferEngine | None = None
     client = None
     pool = _early_pool(transport, opts, settings, out, source)
+    _preload(["psftp_shell.engine", "psftp_shell.commands",
+              "psftp_shell.repl" if source is None else "psftp_shell.loop"])
     first = FirstQuestions()
     try:
         client = await transport.open_client(ahead=first.ask)
+        from psftp_shell.engine import TransferEngine
         if not out.quiet:
             if opts.sftp_server_argv is not None:
                 out.notice(f"Attached to {opts.sftp_server}.")

@@ -79,21 +79,6 @@ def site_of(transport: object | None) -> str:
     return ""
 
 
-def open_early(transport: Opener, streams: int, out: Output, *,
-               channels: int = 1,
-               max_requests: int | None = None) -> StreamPool:
-    """Start opening ``-n``'s streams before the first transfer.
-
-    For scripts known to transfer: the streams log in while the control
-    connection does, instead of after it.  The engine adopts the pool.
-    """
-    pool = StreamPool(transport, streams, out,
-                      requests=max_requests or DEFAULT_REQUESTS,
-                      channels=channels)
-    pool.start()
-    return pool
-
-
 class TransferEngine:
     """Copies files and trees for one shell session.
 
@@ -103,8 +88,9 @@ class TransferEngine:
     :param streams: ``-n``, the number of streams to copy on
     :param channels: streams per SSH connection
     :param limit_kbps: ``-l``, for all streams together
-    :param pool: streams already opening (:func:`open_early`), instead
-        of a pool made on first use
+    :param pool: streams already opening
+        (:func:`~psftp_shell.pool.open_early`), instead of a pool made on
+        first use
     :param verify: ``-X verify=``: ``size``, ``hash`` or ``none``
     :param spread: streams reach several addresses of the host name
         (``-X addresses=all``, :mod:`psftp_shell.spread`)

@@ -296,3 +296,16 @@ class StreamPool:
         """Wait for the replacements under way (tests)."""
         while self._replacing:
             await asyncio.wait(set(self._replacing))
+
+
+def open_early(transport: Opener, streams: int, out: Printer, *,
+               requests: int, channels: int = 1) -> StreamPool:
+    """Start opening ``-n``'s streams before the first transfer.
+
+    For scripts known to transfer: the streams log in while the control
+    connection does, instead of after it.  The engine adopts the pool.
+    """
+    pool = StreamPool(transport, streams, out, requests=requests,
+                      channels=channels)
+    pool.start()
+    return pool

@@ -70,3 +70,22 @@ def test_connection_refused_exits_255(tmp_path: Path) -> None:
     assert result.stderr == (
         f"ssh: connect to host 127.0.0.1 port {port}: Connection refused"
         "\r\nConnection closed\r\n").encode()
+
+
+def test_batch_run_never_imports_the_repl(tmp_path: Path,
+                                          sftp_server_bin: str) -> None:
+    """The engine and loop are imported in a thread during the login;
+    a batch run must still leave prompt_toolkit and rich alone."""
+    import subprocess
+    import sys
+    batch = tmp_path / "batch"
+    batch.write_text("pwd\n")
+    code = ("import sys\nfrom psftp_shell import cli\n"
+            f"rc = cli.main(['psftp-shell', '-b', {str(batch)!r}, '-D', "
+            f"{sftp_server_bin!r}])\n"
+            "print([m for m in ('prompt_toolkit', 'rich') "
+            "if m in sys.modules], rc, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "[] 0"
+    assert "Remote working directory:" in done.stdout
