@@ -10,7 +10,9 @@ opens the remote file and which pipeline it runs
 (:mod:`psftp_shell.getjob`, :mod:`psftp_shell.putjob`).  A download
 opens its source on the idle streams at the same time as on its own
 (:class:`EarlyOpens`), so helpers start without a round trip of their
-own; an upload closes the helpers' handles while it checks the size.
+own, and each stream closes its handle as soon as it has sent its last
+READ (:meth:`ChunkedFile.close_early`), so the end costs no round trip;
+an upload closes the helpers' handles while it checks the size.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from psftp_shell.attrs import Attrs
 from psftp_shell.chunks import Chunk, ChunkQueue, RangeSet, chunk_size
+from psftp_shell.escape import handle_error
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Printer
 from psftp_shell.pool import Stream
@@ -55,13 +59,22 @@ class EarlyOpens:
 
     A stream that comes to help takes its handle here instead of opening
     the file then, which saves a round trip before its first request;
-    handles nobody took are closed quietly once the copy is over (or
-    when their OPEN completes, if it still has not).
+    handles nobody took (or whose taker was cancelled before the reply)
+    are closed quietly once the copy is over (or when their OPEN
+    completes, if it still has not).
     """
 
     def __init__(self, ctx: CopyContext) -> None:
         self.ctx = ctx
         self._opens: dict[Stream, asyncio.Future[bytes]] = {}
+        self._given: list[tuple[Stream, asyncio.Future[bytes],
+                                asyncio.Future[bytes]]] = []
+
+    @staticmethod
+    def idle(streams: list[Stream], lead: Stream) -> list[Stream]:
+        """The streams besides *lead* that could help right away."""
+        return [s for s in streams if s is not lead and not s.control
+                and s.runs == 0 and s.usable()]
 
     def send(self, stream: Stream,
              opening: Coroutine[Any, Any, bytes]) -> None:
@@ -72,28 +85,58 @@ class EarlyOpens:
 
     def take(self, stream: Stream) -> asyncio.Future[bytes] | None:
         """*stream*'s OPEN sent early, if any (it is given out once)."""
-        return self._opens.pop(stream, None)
+        task = self._opens.pop(stream, None)
+        if task is None:
+            return None
+        given = asyncio.shield(task)    # a cancelled taker: we close it
+        given.add_done_callback(retrieved)
+        self._given.append((stream, task, given))
+        return given
 
     def opened(self) -> list[tuple[Stream, bytes]]:
         """Take out the handles already opened on usable streams."""
         found = [(s, t.result()) for s, t in self._opens.items()
-                 if t.done() and not t.cancelled()
-                 and t.exception() is None and s.usable()]
+                 if _opened(s, t)]
         for stream, _ in found:
             del self._opens[stream]
         return found
 
+    def _unowned(self) -> list[tuple[Stream, asyncio.Future[bytes]]]:
+        """The OPENs nobody will close: not taken, or the taker gave
+        up; they are forgotten here."""
+        left = list(self._opens.items())
+        left += [(s, t) for s, t, g in self._given if g.cancelled()]
+        self._opens = {}
+        self._given = [x for x in self._given if not x[2].cancelled()]
+        return left
+
     def drop(self) -> None:
         """Close every handle not taken, as soon as its OPEN is done."""
-        opens, self._opens = self._opens, {}
-        for stream, task in opens.items():
+        for stream, task in self._unowned():
             task.add_done_callback(functools.partial(self._close, stream))
 
+    async def settle(self) -> bool:
+        """Wait until every OPEN sent is answered, and close the handles
+        nobody took; True if any OPEN gave a handle."""
+        tasks = list(self._opens.values()) + [t for _, t, _ in self._given]
+        if tasks:
+            await asyncio.wait(tasks)
+        any_open = any(not t.cancelled() and t.exception() is None
+                       for t in tasks)
+        spare = [(s, t.result()) for s, t in self._unowned()
+                 if _opened(s, t)]
+        await asyncio.gather(*(_close_quietly(s, h) for s, h in spare))
+        return any_open
+
     def _close(self, stream: Stream, task: asyncio.Future[bytes]) -> None:
-        if task.cancelled() or task.exception() is not None \
-                or not stream.usable():
-            return
-        self.ctx.background(_close_quietly(stream, task.result()))
+        if _opened(stream, task):
+            self.ctx.background(_close_quietly(stream, task.result()))
+
+
+def _opened(stream: Stream, task: asyncio.Future[bytes]) -> bool:
+    """Whether *task* gave a handle that *stream* can still close."""
+    return task.done() and not task.cancelled() \
+        and task.exception() is None and stream.usable()
 
 
 class ChunkedFile:
@@ -129,6 +172,9 @@ class ChunkedFile:
         self.skipped = False        # and some were
         self.handles: dict[Stream, bytes] = {}
         self.early: EarlyOpens | None = None
+        self.closing: list[tuple[Stream, asyncio.Future[None]]] = []
+        self.opens = 0              # OPENs made by the streams so far
+        self._look: tuple[int, asyncio.Future[Attrs]] | None = None
         self.excluded: set[Stream] = set()
         self.notify: Callable[[], None] = _nothing
         self.on_lost: Callable[[Stream], None] = _nothing_lost
@@ -237,16 +283,19 @@ class ChunkedFile:
         if self.early is not None:
             spare = self.early.opened()
             self.early.drop()
+        sent, self.closing = self.closing, []
         results = await asyncio.gather(
             *(s.client.close_handle(h) for s, h in live),
+            *(fut for _, fut in sent),
             *(_close_quietly(s, h) for s, h in spare),
             return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and \
                     not isinstance(result, SFTPError):
                 raise result
+        streams = [s for s, _ in live] + [s for s, _ in sent]
         return [(s, r if isinstance(r, BaseException) else None)
-                for (s, _), r in zip(live, results, strict=False)]
+                for s, r in zip(streams, results, strict=False)]
 
     @staticmethod
     def report_closes(out: Printer, closed: Closed) -> bool:
@@ -278,9 +327,46 @@ class ChunkedFile:
         self.handles[spare] = handle
         return spare, handle
 
+    def close_early(self, stream: Stream, handle: bytes) -> None:
+        """CLOSE *stream*'s *handle* now, behind its last requests.
+
+        The stream that is the last one holding a handle sends the
+        FSTAT of the "changed during transfer" check just before (see
+        :meth:`look`).  What the CLOSE gives is reported with the
+        others' at the end (:meth:`close_all`).
+        """
+        if self.handles.get(stream) == handle:
+            del self.handles[stream]
+        if not any(s.usable() for s in self.handles):
+            self._look = (self.opens, _sent_now(
+                stream.client.fstat(handle)))
+        self.closing.append((stream, _sent_now(
+            stream.client.close_handle(handle))))
+
+    def look(self) -> asyncio.Future[Attrs] | None:
+        """The FSTAT sent by the last stream to close its handle, if no
+        stream opened the file after it."""
+        if self._look is None or self._look[0] != self.opens:
+            return None
+        return self._look[1]
+
+    async def reopen(self, stream: Stream) -> bytes | None:
+        """Open the file again on *stream* (its handle was closed); on
+        failure, fail the copy (None)."""
+        try:
+            handle = await self.open_on(stream)
+        except StatusError as exc:
+            self.fail(handle_error(f'remote open "{self.job.source}"',
+                                   exc.text))
+            return None
+        self.opens += 1
+        self.handles[stream] = handle
+        return handle
+
     def close_later(self) -> None:
         """Close the handles of an abandoned copy in the background."""
         handles, self.handles = self.handles, {}
+        self.closing = []           # sent already; failures retrieved
         if self.early is not None:
             self.early.drop()
 
@@ -310,6 +396,14 @@ class ChunkedFile:
 
     # ---- helping
 
+    def early_or(self, stream: Stream,
+                 opening: Callable[[], Awaitable[bytes]]
+                 ) -> Awaitable[bytes]:
+        """*stream*'s OPEN sent early (:class:`EarlyOpens`), if any;
+        else *opening* (called now)."""
+        taken = self.early.take(stream) if self.early is not None else None
+        return taken if taken is not None else opening()
+
     async def open_on(self, stream: Stream) -> bytes:
         """Open the remote file on *stream* (subclasses)."""
         raise NotImplementedError
@@ -330,6 +424,7 @@ class ChunkedFile:
                 except StatusError:
                     self.excluded.add(stream)
                     return
+                self.opens += 1
                 self.handles[stream] = handle
             if handle is not None:
                 await self.make_run(stream, handle).run()
@@ -348,3 +443,11 @@ class ChunkedFile:
 
 def _nothing_lost(stream: Stream) -> None:
     stream.alive = False
+
+
+def _sent_now(request: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+    """Start *request* (it goes out in this turn of the event loop,
+    behind what was sent before); its failure never goes unseen."""
+    task = asyncio.ensure_future(request)
+    task.add_done_callback(retrieved)
+    return task

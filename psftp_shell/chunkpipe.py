@@ -6,9 +6,10 @@ Each stream that helps with a :class:`~psftp_shell.chunkfile
 slowest one - and keeps requests in flight within its stream's budget,
 going on to the next chunk with no pause.  The chunk that reaches the
 expected end follows the file to its real end of file, one request at a
-time for downloads, as sftp does.  All-zero blocks are not written into
-the fresh temporary (it reads as zeros already), so sparse files stay
-cheap.
+time for downloads, as sftp does.  A download run closes its handle
+right behind its last READ (and opens the file again should work come
+back to it).  All-zero blocks are not written into the fresh temporary
+(it reads as zeros already), so sparse files stay cheap.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Run:
         self.stream = stream
         self.client = stream.client
         self.handle = handle
+        self.closed = False         # the handle was closed early
         self.inflight: deque[tuple[asyncio.Future[Any], int, int,
                                    Chunk]] = deque()
         self.held: list[Chunk] = []
@@ -61,6 +63,7 @@ class Run:
         try:
             while True:
                 await self._fill()
+                self._after_fill()
                 if not self.inflight:
                     break
                 await self._settle_next()
@@ -70,6 +73,9 @@ class Run:
         if not self.file.stopped and (
                 self.held or self.ctx.is_interrupted()):
             self.file.stop()        # interrupted with work left
+
+    def _after_fill(self) -> None:
+        """Called once the pipeline is as full as it gets for now."""
 
     def _abort(self) -> None:
         self._take_arrived()        # what arrived counts for the journal
@@ -147,6 +153,12 @@ class Run:
                 return
             if budget.locked() and self.inflight:
                 return
+            if self.closed:         # work came back: open again
+                handle = await self.file.reopen(self.stream)
+                if handle is None:
+                    return          # the file failed
+                self.handle, self.closed = handle, False
+                continue            # the world may have moved meanwhile
             await budget.acquire()
             length = min(self.file.block, chunk.end - chunk.pos)
             try:
@@ -220,6 +232,30 @@ class PullRun(Run):
     _probe: asyncio.Future[Any] | None = None
     _probe_sent = 0.0
 
+    def _after_fill(self) -> None:
+        # Close as soon as the last READ is out: the server answers in
+        # order, so the CLOSE costs no round trip of its own.
+        if not self.closed and self._issued_all():
+            self.closed = True
+            self.file.close_early(self.stream, self.handle)
+
+    def _issued_all(self) -> bool:
+        """Whether this run has sent its last READ for the file."""
+        file = self.file
+        if file.stopped or self.ctx.is_interrupted() \
+                or not self.stream.usable():
+            return False
+        if any(c.pos < c.end or (c.follow and not self._probed(c))
+               for c in self.held):
+            return False
+        return not file.queue.pending and file.queue.stealable() is None
+
+    def _probed(self, chunk: Chunk) -> bool:
+        """Whether the first look past the expected end is out (and no
+        data was found there so far: then the file is followed)."""
+        size = self.file.size
+        return chunk.pos > size and self.file.high <= size
+
     def _issue(self, offset: int, length: int
                ) -> tuple[asyncio.Future[Any] | None, int]:
         fut = self.client.read_nowait(self.handle, offset, length)
@@ -259,8 +295,8 @@ class PullRun(Run):
         self._moved(start, got)
         if self.ctx.tuner is not None:
             self.ctx.tuner.received(self.client, got)
-        if got >= length:
-            return False
+        if got >= length or self.closed:
+            return False            # (closed: the hole is fetched later)
         rest = start + got          # a short read: ask for the rest now
         fut = self.client.read_nowait(self.handle, rest, length - got)
         self.inflight.appendleft((fut, rest, length - got, chunk))

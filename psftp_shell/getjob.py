@@ -69,13 +69,8 @@ class GetFile(ChunkedFile):
         (``-X addresses=all``), a stream that sees another size or mtime
         is kept off this file.
         """
-        opening: Awaitable[bytes] | None = None
-        if self.early is not None:
-            opening = self.early.take(stream)
-        if opening is None:
-            opening = open_remote(self.ctx, stream.client, self.source,
-                                  OPEN_READ)
-        handle = await opening
+        handle = await self.early_or(stream, lambda: open_remote(
+            self.ctx, stream.client, self.source, OPEN_READ))
         await self.same_view(stream, handle)
         return handle
 
@@ -188,11 +183,9 @@ class GetJob:
         """OPEN the source now on the idle streams that could help."""
         board = lane.board
         early = EarlyOpens(board.ctx)
-        for stream in board.streams:
-            if stream is not lane.stream and not stream.control \
-                    and stream.runs == 0 and stream.usable():
-                early.send(stream, open_remote(
-                    board.ctx, stream.client, self.src, OPEN_READ))
+        for stream in early.idle(board.streams, lane.stream):
+            early.send(stream, open_remote(
+                board.ctx, stream.client, self.src, OPEN_READ))
         return early
 
     async def _fresh(self, lane: Lane, attrs: Attrs, local: str,
@@ -372,13 +365,26 @@ async def _changed(file: GetFile, attrs: Attrs) -> bool:
     must not end with data the source no longer has.
     """
     moved = file.eof_at is not None and file.eof_at != file.size
-    found = await file.any_handle()
-    if found is None or not file.complete:
+    if not file.complete:
         return moved
     try:
-        now = await found[0].client.fstat(found[1])
+        now = await _look(file)
     except SFTPError:
+        return moved
+    if now is None:
         return moved
     if now.size is not None and file.eof_at is not None:
         file.eof_at = min(file.eof_at, now.size)
     return moved or (now.size, now.mtime) != (attrs.size, attrs.mtime)
+
+
+async def _look(file: GetFile) -> Attrs | None:
+    """The source's attributes now: the FSTAT the last stream sent with
+    its CLOSE, else one on a handle still open (None: no handle)."""
+    look = file.look()
+    if look is not None:
+        return await look
+    found = await file.any_handle()
+    if found is None:
+        return None
+    return await found[0].client.fstat(found[1])

@@ -26,8 +26,9 @@ _FALLOC_FL_KEEP_SIZE = 1
 
 
 def temp_name(name: str) -> str:
-    """A fresh temporary name for a file called *name*."""
-    return f".{name}{TEMP_MARK}{secrets.token_hex(4)}"
+    """A fresh temporary name for a file called *name* (64 random bits:
+    nobody can guess it before it exists)."""
+    return f".{name}{TEMP_MARK}{secrets.token_hex(8)}"
 
 
 def pwrite_all(fd: int, data: bytes, offset: int) -> None:

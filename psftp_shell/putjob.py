@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from psftp_shell import journal
 from psftp_shell.attrs import Attrs
 from psftp_shell.board import Lane
-from psftp_shell.chunkfile import ChunkedFile
+from psftp_shell.chunkfile import ChunkedFile, EarlyOpens
 from psftp_shell.chunkpipe import PushRun, Run
 from psftp_shell.chunks import RangeSet
 from psftp_shell.observer import TransferJob
@@ -51,13 +51,44 @@ class PutFile(ChunkedFile):
     temp: str = ""
 
     async def open_on(self, stream: Stream) -> bytes:
-        """OPEN the remote temporary for writing on *stream*."""
-        return await open_remote(self.ctx, stream.client, self.temp,
-                                 OPEN_WRITE)
+        """OPEN the remote temporary for writing on *stream* (or take
+        the OPEN sent with the lead's, :class:`TempOpens`)."""
+        return await self.early_or(stream, lambda: open_remote(
+            self.ctx, stream.client, self.temp, OPEN_WRITE))
 
     def make_run(self, stream: Stream, handle: bytes) -> Run:
         """A WRITE pipeline on *stream*."""
         return PushRun(self, stream, handle)
+
+
+class TempOpens(EarlyOpens):
+    """The idle streams' OPENs of a new temporary, sent with the lead's
+    (see :func:`~psftp_shell.remotedest.remote_temp`)."""
+
+    def __init__(self, lane: Lane) -> None:
+        super().__init__(lane.board.ctx)
+        self.lane = lane
+
+    def open_temp(self, temp: str, flags: int, attrs: Attrs) -> None:
+        """Send the OPEN of *temp* on every idle stream."""
+        board = self.lane.board
+        for stream in self.idle(board.streams, self.lane.stream):
+            self.send(stream, open_remote(board.ctx, stream.client, temp,
+                                          flags, attrs))
+
+
+async def _abandon(early: EarlyOpens | None, client: SFTPClient,
+                   dest: RemoteFile) -> None:
+    """Close and remove the temporary once no OPEN of it is pending."""
+    if early is not None:
+        await early.settle()
+    await abandon(client, dest)
+
+
+def _shareable(attrs: Attrs) -> bool:
+    """Whether the helpers may open a new temporary together with the
+    lead: not if its mode lets only its creator write to it."""
+    return attrs.permissions is None or bool(attrs.permissions & 0o200)
 
 
 def _dirname(path: str) -> str:
@@ -141,15 +172,17 @@ class PutJob:
         await self._discard(client, jpath)
         if not lane.board.parallel or st.st_size < ctx.share_min:
             return await self._single(lane, fd, st)
-        # the free-space check rides along with the LSTAT and the OPEN
+        # the free-space check and the helpers' OPENs ride along with
+        # the LSTAT and the OPEN
         room = self._ask_room(client, st.st_size)
-        made = await remote_temp(ctx, client, self.dst, attrs)
+        early = TempOpens(lane) if _shareable(attrs) else None
+        made = await remote_temp(ctx, client, self.dst, attrs, early)
         if made is None:
             if room is not None:
                 room.cancel()
             return await self._single(lane, fd, st)
         return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
-                                   jpath, room)
+                                   jpath, room, early)
 
     def _ours(self, temp: str) -> bool:
         """Whether *temp* is a temporary of ours beside the target."""
@@ -220,8 +253,8 @@ class PutJob:
     async def _chunked(self, lane: Lane, fd: int, st: os.stat_result,
                        attrs: Attrs, dest: RemoteFile, done: RangeSet,
                        jpath: str,
-                       room: asyncio.Future[StatVFS] | None = None
-                       ) -> bool:
+                       room: asyncio.Future[StatVFS] | None = None,
+                       early: EarlyOpens | None = None) -> bool:
         board, client = lane.board, lane.stream.client
         size = st.st_size
         ranges = done.missing(0, size)
@@ -231,12 +264,12 @@ class PutJob:
         except BaseException:
             if done.total:
                 dest.temp = None        # keep it for a later reput
-            board.ctx.background(abandon(client, dest))
+            board.ctx.background(_abandon(early, client, dest))
             raise
         if not fits:
             if done.total:
                 dest.temp = None        # keep it for a later reput
-            await abandon(client, dest)
+            await _abandon(early, client, dest)
             return False
         job = TransferJob(True, self.src, self.dst, size, done.total,
                           done.total)
@@ -244,6 +277,7 @@ class PutJob:
                        board.planned)
         assert dest.temp is not None
         file.temp, file.mtime = dest.temp, st.st_mtime_ns
+        file.early = early
         file.handles[lane.stream] = dest.handle
         file.saver = self._saver(file, jpath)
         dest.open = False               # the file's handles now
@@ -267,7 +301,8 @@ class PutJob:
         except BaseException:
             file.saver = None
             if not self._keep(file, dest, jpath):
-                board.ctx.background(abandon(lane.stream.client, dest))
+                board.ctx.background(_abandon(
+                    file.early, lane.stream.client, dest))
             file.close_later()
             raise
 
@@ -296,6 +331,8 @@ class PutJob:
                       attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:
         """Trim, set attributes, sync, close and rename the temporary."""
         out, board = self.slot, lane.board
+        if file.early is not None:      # no OPEN may create it after
+            await file.early.settle()
         found = await file.any_handle(board.live_stream(lane.stream))
         if found is None:           # no connection left to finish on
             if not file.complete:

@@ -3,9 +3,12 @@
 An upload goes to a temporary ``.<name>.psftp-<random>`` beside the
 target (created with EXCL, given the target's mode when there is one)
 and is moved over the target with ``posix-rename@openssh.com`` once
-complete.  Without that extension, or for links and special files, it
-is written in place as sftp does.  The helpers here print sftp's message
-when a request fails, through any :class:`~psftp_shell.ordered.Printer`.
+complete.  A parallel upload's streams all open the temporary at once,
+without EXCL: whichever OPEN arrives first creates it (its 64 random
+bits cannot be guessed beforehand) and none truncates it.  Without
+posix-rename, or for links and special files, it is written in place as
+sftp does.  The helpers here print sftp's message when a request fails,
+through any :class:`~psftp_shell.ordered.Printer`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from psftp_shell import journal
 from psftp_shell.attrs import Attrs
@@ -74,6 +78,21 @@ async def fsync_remote(client: SFTPClient, out: Printer,
         out.error(f"remote fsync: {exc.text}")
 
 
+SHARED_TEMP = OPEN_WRITE | OPEN_CREAT
+"""How each stream of a parallel upload opens a new temporary."""
+
+
+class Sharers(Protocol):
+    """The other streams of a parallel upload (see :func:`remote_temp`)."""
+
+    def open_temp(self, temp: str, flags: int, attrs: Attrs) -> None:
+        """Send their OPENs of *temp* now."""
+
+    async def settle(self) -> bool:
+        """Wait for every OPEN sent to be answered; close the handles
+        nobody uses; True if any OPEN gave a handle."""
+
+
 async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
                       flags: int, attrs: Attrs | None = None, *,
                       temporary: bool = False) -> bytes:
@@ -119,26 +138,49 @@ async def abandon(client: SFTPClient, dest: RemoteFile) -> None:
 
 
 async def remote_temp(ctx: CopyContext, client: SFTPClient,
-                      remote_path: str, attrs: Attrs) -> RemoteFile | None:
+                      remote_path: str, attrs: Attrs,
+                      sharers: Sharers | None = None
+                      ) -> RemoteFile | None:
     """Create a temporary beside *remote_path*, or None for in place.
 
     Needs posix-rename; an existing regular file lends its mode (sftp
     keeps it unless -p); links and special files are written in place.
-    The LSTAT of the target and the OPEN of the temporary go out
-    together, so this costs one round trip, as sftp's own OPEN does.
+    The LSTAT of the target, the OPEN of the temporary and the
+    *sharers*' OPENs of it go out together, so this costs one round
+    trip, as sftp's own OPEN does.  When the copy is not to go to the
+    temporary, it is removed once every OPEN of it was answered.
     """
     head, sep, name = remote_path.rpartition("/")
     if not name or not client.has_extension("posix-rename@openssh.com"):
         return None
     temp = head + sep + temp_name(name)
+    create = Attrs(permissions=attrs.permissions)
     look = asyncio.ensure_future(client.lstat(remote_path))
     look.add_done_callback(retrieved)
+    flags = OPEN_WRITE | OPEN_CREAT | OPEN_EXCL
+    if sharers is not None:
+        flags = SHARED_TEMP
+        sharers.open_temp(temp, flags, create)
     try:
-        handle = await open_remote(
-            ctx, client, temp, OPEN_WRITE | OPEN_CREAT | OPEN_EXCL,
-            Attrs(permissions=attrs.permissions), temporary=True)
+        return await _made(ctx, client, remote_path, temp,
+                           await open_remote(ctx, client, temp, flags,
+                                             create, temporary=True),
+                           look, sharers)
     except StatusError:
+        if sharers is not None and await sharers.settle():
+            await _remove_quietly(client, temp)
         return None
+    except BaseException:
+        if sharers is not None:
+            ctx.background(_unshare(client, temp, sharers))
+        raise
+
+
+async def _made(ctx: CopyContext, client: SFTPClient, remote_path: str,
+                temp: str, handle: bytes, look: asyncio.Future[Attrs],
+                sharers: Sharers | None) -> RemoteFile | None:
+    """The temporary *temp* is open: keep it, unless the LSTAT of the
+    target says to copy in place (then it is closed and removed)."""
     dest = RemoteFile(handle, remote_path, temp)
     try:
         old = await look
@@ -150,6 +192,8 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
         ctx.background(abandon(client, dest))
         raise
     if old is None or not old.is_reg():
+        if sharers is not None:
+            await sharers.settle()
         await abandon(client, dest)     # in place, as sftp
         return None
     if old.permissions is not None:
@@ -157,6 +201,19 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
             await client.fsetstat(handle, Attrs(
                 permissions=old.permissions & 0o1777))
     return dest
+
+
+async def _remove_quietly(client: SFTPClient, path: str) -> None:
+    if not client.closed:
+        with contextlib.suppress(SFTPError):
+            await client.remove(path)
+
+
+async def _unshare(client: SFTPClient, temp: str,
+                   sharers: Sharers) -> None:
+    """Remove *temp* once no OPEN of it can still create it."""
+    await sharers.settle()
+    await _remove_quietly(client, temp)
 
 
 async def open_remote_dest(ctx: CopyContext, client: SFTPClient,

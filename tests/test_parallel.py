@@ -695,18 +695,21 @@ async def test_checkpoints_record_only_data_in_place(
 
 # ---------------------------------------------------------------- sources
 
-async def test_a_growing_source_is_followed(prig: PRig) -> None:
-    src = prig.remote / "f"
-    src.write_bytes(payload(12 * CHUNK))
-    extra = payload(CHUNK + 17, seed=3)
-
+def grow_once(prig: PRig, path: Path, extra: bytes) -> None:
+    """Append *extra* to *path* as the copy's first data moves."""
     def grow(job: object) -> None:
         if prig.seen.on_advance is not None:
             prig.seen.on_advance = None
-            with open(src, "ab") as f:
+            with open(path, "ab") as f:
                 f.write(extra)
 
     prig.seen.on_advance = grow
+
+
+async def test_a_growing_source_is_followed(prig: PRig) -> None:
+    src = prig.remote / "f"
+    src.write_bytes(payload(12 * CHUNK))
+    grow_once(prig, src, payload(CHUNK + 17, seed=3))
     assert await prig.get("f", "down")
     assert (prig.local / "down").read_bytes() == src.read_bytes()
     assert prig.messages() == (
@@ -731,14 +734,7 @@ async def test_a_shrinking_source_leaves_no_stale_bytes(prig: PRig) -> None:
 async def test_a_growing_upload_source_is_followed(prig: PRig) -> None:
     src = prig.local / "f"
     src.write_bytes(payload(12 * CHUNK))
-
-    def grow(job: object) -> None:
-        if prig.seen.on_advance is not None:
-            prig.seen.on_advance = None
-            with open(src, "ab") as f:
-                f.write(payload(2 * CHUNK + 1, seed=4))
-
-    prig.seen.on_advance = grow
+    grow_once(prig, src, payload(2 * CHUNK + 1, seed=4))
     assert await prig.put("f", "up")
     assert (prig.remote / "up").read_bytes() == src.read_bytes()
     assert "changed during transfer" in prig.messages()

@@ -17,6 +17,7 @@ import asyncio
 import errno
 import gc
 import os
+import re
 import struct
 from collections.abc import AsyncIterator, Callable
 from dataclasses import astuple, dataclass, field
@@ -39,13 +40,16 @@ from psftp_shell.wire import (
     FXP_FSTAT,
     FXP_LSTAT,
     FXP_OPEN,
+    FXP_READ,
+    FXP_REMOVE,
     FXP_STAT,
     OPEN_CREAT,
     OPEN_EXCL,
+    OPEN_WRITE,
     StatusError,
 )
 from tests.test_engine import payload
-from tests.test_parallel import CHUNK, PRig, leftovers, make_rig
+from tests.test_parallel import CHUNK, PRig, grow_once, leftovers, make_rig
 
 STREAMS = 4
 SIZE = 9 * CHUNK + 1234
@@ -64,7 +68,7 @@ class Sent:
     client: object
     ptype: int
     name: bytes             # path, handle or extension name
-    flags: int = 0          # an OPEN's pflags
+    flags: int = 0          # an OPEN's pflags (a READ's offset)
     sent: int = 0
     replied: int | None = None
     handle: bytes | None = None     # what an OPEN gave
@@ -126,6 +130,30 @@ class Wire:
             return submit(self, ptype, payload, replied, arg)
 
         monkeypatch.setattr(SFTPCore, "_submit", recording)
+        monkeypatch.setattr(SFTPCore, "read_nowait", self._reads())
+
+    def _reads(self) -> Callable[..., asyncio.Future[bytes]]:
+        """A ``read_nowait`` that records its READ (which bypasses
+        ``_submit``) and when the reply is taken."""
+        read_nowait = SFTPCore.read_nowait
+        wire = self
+
+        def recording(self: SFTPCore, handle: bytes, offset: int,
+                      length: int) -> asyncio.Future[bytes]:
+            sent = Sent(self, FXP_READ, handle, offset, wire.tick())
+            wire.requests.append(sent)
+            fut = read_nowait(self, handle, offset, length)
+            if fut.done():
+                return fut
+            rid = (self._next_id - 1) & 0xFFFFFFFF
+            pending, handler, arg = self._pending[rid]
+
+            def replied(rtype: int, body: bytes, rarg: Any) -> Any:
+                sent.replied = wire.tick()
+                return handler(rtype, body, rarg)
+            self._pending[rid] = (pending, replied, arg)
+            return fut
+        return recording
 
     # ---- questions
 
@@ -369,14 +397,180 @@ async def test_get_of_few_chunks_closes_the_handles_not_used(
     assert wire.open_handles() == []
 
 
+def source_handles(wire: Wire, source: bytes) -> list[Sent]:
+    """The OPENs of *source* that gave a handle."""
+    return [s for s in wire.of(FXP_OPEN, source) if s.handle is not None]
+
+
+async def copied(rig: PRig, upload: bool, seed: int) -> None:
+    """Copy SIZE bytes (local "up" to remote "f", or remote "f" to local
+    "down"); check that they arrived whole, with no message."""
+    data = payload(SIZE, seed=seed)
+    source, target = (rig.local / "up", rig.remote / "f") if upload \
+        else (rig.remote / "f", rig.local / "down")
+    source.write_bytes(data)
+    if upload:
+        assert await rig.put("up", "f")
+    else:
+        assert await rig.get("f", "down")
+    assert target.read_bytes() == data
+    assert rig.messages() == ""
+    assert leftovers(rig.local, rig.remote) == []
+
+
+async def test_get_closes_each_handle_behind_its_last_read(
+        anyrig: PRig, wire: Wire) -> None:
+    await copied(anyrig, False, seed=7)
+    opened = source_handles(wire, str(anyrig.remote / "f").encode())
+    looks = [s for o in opened
+             for s in wire.of(FXP_FSTAT, o.handle, o.client)]
+    assert len(looks) == 1
+    last_of: dict[int, Sent] = {}
+    for o in opened:
+        closes = wire.of(FXP_CLOSE, o.handle, o.client)
+        reads = wire.of(FXP_READ, o.handle, o.client)
+        assert len(closes) == 1 and reads
+        last = max(reads, key=lambda r: r.sent)
+        last_of[id(o.client)] = last
+        # the CLOSE went out behind the last READ, before its reply
+        assert last.sent < closes[0].sent < (last.replied or 0)
+        if looks[0].client is o.client:
+            assert last.sent < looks[0].sent < closes[0].sent
+    assert reads_after_close(wire) == []
+    # no request at all was left for after the last data
+    assert max(s.sent for s in wire.requests) < \
+        last_reply(list(last_of.values()))
+    assert len(last_of) == STREAMS
+    await settle(anyrig)
+    assert wire.open_handles() == []
+
+
+def reads_after_close(wire: Wire) -> list[Sent]:
+    """READs sent on a handle after its CLOSE went out."""
+    closed = {(id(s.client), s.name): s.sent for s in wire.of(FXP_CLOSE)}
+    return [s for s in wire.of(FXP_READ)
+            if s.sent > closed.get((id(s.client), s.name), s.sent)]
+
+
+async def test_get_of_a_growing_source_opens_again_to_follow(
+        prig: PRig, wire: Wire) -> None:
+    src = prig.remote / "f"
+    src.write_bytes(payload(SIZE, seed=8))
+    grow_once(prig, src, payload(3 * CHUNK + 5, seed=9))
+    assert await prig.get("f", "down")
+    assert (prig.local / "down").read_bytes() == src.read_bytes()
+    assert prig.messages() == (
+        f'Source file "{src}" changed during transfer\r\n')
+    opened = source_handles(wire, str(src).encode())
+    # the stream that found more data past the end closed its handle
+    # with its first look there, so it opened the file again
+    assert len(opened) > STREAMS
+    assert reads_after_close(wire) == []
+    await settle(prig)
+    assert wire.open_handles() == []
+
+
+async def test_get_failed_early_close_is_reported_once(
+        prig: PRig, wire: Wire, loop_errors: list[dict[str, Any]]) -> None:
+    (prig.remote / "f").write_bytes(payload(SIZE))
+    wire.fault = lambda s: FX_FAILURE if s.ptype == FXP_CLOSE else None
+    assert not await prig.get("f", "down")
+    assert prig.messages() == "close remote: Failure\r\n"
+    assert leftovers(prig.local) == []
+    opened = source_handles(wire, str(prig.remote / "f").encode())
+    assert len(opened) == STREAMS
+    for o in opened:        # one CLOSE each, none after the copy ended
+        assert len(wire.of(FXP_CLOSE, o.handle, o.client)) == 1
+    gc.collect()
+    assert loop_errors == []
+
+
 # ---------------------------------------------------------------- put
 
 def temp_open(wire: Wire) -> Sent:
-    """The OPEN that created the upload's temporary."""
-    made = [s for s in wire.of(FXP_OPEN)
-            if s.flags & OPEN_CREAT and s.flags & OPEN_EXCL]
-    assert len(made) == 1
+    """The lead's OPEN of the upload's temporary (the stream that sent
+    the LSTAT of the target with it)."""
+    looks = wire.of(FXP_LSTAT)
+    assert looks
+    made = [s for s in wire.of(FXP_OPEN, None, looks[0].client)
+            if s.flags & OPEN_CREAT]
+    assert made and looks[0].sent < made[0].sent
     return made[0]
+
+
+def helper_opens(wire: Wire, made: Sent) -> list[Sent]:
+    """The other streams' OPENs of the temporary *made* names."""
+    return [s for s in wire.of(FXP_OPEN, made.name)
+            if s.client is not made.client]
+
+
+async def dropped(rig: PRig, wire: Wire, made: Sent,
+                  loop_errors: list[dict[str, Any]]) -> None:
+    """Check that the temporary *made* names, opened by every stream,
+    was removed once no OPEN could create it again, and that nothing
+    is left open."""
+    helpers = helper_opens(wire, made)
+    assert len(helpers) == STREAMS - 1
+    removes = wire.of(FXP_REMOVE, made.name)
+    assert len(removes) == 1
+    assert removes[0].sent > last_reply(helpers + [made])
+    assert leftovers(rig.remote) == []
+    await settle(rig)
+    assert wire.open_handles() == []
+    gc.collect()
+    assert loop_errors == []
+
+
+TEMP_NAME = re.compile(r"\.f\.psftp-[0-9a-f]{16}")
+
+
+async def test_put_helpers_open_the_temporary_with_the_lead(
+        anyrig: PRig, wire: Wire) -> None:
+    await copied(anyrig, True, seed=12)
+    made = temp_open(wire)
+    head, _, name = made.name.rpartition(b"/")
+    assert head == str(anyrig.remote).encode()
+    assert TEMP_NAME.fullmatch(name.decode())
+    helpers = helper_opens(wire, made)
+    assert len(helpers) == STREAMS - 1
+    assert len({id(s.client) for s in helpers}) == STREAMS - 1
+    # all sent before the lead's OPEN was answered; none can truncate
+    # what another stream wrote, whichever of them creates the file
+    assert max(s.sent for s in helpers) < (made.replied or 0)
+    for opened in helpers + [made]:
+        assert opened.flags == OPEN_WRITE | OPEN_CREAT
+        assert opened.handle is not None
+    await settle(anyrig)
+    assert wire.open_handles() == []
+
+
+async def test_put_over_a_link_goes_in_place_and_drops_the_temporary(
+        prig: PRig, wire: Wire, loop_errors: list[dict[str, Any]]) -> None:
+    data = payload(SIZE, seed=13)
+    (prig.local / "up").write_bytes(data)
+    (prig.remote / "real").write_bytes(b"old")
+    (prig.remote / "f").symlink_to("real")
+    assert await prig.put("up", "f")
+    assert prig.messages() == ""
+    assert (prig.remote / "f").is_symlink()
+    assert (prig.remote / "real").read_bytes() == data
+    await dropped(prig, wire, temp_open(wire), loop_errors)
+
+
+async def test_put_of_a_read_only_source_creates_the_temporary_alone(
+        prig: PRig, wire: Wire) -> None:
+    data = payload(SIZE, seed=14)
+    (prig.local / "up").write_bytes(data)
+    (prig.local / "up").chmod(0o444)
+    assert await prig.put("up", "f")
+    assert (prig.remote / "f").read_bytes() == data
+    made = temp_open(wire)
+    assert made.flags & OPEN_EXCL      # only its creator may write it
+    assert all(s.sent > (made.replied or 0)
+               for s in helper_opens(wire, made))
+    assert leftovers(prig.remote) == []
+    await settle(prig)
+    assert wire.open_handles() == []
 
 
 async def test_put_round_trips(anyrig: PRig, wire: Wire) -> None:
@@ -425,11 +619,7 @@ async def test_put_without_room_removes_the_temporary(
     room = wire.of(FXP_EXTENDED, STATVFS, made.client)
     assert room and room[0].sent < (made.replied or 0)
     assert not (prig.remote / "f").exists()
-    assert leftovers(prig.remote) == []
-    await settle(prig)
-    assert wire.open_handles() == []
-    gc.collect()
-    assert loop_errors == []
+    await dropped(prig, wire, made, loop_errors)
 
 
 async def test_put_failed_helper_close_renames_nothing(
@@ -438,9 +628,8 @@ async def test_put_failed_helper_close_renames_nothing(
     (prig.local / "up").write_bytes(payload(SIZE))
 
     def fail_helper_close(sent: Sent) -> int | None:
-        made = [s for s in wire.of(FXP_OPEN) if s.flags & OPEN_EXCL]
-        if sent.ptype == FXP_CLOSE and made and \
-                sent.client is not made[0].client:
+        if sent.ptype == FXP_CLOSE and \
+                sent.client is not temp_open(wire).client:
             return FX_FAILURE
         return None
 
