@@ -55,7 +55,7 @@ def _write_key(path: Path, key: asyncssh.SSHKey) -> None:
     key.write_public_key(str(path) + ".pub")
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None,
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None,
                    timeout: float = 10.0) -> bool:
     """Wait until *port* accepts connections; False if *proc* died first."""
     deadline = time.monotonic() + timeout
@@ -70,7 +70,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None,
     return False
 
 
-def _write_client_config(path: Path, port: int, user: str, identity: Path,
+def write_client_config(path: Path, port: int, user: str, identity: Path,
                          known_hosts: Path) -> None:
     """Write an ssh_config with Host :data:`HOST_ALIAS` for a server."""
     path.write_text(
@@ -137,7 +137,7 @@ class PrivateSSHD:
         host_pub = Path(str(self.host_key) + ".pub").read_text().split()
         self.known_hosts.write_text(
             f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
-        _write_client_config(self.ssh_config, self.port, self.user,
+        write_client_config(self.ssh_config, self.port, self.user,
                              self.identity, self.known_hosts)
 
     def start(self, attempts: int = 5) -> None:
@@ -151,7 +151,7 @@ class PrivateSSHD:
                 self.proc = subprocess.Popen(
                     [SSHD, "-D", "-e", "-f", str(self.sshd_config)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            if _wait_for_port(self.port, self.proc):
+            if wait_for_port(self.port, self.proc):
                 return
             self.stop()
         raise RuntimeError(f"sshd did not start: see {self.log}:\n"
@@ -246,7 +246,7 @@ class AsyncSSHServer:
         pub = host_key.export_public_key().decode().split()
         self.known_hosts.write_text(
             f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n")
-        _write_client_config(self.ssh_config, self.port, self.user,
+        write_client_config(self.ssh_config, self.port, self.user,
                              self.identity, self.known_hosts)
 
     async def stop(self) -> None:

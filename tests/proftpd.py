@@ -25,7 +25,6 @@ import getpass
 import grp
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,7 +32,12 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.devserver import HOST_ALIAS, end_process, free_port
+from psftp_shell.devserver import (
+    end_process,
+    free_port,
+    wait_for_port,
+    write_client_config,
+)
 from tests.conftest import require
 
 PROFTPD = "/usr/sbin/proftpd"
@@ -59,21 +63,6 @@ def _rfc4716(public_key: Path) -> str:
     done = subprocess.run(["ssh-keygen", "-e", "-f", str(public_key)],
                           check=True, capture_output=True, text=True)
     return done.stdout
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes],
-                timeout: float = 10.0) -> bool:
-    """Wait until *port* accepts connections; False if *proc* died first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def _end_group(pgid: int, timeout: float = 3.0) -> None:
@@ -193,17 +182,8 @@ class ProFTPD:
         self._write_accounts()
         self.config.write_text(self._config_text())
         self.known_hosts.write_text(self.known_hosts_line + "\n")
-        self.ssh_config.write_text(
-            f"Host {HOST_ALIAS}\n"
-            "  HostName 127.0.0.1\n"
-            f"  Port {self.port}\n"
-            f"  User {self.user}\n"
-            f"  IdentityFile {self.identity}\n"
-            "  IdentitiesOnly yes\n"
-            "  IdentityAgent none\n"
-            f"  UserKnownHostsFile {self.known_hosts}\n"
-            "  GlobalKnownHostsFile /dev/null\n"
-            "  StrictHostKeyChecking yes\n")
+        write_client_config(self.ssh_config, self.port, self.user,
+                            self.identity, self.known_hosts)
 
     def start(self, attempts: int = 5) -> None:
         """Start proftpd; retry on another port if the chosen one was taken."""
@@ -215,7 +195,7 @@ class ProFTPD:
                     [PROFTPD, "-n", "-c", str(self.config)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     start_new_session=True)
-            if _wait_ready(self.port, self.proc):
+            if wait_for_port(self.port, self.proc):
                 return
             self.stop()
         raise RuntimeError(f"proftpd did not start: see {self.log}:\n"

@@ -185,15 +185,17 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes]
 
 
 def act_during(argv: list[str], cwd: Path, env: dict[str, str],
-               started: Callable[[], bool], act: Callable[[], None]
-               ) -> Result:
-    """Run *argv*; once *started* holds, *act*; then wait for the end."""
+               started: Callable[[], bool],
+               act: Callable[[subprocess.Popen[bytes]], object],
+               timeout: float = 120) -> Result:
+    """Run *argv*; once *started* holds, *act* (given the process); then
+    wait for the end, *timeout* seconds at most."""
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_for(started, proc)
-        act()
-        out, err = proc.communicate(timeout=120)
+        act(proc)
+        out, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -506,7 +508,7 @@ def test_destination_removed_during_get_r(
         while dst.exists():     # the program may add files meanwhile
             shutil.rmtree(dst, ignore_errors=True)
     result = act_during(argv, tmp_path, env_for(tmp_path), copy_begun(dst),
-                        remove)
+                        lambda _: remove())
     assert result.status == 1
     assert result.stdout == b"sftp> get -r tree out/dst\n" \
         b"Retrieving " + str(tmp_path / "tree").encode() + b"\n"
@@ -545,7 +547,7 @@ def test_source_truncated_during_transfer(
         time.sleep(0.3)
         os.truncate(source, 3_000_000)
     result = act_during(argv, tmp_path, env_for(tmp_path),
-                        copy_begun(tmp_path / "there"), cut)
+                        copy_begun(tmp_path / "there"), lambda _: cut())
     assert result.status == 0, result.stderr
     assert (tmp_path / "there" / "up.bin").read_bytes() \
         == original[:3_000_000]
@@ -565,7 +567,8 @@ def test_source_deleted_during_put(tmp_path: Path, sftp_bin: str,
     (tmp_path / "batch").write_text("put up.bin there/up.bin\n")
     argv = programs(sftp_bin)[name] + ["-D", relay(8 * MIB), "-b", "batch"]
     result = act_during(argv, tmp_path, env_for(tmp_path),
-                        copy_begun(tmp_path / "there"), source.unlink)
+                        copy_begun(tmp_path / "there"),
+                        lambda _: source.unlink())
     assert (result.status, result.stderr) == (0, b"")
     assert (tmp_path / "there" / "up.bin").read_bytes() == data
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,13 +26,13 @@ from tests.test_localfaults import (
     MIB,
     PSFTP,
     Result,
+    act_during,
     env_for,
     leftovers,
     programs,
     random_file,
     relay,  # noqa: F401
     run,
-    wait_for,
 )
 
 SIZE = 12 * MIB
@@ -42,19 +41,10 @@ RATE = 2 * MIB
 
 def signal_during(argv: list[str], cwd: Path, env: dict[str, str],
                   started: Callable[[], bool], signum: int) -> Result:
-    """Run *argv*; once *started* holds (and a little more data has
-    moved), send it *signum*; return how it ended."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(started, proc)
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return Result(proc.returncode, out, err)
+    """Run *argv*; once *started* holds, send it *signum*; return how it
+    ended."""
+    return act_during(argv, cwd, env, started,
+                      lambda proc: proc.send_signal(signum), timeout=20)
 
 
 def has_data(directory: Path, least: int) -> Callable[[], bool]:
