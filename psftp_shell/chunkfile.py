@@ -31,7 +31,8 @@ from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Printer
 from psftp_shell.pool import Stream
 from psftp_shell.protocol import SFTPError, StatusError
-from psftp_shell.xfer import CopyContext, retrieved
+from psftp_shell.sftpcore import retrieved
+from psftp_shell.xfer import CopyContext
 
 CHECKPOINT_SECONDS = 5.0
 """How often a chunked copy records its progress in its journal."""

@@ -40,9 +40,10 @@ from psftp_shell.remotedest import (
     open_remote,
     remote_temp,
 )
+from psftp_shell.sftpcore import retrieved
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
-from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, reported, retrieved
+from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, reported
 
 
 class PutFile(ChunkedFile):

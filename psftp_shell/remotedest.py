@@ -34,7 +34,8 @@ from psftp_shell.protocol import (
     SFTPError,
     StatusError,
 )
-from psftp_shell.xfer import CopyContext, retrieved
+from psftp_shell.sftpcore import retrieved
+from psftp_shell.xfer import CopyContext
 
 
 @dataclass(slots=True)

@@ -69,6 +69,13 @@ class ByteWriter(Protocol):
         """Close the transport."""
 
 
+def retrieved(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome seen (a done callback), whoever awaits
+    it: an unused failure is then never logged as unretrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 def _too_long(length: int) -> ProtocolError:
     return ProtocolError(f"Received message too long {length}\n"
                          f"{_TOO_LONG_HINT}")

@@ -45,8 +45,9 @@ from psftp_shell.remotedest import (
     open_remote,
     open_remote_dest,
 )
+from psftp_shell.sftpcore import retrieved
 from psftp_shell.verify import verify_download, verify_upload
-from psftp_shell.xfer import CopyContext, Flags, reported, retrieved
+from psftp_shell.xfer import CopyContext, Flags, reported
 
 
 async def source_attrs(client: SFTPClient, out: Printer, path: str,

@@ -20,6 +20,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from psftp_shell.protocol import Limits, SFTPClient
+from psftp_shell.sftpcore import retrieved
 
 T = TypeVar("T")
 
@@ -38,8 +39,7 @@ def has_limits(server: str) -> bool:
 def _quietly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     """A task whose failure is reported only to whoever awaits it."""
     task = asyncio.ensure_future(coro)
-    task.add_done_callback(
-        lambda t: t.cancelled() or t.exception())
+    task.add_done_callback(retrieved)
     return task
 
 

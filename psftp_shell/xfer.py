@@ -44,13 +44,6 @@ def _never() -> bool:
     return False
 
 
-def retrieved(fut: asyncio.Future[Any]) -> None:
-    """Mark a future's outcome seen (a done callback), whoever awaits
-    it: an unused failure is then never logged as unretrieved."""
-    if not fut.cancelled():
-        fut.exception()
-
-
 async def reported(observer: TransferObserver, job: TransferJob,
                    copy: Awaitable[bool]) -> bool:
     """Run *copy*, telling *observer* that *job* started and how it
