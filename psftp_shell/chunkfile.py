@@ -11,8 +11,10 @@ opens the remote file and which pipeline it runs
 opens its source on the idle streams at the same time as on its own
 (:class:`EarlyOpens`), so helpers start without a round trip of their
 own, and each stream closes its handle as soon as it has sent its last
-READ (:meth:`ChunkedFile.close_early`), so the end costs no round trip;
-an upload closes the helpers' handles while it checks the size.
+request (:meth:`ChunkedFile.close_early`), so the end costs no round
+trip: behind a download's last READ, and behind an upload's last WRITE
+with the FSTAT that checks its size (unless the upload still needs a
+handle at the end, to sync or hash the file).
 """
 
 from __future__ import annotations
@@ -173,9 +175,11 @@ class ChunkedFile:
         self.skipped = False        # and some were
         self.handles: dict[Stream, bytes] = {}
         self.early: EarlyOpens | None = None
+        self.closes_early = True    # each run closes behind its last
+        self.look_each = False      # and each, not just the last, FSTATs
         self.closing: list[tuple[Stream, asyncio.Future[None]]] = []
         self.opens = 0              # OPENs made by the streams so far
-        self._look: tuple[int, asyncio.Future[Attrs]] | None = None
+        self._looks: list[tuple[int, asyncio.Future[Attrs]]] = []
         self.excluded: set[Stream] = set()
         self.notify: Callable[[], None] = _nothing
         self.on_lost: Callable[[Stream], None] = _nothing_lost
@@ -331,25 +335,45 @@ class ChunkedFile:
     def close_early(self, stream: Stream, handle: bytes) -> None:
         """CLOSE *stream*'s *handle* now, behind its last requests.
 
-        The stream that is the last one holding a handle sends the
-        FSTAT of the "changed during transfer" check just before (see
-        :meth:`look`).  What the CLOSE gives is reported with the
+        Just before it goes an FSTAT (see :meth:`look`): from every
+        stream if :attr:`look_each`, else only from the last stream
+        holding a handle.  What the CLOSE gives is reported with the
         others' at the end (:meth:`close_all`).
         """
         if self.handles.get(stream) == handle:
             del self.handles[stream]
-        if not any(s.usable() for s in self.handles):
-            self._look = (self.opens, _sent_now(
-                stream.client.fstat(handle)))
+        if self.look_each or not any(s.usable() for s in self.handles):
+            self._looks.append((self.opens, _sent_now(
+                stream.client.fstat(handle))))
         self.closing.append((stream, _sent_now(
             stream.client.close_handle(handle))))
 
     def look(self) -> asyncio.Future[Attrs] | None:
         """The FSTAT sent by the last stream to close its handle, if no
         stream opened the file after it."""
-        if self._look is None or self._look[0] != self.opens:
+        if not self._looks or self._looks[-1][0] != self.opens:
             return None
-        return self._look[1]
+        return self._looks[-1][1]
+
+    async def largest_size(self) -> int | None:
+        """The largest size the FSTATs sent with the CLOSEs saw; None if
+        none was sent or one failed.
+
+        With :attr:`look_each`, every stream sent one behind its last
+        WRITE, and a file written at offsets only grows: the largest is
+        the file's size once every stream is done.
+        """
+        looks, self._looks = self._looks, []
+        sizes = await asyncio.gather(*(fut for _, fut in looks),
+                                     return_exceptions=True)
+        known = [a.size for a in sizes if isinstance(a, Attrs)]
+        for result in sizes:
+            if isinstance(result, BaseException) and \
+                    not isinstance(result, SFTPError):
+                raise result
+        if not known or len(known) < len(sizes) or None in known:
+            return None
+        return max(k for k in known if k is not None)
 
     async def reopen(self, stream: Stream) -> bytes | None:
         """Open the file again on *stream* (its handle was closed); on

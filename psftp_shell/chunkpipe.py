@@ -6,15 +6,16 @@ Each stream that helps with a :class:`~psftp_shell.chunkfile
 slowest one - and keeps requests in flight within its stream's budget,
 going on to the next chunk with no pause.  The chunk that reaches the
 expected end follows the file to its real end of file, one request at a
-time for downloads, as sftp does.  A download run closes its handle
-right behind its last READ (and opens the file again should work come
-back to it).  All-zero blocks are not written into the fresh temporary
-(it reads as zeros already), so sparse files stay cheap.
+time for downloads, as sftp does.  A run closes its handle right behind
+its last request (and opens the file again should work come back to
+it).  All-zero blocks are not written into the fresh temporary (it reads
+as zeros already), so sparse files stay cheap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from typing import Any
@@ -63,7 +64,7 @@ class Run:
         try:
             while True:
                 await self._fill()
-                self._after_fill()
+                self._close_if_done()
                 if not self.inflight:
                     break
                 await self._settle_next()
@@ -74,8 +75,29 @@ class Run:
                 self.held or self.ctx.is_interrupted()):
             self.file.stop()        # interrupted with work left
 
-    def _after_fill(self) -> None:
-        """Called once the pipeline is as full as it gets for now."""
+    def _close_if_done(self) -> None:
+        """Close as soon as the last request is out: the server answers
+        in order, so the CLOSE costs no round trip of its own."""
+        if self.file.closes_early and not self.closed and \
+                self._issued_all():
+            self.closed = True
+            self.file.close_early(self.stream, self.handle)
+
+    def _issued_all(self) -> bool:
+        """Whether this run has sent its last request for the file."""
+        file = self.file
+        if file.stopped or self.ctx.is_interrupted() \
+                or not self.stream.usable():
+            return False
+        if any(c.pos < c.end or (c.follow and not self._probed(c))
+               for c in self.held):
+            return False
+        return not file.queue.pending and file.queue.stealable() is None
+
+    def _probed(self, chunk: Chunk) -> bool:
+        """Whether a chunk that follows the file past its expected end
+        has nothing more to send for now."""
+        return False
 
     def _abort(self) -> None:
         self._take_arrived()        # what arrived counts for the journal
@@ -90,10 +112,9 @@ class Run:
         """The chunk to request from next, taking one if needed."""
         chunk = self.current
         if chunk is not None and chunk.pos >= chunk.end:
-            if chunk.follow:
-                if not self._extend(chunk):
-                    return None
-            else:
+            if chunk.follow and not self._extend(chunk):
+                return None
+            if chunk.pos >= chunk.end:      # (not extended: it ended)
                 self.current = None
                 self._retire(chunk)
                 chunk = None
@@ -111,7 +132,9 @@ class Run:
         return chunk
 
     def _extend(self, chunk: Chunk) -> bool:
-        """Go on past the expected end (the following chunk)."""
+        """Go on past the expected end (the following chunk); False to
+        wait.  Ending *chunk* instead (:meth:`_ended`) says the file
+        ends there."""
         chunk.end = chunk.pos + self.file.block
         return True
 
@@ -232,24 +255,6 @@ class PullRun(Run):
     _probe: asyncio.Future[Any] | None = None
     _probe_sent = 0.0
 
-    def _after_fill(self) -> None:
-        # Close as soon as the last READ is out: the server answers in
-        # order, so the CLOSE costs no round trip of its own.
-        if not self.closed and self._issued_all():
-            self.closed = True
-            self.file.close_early(self.stream, self.handle)
-
-    def _issued_all(self) -> bool:
-        """Whether this run has sent its last READ for the file."""
-        file = self.file
-        if file.stopped or self.ctx.is_interrupted() \
-                or not self.stream.usable():
-            return False
-        if any(c.pos < c.end or (c.follow and not self._probed(c))
-               for c in self.held):
-            return False
-        return not file.queue.pending and file.queue.stealable() is None
-
     def _probed(self, chunk: Chunk) -> bool:
         """Whether the first look past the expected end is out (and no
         data was found there so far: then the file is followed)."""
@@ -313,7 +318,10 @@ class PushRun(Run):
                           self.file.job.source)
         if not data:
             return None, 0
-        if self.file.sparse and is_zero(data):
+        # zeros are left unwritten, but not at the end: the last WRITE
+        # sets the file's size
+        if self.file.sparse and offset + len(data) < self.file.size \
+                and is_zero(data):
             self.file.skipped = True
             done: asyncio.Future[Any] = \
                 asyncio.get_running_loop().create_future()
@@ -322,7 +330,20 @@ class PushRun(Run):
         return self.client.write_nowait(self.handle, offset, data), \
             len(data)
 
+    def _extend(self, chunk: Chunk) -> bool:
+        # a local file: whether it goes on is known at once
+        if not self._probed(chunk):
+            return super()._extend(chunk)
+        self._ended(chunk, chunk.pos)
+        return True
+
+    def _probed(self, chunk: Chunk) -> bool:
+        return os.fstat(self.file.fd).st_size <= chunk.pos
+
     async def _after_issue(self) -> None:
+        # the CLOSE goes before waiting for the transport: meanwhile the
+        # last WRITE may be answered
+        self._close_if_done()
         await self.client.drain()
 
     async def _settle_next(self) -> None:

@@ -39,6 +39,7 @@ from psftp_shell.remotedest import (
     keep_remote_temp,
     open_remote,
     remote_temp,
+    rename_into_place,
 )
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.single import open_source, upload_attrs, upload_fd
@@ -279,6 +280,11 @@ class PutJob:
         assert dest.temp is not None
         file.temp, file.mtime = dest.temp, st.st_mtime_ns
         file.early = early
+        # each stream closes its handle behind its last WRITE, with an
+        # FSTAT for the size check; a sync or a hash needs a handle
+        file.closes_early = not self.flags.fsync and \
+            board.ctx.verify != "hash"
+        file.look_each = True
         file.handles[lane.stream] = dest.handle
         file.saver = self._saver(file, jpath)
         dest.open = False               # the file's handles now
@@ -334,20 +340,23 @@ class PutJob:
         out, board = self.slot, lane.board
         if file.early is not None:      # no OPEN may create it after
             await file.early.settle()
-        found = await file.any_handle(board.live_stream(lane.stream))
-        if found is None:           # no connection left to finish on
-            if not file.complete:
-                self._finish_failed(file, dest, jpath)
-            else:
-                self._keep(file, dest, jpath)
-            return False
-        client, handle = found[0].client, found[1]
         if not file.complete:
             await file.close_handles(out)
             self._finish_failed(file, dest, jpath)
-            if dest.temp is not None:
-                await abandon(client, dest)
+            live = board.live_stream(lane.stream)
+            if dest.temp is not None and live is not None:
+                await abandon(live.client, dest)
             return False
+        if not file.handles:
+            done = await self._finish_closed(lane, file, st, attrs, dest,
+                                             jpath)
+            if done is not None:
+                return done
+        found = await file.any_handle(board.live_stream(lane.stream))
+        if found is None:           # no connection left to finish on
+            self._keep(file, dest, jpath)
+            return False
+        client, handle = found[0].client, found[1]
         assert file.eof_at is not None
         # the other streams' CLOSEs go out with the size check; the
         # lead's handle finishes the file and is closed last
@@ -380,6 +389,44 @@ class PutJob:
             await file.close_all()
         if dest.temp is not None:
             await abandon(client, dest)
+        journal.remove(jpath)
+        return ok and not board.ctx.is_interrupted()
+
+    async def _finish_closed(self, lane: Lane, file: PutFile,
+                             st: os.stat_result, attrs: Attrs,
+                             dest: RemoteFile, jpath: str) -> bool | None:
+        """The finish once every stream has closed its handle behind its
+        last WRITE and FSTAT: all that is left is the rename (with the
+        attributes of ``-p``), one round trip.
+
+        None when the temporary still needs a handle: its size is not
+        the source's (the source shrank, or an FSTAT failed); the usual
+        finish then opens one, trims and checks.
+        """
+        out, board = self.slot, lane.board
+        known = await file.largest_size()
+        assert file.eof_at is not None
+        file.eof_at = min(file.eof_at, os.fstat(file.fd).st_size)
+        if known != file.eof_at:
+            return None
+        stream = board.live_stream(lane.stream)
+        if stream is None:          # no connection left to finish on
+            self._keep(file, dest, jpath)
+            return False
+        closed = file.report_closes(out, await file.close_all())
+        if not closed:              # nothing is renamed after a failed CLOSE
+            journal.remove(jpath)
+            await abandon(stream.client, dest)
+            return False
+        if board.ctx.verify != "none":
+            file.job.verified = "size"
+        now = os.fstat(file.fd)
+        if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            out.error(f'Source file "{self.src}" changed during transfer')
+        ok = await rename_into_place(stream.client, out, dest,
+                                     attrs if self.flags.preserve else None)
+        if dest.temp is not None:
+            await abandon(stream.client, dest)
         journal.remove(jpath)
         return ok and not board.ctx.is_interrupted()
 

@@ -245,23 +245,59 @@ async def close_into_place(client: SFTPClient, out: Printer,
     """
     closing = asyncio.ensure_future(client.close_handle(handle))
     closing.add_done_callback(retrieved)
-    renaming = None
-    if dest.temp is not None:
-        renaming = asyncio.ensure_future(
-            client.posix_rename(dest.temp, dest.final))
-        renaming.add_done_callback(retrieved)
+    renaming = _send_rename(client, dest)
     ok = True
     try:
         await closing
     except StatusError as exc:
         out.error(f"close remote: {exc.text}")
         ok = False
-    if renaming is not None:
+    return await _renamed(out, dest, renaming) and ok
+
+
+async def rename_into_place(client: SFTPClient, out: Printer,
+                            dest: RemoteFile, attrs: Attrs | None = None
+                            ) -> bool:
+    """posix-rename the closed temporary onto the target, after a
+    SETSTAT of *attrs* (``-p``) sent with it, in the same round trip.
+
+    A failed SETSTAT prints sftp's fsetstat message and renames anyway,
+    as sftp keeps a file whose attributes it could not set.
+    """
+    setting = None
+    if attrs is not None and dest.temp is not None:
+        setting = asyncio.ensure_future(client.setstat(dest.temp, attrs))
+        setting.add_done_callback(retrieved)
+    renaming = _send_rename(client, dest)
+    if setting is not None:
         try:
-            await renaming
+            await setting
         except StatusError as exc:
-            out.error(f'remote rename "{dest.temp}" to "{dest.final}": '
-                      f"{exc.text}")
-            return False
-        dest.temp = None
-    return ok
+            out.error(f"remote fsetstat: {exc.text}")
+    return await _renamed(out, dest, renaming)
+
+
+def _send_rename(client: SFTPClient, dest: RemoteFile
+                 ) -> asyncio.Future[None] | None:
+    """Send the posix-rename of *dest*'s temporary, if it has one."""
+    if dest.temp is None:
+        return None
+    renaming = asyncio.ensure_future(
+        client.posix_rename(dest.temp, dest.final))
+    renaming.add_done_callback(retrieved)
+    return renaming
+
+
+async def _renamed(out: Printer, dest: RemoteFile,
+                   renaming: asyncio.Future[None] | None) -> bool:
+    """Wait for the rename *renaming*; our message if it failed."""
+    if renaming is None:
+        return True
+    try:
+        await renaming
+    except StatusError as exc:
+        out.error(f'remote rename "{dest.temp}" to "{dest.final}": '
+                  f"{exc.text}")
+        return False
+    dest.temp = None
+    return True

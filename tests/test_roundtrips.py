@@ -37,12 +37,15 @@ from psftp_shell.wire import (
     FX_PERMISSION_DENIED,
     FXP_CLOSE,
     FXP_EXTENDED,
+    FXP_FSETSTAT,
     FXP_FSTAT,
     FXP_LSTAT,
     FXP_OPEN,
     FXP_READ,
     FXP_REMOVE,
+    FXP_SETSTAT,
     FXP_STAT,
+    FXP_WRITE,
     OPEN_CREAT,
     OPEN_EXCL,
     OPEN_WRITE,
@@ -130,28 +133,31 @@ class Wire:
             return submit(self, ptype, payload, replied, arg)
 
         monkeypatch.setattr(SFTPCore, "_submit", recording)
-        monkeypatch.setattr(SFTPCore, "read_nowait", self._reads())
+        monkeypatch.setattr(SFTPCore, "read_nowait",
+                            self._nowait(SFTPCore.read_nowait, FXP_READ))
+        monkeypatch.setattr(SFTPCore, "write_nowait",
+                            self._nowait(SFTPCore.write_nowait, FXP_WRITE))
 
-    def _reads(self) -> Callable[..., asyncio.Future[bytes]]:
-        """A ``read_nowait`` that records its READ (which bypasses
-        ``_submit``) and when the reply is taken."""
-        read_nowait = SFTPCore.read_nowait
+    def _nowait(self, send: Callable[..., asyncio.Future[Any]],
+                ptype: int) -> Callable[..., asyncio.Future[Any]]:
+        """A ``read_nowait`` or ``write_nowait`` that records its request
+        (they bypass ``_submit``) and when the reply is taken."""
         wire = self
 
         def recording(self: SFTPCore, handle: bytes, offset: int,
-                      length: int) -> asyncio.Future[bytes]:
-            sent = Sent(self, FXP_READ, handle, offset, wire.tick())
+                      arg: Any) -> asyncio.Future[Any]:
+            sent = Sent(self, ptype, handle, offset, wire.tick())
             wire.requests.append(sent)
-            fut = read_nowait(self, handle, offset, length)
+            fut = send(self, handle, offset, arg)
             if fut.done():
                 return fut
             rid = (self._next_id - 1) & 0xFFFFFFFF
-            pending, handler, arg = self._pending[rid]
+            pending, handler, harg = self._pending[rid]
 
             def replied(rtype: int, body: bytes, rarg: Any) -> Any:
                 sent.replied = wire.tick()
                 return handler(rtype, body, rarg)
-            self._pending[rid] = (pending, replied, arg)
+            self._pending[rid] = (pending, replied, harg)
             return fut
         return recording
 
@@ -589,20 +595,137 @@ async def test_put_round_trips(anyrig: PRig, wire: Wire) -> None:
     assert looks and room
     assert looks[0].sent < (made.replied or 0)
     assert room[0].sent < (made.replied or 0)
-    # finish: the size check and the helpers' CLOSEs together, then
-    # the lead's CLOSE with the rename
-    size = wire.of(FXP_FSTAT, None, lead)
-    assert len(size) == 1
-    helpers = [s for s in wire.of(FXP_CLOSE) if s.client is not lead]
-    assert len(helpers) == STREAMS - 1
-    together = size + helpers
-    assert max(s.sent for s in together) < first_reply(together)
-    last = wire.of(FXP_CLOSE, None, lead)[-1]
+    # finish: every stream's FSTAT and CLOSE behind its last WRITE, then
+    # the rename alone
+    last_writes = closed_behind_writes(wire, made)
+    assert len(last_writes) == STREAMS
     rename = wire.of(FXP_EXTENDED, RENAME, lead)
     assert len(rename) == 1
-    assert min(last.sent, rename[0].sent) > last_reply(together)
-    assert rename[0].sent < (last.replied or 0)
+    assert rename[0].sent > last_reply(wire.of(FXP_FSTAT) +
+                                        wire.of(FXP_CLOSE))
+    after = [s for s in wire.requests
+             if s.sent > last_reply(last_writes)]
+    assert after == rename
     await settle(anyrig)
+    assert wire.open_handles() == []
+
+
+def closed_behind_writes(wire: Wire, made: Sent) -> list[Sent]:
+    """Check that each handle of the temporary *made* names got its
+    FSTAT, then its CLOSE, behind its last WRITE (before that WRITE's
+    reply); return those last WRITEs."""
+    lasts = []
+    for opened in [made] + helper_opens(wire, made):
+        writes = wire.of(FXP_WRITE, opened.handle, opened.client)
+        if not writes:
+            continue
+        last = max(writes, key=lambda w: w.sent)
+        looks = wire.of(FXP_FSTAT, opened.handle, opened.client)
+        closes = wire.of(FXP_CLOSE, opened.handle, opened.client)
+        assert len(looks) == len(closes) == 1
+        assert last.sent < looks[0].sent < closes[0].sent < \
+            (last.replied or 0)
+        lasts.append(last)
+    return lasts
+
+
+async def test_put_p_sets_the_attributes_with_the_rename(
+        anyrig: PRig, wire: Wire) -> None:
+    data = payload(SIZE, seed=21)
+    up = anyrig.local / "up"
+    up.write_bytes(data)
+    up.chmod(0o640)
+    os.utime(up, (1_000_000_000, 1_200_000_000))
+    assert await anyrig.put("up", "f", preserve=True)
+    got = anyrig.remote / "f"
+    assert got.read_bytes() == data
+    assert anyrig.messages() == ""
+    assert (got.stat().st_mode & 0o777, int(got.stat().st_mtime)) == \
+        (0o640, 1_200_000_000)
+    made = temp_open(wire)
+    assert len(closed_behind_writes(wire, made)) == STREAMS
+    setting = wire.of(FXP_SETSTAT, made.name)
+    rename = wire.of(FXP_EXTENDED, RENAME)
+    assert len(setting) == len(rename) == 1
+    assert setting[0].sent < rename[0].sent < (setting[0].replied or 0)
+    assert wire.of(FXP_FSETSTAT) == []
+    await settle(anyrig)
+    assert wire.open_handles() == []
+
+
+async def test_put_f_keeps_the_leads_handle_to_sync(
+        prig: PRig, wire: Wire) -> None:
+    data = payload(SIZE, seed=22)
+    (prig.local / "up").write_bytes(data)
+    assert await prig.put("up", "f", fsync=True)
+    assert (prig.remote / "f").read_bytes() == data
+    assert prig.messages() == ""
+    made = temp_open(wire)
+    sync = wire.of(FXP_EXTENDED, b"fsync@openssh.com")
+    assert len(sync) == 1 and sync[0].client is made.client
+    # the lead's handle stayed open for the sync, closed after it
+    closes = wire.of(FXP_CLOSE, made.handle, made.client)
+    assert len(closes) == 1 and closes[0].sent > (sync[0].replied or 0)
+    rename = wire.of(FXP_EXTENDED, RENAME)
+    assert len(rename) == 1 and rename[0].sent > (sync[0].replied or 0)
+    await settle(prig)
+    assert wire.open_handles() == []
+
+
+def shrink_once(rig: PRig, path: Path, size: int) -> None:
+    """Cut *path* to *size* bytes once the copy has moved all of it."""
+    def shrink(job: Any) -> None:
+        if job.transferred >= job.size and rig.seen.on_advance:
+            rig.seen.on_advance = None
+            os.truncate(path, size)
+
+    rig.seen.on_advance = shrink
+
+
+async def test_put_of_a_shrunk_source_trims_the_temporary(
+        prig: PRig, wire: Wire) -> None:
+    up = prig.local / "up"
+    up.write_bytes(payload(SIZE, seed=23))
+    shrink_once(prig, up, SIZE - CHUNK)
+    assert await prig.put("up", "f")
+    assert (prig.remote / "f").read_bytes() == up.read_bytes()
+    assert prig.messages() == (
+        'Source file "up" changed during transfer\r\n')
+    made = temp_open(wire)
+    # every stream had closed its handle: one is opened again to trim
+    trims = wire.of(FXP_FSETSTAT)
+    assert len(trims) == 1
+    assert len(source_handles(wire, made.name)) == STREAMS + 1
+    await settle(prig)
+    assert wire.open_handles() == []
+
+
+async def test_put_whose_size_check_fails_checks_again_on_a_new_handle(
+        prig: PRig, wire: Wire) -> None:
+    data = payload(SIZE, seed=24)
+    (prig.local / "up").write_bytes(data)
+    failed: list[Sent] = []
+
+    def fail_first_look(sent: Sent) -> int | None:
+        if sent.ptype == FXP_FSTAT and not failed:
+            failed.append(sent)
+            return FX_FAILURE
+        return None
+
+    wire.fault = fail_first_look
+    assert await prig.put("up", "f")
+    assert (prig.remote / "f").read_bytes() == data
+    assert prig.messages() == ""
+    made = temp_open(wire)
+    handles = source_handles(wire, made.name)
+    assert len(handles) == STREAMS + 1
+    again = handles[-1]
+    looks = [s for s in wire.of(FXP_FSTAT, again.handle, again.client)
+             if s.sent > again.sent]      # (handles are numbers reused)
+    assert len(looks) == 1 and not looks[0].failed
+    rename = wire.of(FXP_EXTENDED, RENAME)
+    assert len(rename) == 1 and rename[0].sent > (looks[0].replied or 0)
+    await settle(prig)
     assert wire.open_handles() == []
 
 
