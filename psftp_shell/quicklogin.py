@@ -1,4 +1,4 @@
-"""Logging in with two round trips fewer than ssh, where that is safe.
+"""Logging in with up to three round trips fewer than ssh, where safe.
 
 ssh first asks the server which methods it allows (a "none" request),
 then asks whether it would accept a key before signing with it.  Each
@@ -16,6 +16,13 @@ shortcuts, both answered by any server exactly as the questions are:
   an agent's consent or a touch are still only offered first, as ssh
   does, so that no one is asked for a key the server would refuse.
 
+And one more with OpenSSH's sshd, which reads its client's packets in
+order: authentication starts right behind the request for the
+"ssh-userauth" service instead of a round trip later, when the service
+is accepted (:func:`_early_ext_info`).  The trigger is the server's
+EXT_INFO, which OpenSSH sends with its NEWKEYS, so that the key's
+signature algorithm is chosen with the server's list in hand.
+
 This reaches into asyncssh's client authentication (the package pins
 asyncssh to one minor version); :func:`install` is idempotent, and
 connections whose owner does not opt in keep asyncssh's behaviour.
@@ -27,7 +34,10 @@ from typing import Any, Protocol
 
 import asyncssh
 from asyncssh import auth as _auth
-from asyncssh.packet import Boolean, String
+from asyncssh.connection import SSHClientConnection, SSHConnection
+from asyncssh.constants import MSG_EXT_INFO, MSG_SERVICE_ACCEPT
+from asyncssh.misc import ServiceNotAvailable
+from asyncssh.packet import Boolean, SSHPacket, String
 from asyncssh.public_key import SSHLocalKeyPair
 
 # Methods that come before publickey in the usual order but never apply
@@ -40,6 +50,11 @@ class Owner(Protocol):
 
     def signs_at_once(self, keypair: asyncssh.SSHKeyPair) -> bool:
         """Whether *keypair* may be offered with its signature at once."""
+        ...
+
+    def auth_early(self) -> bool:
+        """Whether authentication may start before the service is
+        accepted (only OpenSSH servers are asked)."""
         ...
 
 
@@ -90,11 +105,58 @@ class _QuickPublicKeyAuth(_auth._ClientPublicKeyAuth):
                                 String(keypair.public_data))
 
 
+_USERAUTH = b"ssh-userauth"
+_process_ext_info = SSHConnection._process_ext_info
+_process_service_accept = SSHConnection._process_service_accept
+
+
+def _early_ext_info(conn: Any, pkttype: int, pktid: int,
+                    packet: SSHPacket) -> None:
+    """asyncssh's EXT_INFO handler; then, on an OpenSSH server whose
+    owner opts in, authentication begins without waiting for the
+    SERVICE_ACCEPT (sshd dispatches the USERAUTH_REQUEST after it)."""
+    _process_ext_info(conn, pkttype, pktid, packet)
+    owner: Any = getattr(conn, "_owner", None)
+    opted = getattr(owner, "auth_early", None)
+    if conn._next_service != _USERAUTH or conn._auth_in_progress or \
+            conn._auth_complete or opted is None or not opted() or \
+            not conn._server_version.startswith(b"SSH-2.0-OpenSSH_"):
+        return
+    conn.logger.info("Beginning auth for user %s, before the service "
+                     "is accepted", conn._username)
+    conn._auth_in_progress = True
+    conn._psftp_early_auth = True
+    owner.begin_auth(conn._username)
+    conn.try_next_auth()
+
+
+def _accept_after_early_auth(conn: Any, pkttype: int, pktid: int,
+                             packet: SSHPacket) -> None:
+    """asyncssh's SERVICE_ACCEPT handler, unless authentication began
+    already (:func:`_early_ext_info`): then the accept is only checked."""
+    if not getattr(conn, "_psftp_early_auth", False):
+        _process_service_accept(conn, pkttype, pktid, packet)
+        return
+    service = packet.get_string()
+    packet.check_end()
+    if service != conn._next_service:
+        raise ServiceNotAvailable("Unexpected service in service accept")
+    conn.logger.debug2("Request for service %s accepted", service)
+    conn._next_service = None
+
+
 def install() -> None:
-    """Use the quick public-key method for asyncssh's client side."""
+    """Use the quick public-key method and the early start of
+    authentication for asyncssh's client side."""
     handlers = _auth._client_auth_handlers
     if handlers.get(b"publickey") is _auth._ClientPublicKeyAuth:
         handlers[b"publickey"] = _QuickPublicKeyAuth
+    if "_packet_handlers" not in vars(SSHClientConnection):
+        SSHClientConnection._packet_handlers = {
+            **SSHConnection._packet_handlers,
+            MSG_EXT_INFO: _early_ext_info,
+            MSG_SERVICE_ACCEPT: _accept_after_early_auth,
+        }
 
 
 def plain(keypair: asyncssh.SSHKeyPair) -> bool:

@@ -73,6 +73,11 @@ class Client(asyncssh.SSHClient):
         (:mod:`psftp_shell.quicklogin`)."""
         return quicklogin.plain(keypair)
 
+    def auth_early(self) -> bool:
+        """Authentication may start before the service is accepted
+        (:mod:`psftp_shell.quicklogin`)."""
+        return True
+
     def validate_host_public_key(self, host: str, addr: str, port: int,
                                  key: asyncssh.SSHKey) -> bool:
         return self._attempt.host_key(key)

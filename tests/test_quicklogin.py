@@ -18,7 +18,8 @@ from asyncssh.connection import SSHClientConnection
 from psftp_shell import quicklogin, sftpcore
 from psftp_shell.auth import BatchPrompter
 from psftp_shell.connect import ConnectError, Connector, SSHTarget
-from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
+from psftp_shell.sshattempt import Client
 from psftp_shell.startup import FirstQuestions, has_limits
 from psftp_shell.transport import PipeTransport, SSHTransport
 from psftp_shell.wire import FXP_EXTENDED, FXP_INIT, FXP_REALPATH
@@ -26,21 +27,36 @@ from tests.prompts import Scripted, log_in
 
 pytestmark = pytest.mark.usefixtures("clean_ssh_env")
 
-Sent = list[tuple[bytes, bool]]
+
+
+class Requests(list[tuple[bytes, bool]]):
+    """Every USERAUTH_REQUEST: its method and whether it is signed; and
+    for each connection, whether the server had accepted the
+    "ssh-userauth" service when authentication began."""
+
+    accepted: list[bool]
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    """Every USERAUTH_REQUEST: its method and whether it is signed."""
-    record: Sent = []
+def sent(monkeypatch: pytest.MonkeyPatch) -> Requests:
+    """The USERAUTH_REQUESTs of the test's connections."""
+    record = Requests()
+    record.accepted = []
     original = SSHClientConnection.send_userauth_request
+    begin = Client.begin_auth
 
     async def spy(self: SSHClientConnection, method: bytes, *args: bytes,
                   key: Any = None, trivial: bool = True) -> None:
         record.append((method, key is not None))
         await original(self, method, *args, key=key, trivial=trivial)
 
+    def begins(self: Client, username: str) -> None:
+        assert self._conn is not None
+        record.accepted.append(self._conn._next_service is None)
+        begin(self, username)
+
     monkeypatch.setattr(SSHClientConnection, "send_userauth_request", spy)
+    monkeypatch.setattr(Client, "begin_auth", begins)
     return record
 
 
@@ -56,15 +72,24 @@ def config_with(sshd: PrivateSSHD, path: Path, *identities: Path,
 
 @pytest.mark.sshd
 async def test_plain_key_logs_in_with_one_request(sshd: PrivateSSHD,
-                                                  sent: Sent) -> None:
+                                                  sent: Requests) -> None:
     await log_in(sshd.ssh_config)
     # no "none" probe, no "would you take this key?" question
     assert sent == [(b"publickey", True)]
+    # and it began right behind the service request, before the accept
+    assert sent.accepted == [False]
+
+
+async def test_other_servers_are_asked_after_the_accept(
+        asyncssh_server: AsyncSSHServer, sent: Requests) -> None:
+    await log_in(asyncssh_server.ssh_config)
+    assert sent == [(b"publickey", True)]
+    assert sent.accepted == [True]
 
 
 @pytest.mark.sshd
 async def test_refused_plain_key_moves_on_to_the_next(
-        sshd: PrivateSSHD, tmp_path: Path, sent: Sent) -> None:
+        sshd: PrivateSSHD, tmp_path: Path, sent: Requests) -> None:
     other = asyncssh.generate_private_key("ssh-ed25519")
     unused = tmp_path / "id_other"
     other.write_private_key(str(unused))
@@ -76,7 +101,7 @@ async def test_refused_plain_key_moves_on_to_the_next(
 
 @pytest.mark.sshd
 async def test_encrypted_key_is_asked_about_before_its_passphrase(
-        sshd: PrivateSSHD, tmp_path: Path, sent: Sent) -> None:
+        sshd: PrivateSSHD, tmp_path: Path, sent: Requests) -> None:
     key = asyncssh.read_private_key(str(sshd.identity))
     path = tmp_path / "id_locked"
     path.write_bytes(key.export_private_key("openssh", "pass phrase"))
@@ -99,19 +124,21 @@ async def test_encrypted_key_is_asked_about_before_its_passphrase(
 @pytest.mark.sshd
 async def test_other_method_first_keeps_the_probe(sshd: PrivateSSHD,
                                                   tmp_path: Path,
-                                                  sent: Sent) -> None:
+                                                  sent: Requests) -> None:
     config = config_with(
         sshd, tmp_path / "cfg", sshd.identity,
         extra="  PreferredAuthentications keyboard-interactive,publickey\n")
     await log_in(config)
     assert sent[0] == (b"none", False)
     assert sent[-1] == (b"publickey", True)
+    # the probe went early, before the service was accepted
+    assert sent.accepted == [False]
 
 
 @pytest.mark.sshd
 async def test_no_key_at_all_starts_with_the_probe(sshd: PrivateSSHD,
                                                    tmp_path: Path,
-                                                   sent: Sent) -> None:
+                                                   sent: Requests) -> None:
     config = config_with(sshd, tmp_path / "cfg",
                          extra="  PasswordAuthentication no\n"
                                "  KbdInteractiveAuthentication no\n")
@@ -124,7 +151,7 @@ async def test_no_key_at_all_starts_with_the_probe(sshd: PrivateSSHD,
 
 @pytest.mark.sshd
 async def test_agent_key_is_asked_about_first(
-        sshd: PrivateSSHD, tmp_path: Path, sent: Sent,
+        sshd: PrivateSSHD, tmp_path: Path, sent: Requests,
         agent_with_key: Path) -> None:
     """An agent may want the user's consent to sign: ask the server
     first, as ssh does."""
