@@ -178,6 +178,7 @@ class ChunkedFile:
         self.closes_early = True    # each run closes behind its last
         self.look_each = False      # and each, not just the last, FSTATs
         self.closing: list[tuple[Stream, asyncio.Future[None]]] = []
+        self.running: list[Run] = []    # the runs at work on the file
         self.opens = 0              # OPENs made by the streams so far
         self._looks: list[tuple[int, asyncio.Future[Attrs]]] = []
         self.excluded: set[Stream] = set()
@@ -452,7 +453,12 @@ class ChunkedFile:
                 self.opens += 1
                 self.handles[stream] = handle
             if handle is not None:
-                await self.make_run(stream, handle).run()
+                run = self.make_run(stream, handle)
+                self.running.append(run)
+                try:
+                    await run.run()
+                finally:
+                    self.running.remove(run)
         except StatusError:
             raise
         except SFTPError:

@@ -77,22 +77,29 @@ class Run:
 
     def _close_if_done(self) -> None:
         """Close as soon as the last request is out: the server answers
-        in order, so the CLOSE costs no round trip of its own."""
-        if self.file.closes_early and not self.closed and \
-                self._issued_all():
-            self.closed = True
-            self.file.close_early(self.stream, self.handle)
+        in order, so the CLOSE costs no round trip of its own.
 
-    def _issued_all(self) -> bool:
-        """Whether this run has sent its last request for the file."""
+        Once the file has no work left to take or steal, every run of
+        it that has sent its last request closes, not only this one: a
+        run waiting for replies, which held off while work could still
+        come to it, must not wait for them to learn that it is done.
+        """
         file = self.file
-        if file.stopped or self.ctx.is_interrupted() \
+        if not file.closes_early or file.queue.pending \
+                or file.queue.stealable() is not None:
+            return
+        for run in file.running:
+            if not run.closed and run._sent_all():
+                run.closed = True
+                file.close_early(run.stream, run.handle)
+
+    def _sent_all(self) -> bool:
+        """Whether this run has sent its last request for its chunks."""
+        if self.file.stopped or self.ctx.is_interrupted() \
                 or not self.stream.usable():
             return False
-        if any(c.pos < c.end or (c.follow and not self._probed(c))
-               for c in self.held):
-            return False
-        return not file.queue.pending and file.queue.stealable() is None
+        return not any(c.pos < c.end or (c.follow and not self._probed(c))
+                       for c in self.held)
 
     def _probed(self, chunk: Chunk) -> bool:
         """Whether a chunk that follows the file past its expected end
