@@ -24,7 +24,7 @@ from psftp_shell.getjob import GetJob
 from psftp_shell.observer import report_failure
 from psftp_shell.ordered import Sequencer, Slot
 from psftp_shell.protocol import SFTPClient
-from psftp_shell.putjob import PutJob
+from psftp_shell.putjob import MaybeDir, PutJob
 from psftp_shell.trees import Finisher
 from psftp_shell.xfer import CopyContext, Flags
 
@@ -149,12 +149,19 @@ class Batch:
         await self.board.submit(Watched(job, slot, self.ctx))
 
     async def upload(self, src: str, dst: str, flags: Flags,
-                     failure: str | None = None) -> None:
-        """Copy local *src* to remote *dst* (now, or queued)."""
+                     failure: str | None = None,
+                     maybe_dir: MaybeDir | None = None) -> None:
+        """Copy local *src* to remote *dst* (now, or queued).
+
+        With *maybe_dir*, *dst* may be a directory; the job finds out
+        and prints the ``Uploading`` line (:class:`MaybeDir`).
+        """
         slot = self._take_slot()
+        if maybe_dir is not None:
+            self._absolute(maybe_dir.inside)
         await self.board.submit(Watched(PutJob(
-            src, self._absolute(dst), flags, slot, failure), slot,
-            self.ctx))
+            src, self._absolute(dst), flags, slot, failure, maybe_dir),
+            slot, self.ctx))
 
     async def download_dir(self, src: str, dst: str, attrs: Attrs | None,
                            flags: Flags) -> None:

@@ -9,6 +9,12 @@ acknowledged the temporary gets the attributes (``-p``), is synced
 temporary stays on the server and a journal under
 ``$XDG_STATE_HOME/psftp-shell/journal`` records the ranges done, for
 ``reput`` to finish.
+
+A put of one file to a target that may be a directory (:class:`MaybeDir`)
+does not wait for the STAT that tells: a copy in chunks opens its
+temporary beside the target meanwhile, on the guess that it is not one,
+and drops it if it was; the job prints sftp's ``Uploading`` line once
+it knows.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from psftp_shell.chunks import RangeSet
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Slot
 from psftp_shell.pool import Stream
-from psftp_shell.protocol import OPEN_WRITE, SFTPClient, StatusError, StatVFS
+from psftp_shell.protocol import (
+    OPEN_WRITE,
+    SFTPClient,
+    SFTPError,
+    StatusError,
+    StatVFS,
+)
 from psftp_shell.remotedest import (
     RemoteFile,
     abandon,
@@ -44,7 +56,7 @@ from psftp_shell.remotedest import (
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
-from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, Flags, reported
+from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, CopyContext, Flags, reported
 
 
 class PutFile(ChunkedFile):
@@ -97,6 +109,48 @@ def _dirname(path: str) -> str:
     return path.rpartition("/")[0]
 
 
+@dataclass(slots=True)
+class MaybeDir:
+    """A put's target that may be a directory.
+
+    :param looking: sftp's ``remote_is_dir`` of the target, in flight
+    :param inside: where the copy goes if the target is a directory
+    """
+
+    looking: asyncio.Future[bool]
+    inside: str
+
+
+@dataclass(slots=True)
+class _Guess:
+    """The start of a chunked upload sent before its target was known:
+    the statvfs, the helpers' OPENs and the temporary (:func:`remote_temp`
+    as a task)."""
+
+    room: asyncio.Future[StatVFS] | None
+    early: TempOpens | None
+    made: asyncio.Future[RemoteFile | None]
+    taken: bool = False
+
+    async def take(self) -> RemoteFile | None:
+        """The temporary, now the copy's (None: the copy goes in place)."""
+        self.taken = True
+        return await self.made
+
+    def drop(self, ctx: CopyContext, client: SFTPClient) -> None:
+        """Not used after all: remove the temporary once it is made."""
+        if self.room is not None:
+            self.room.cancel()
+        made, early = self.made, self.early
+
+        async def undo() -> None:
+            with contextlib.suppress(SFTPError):
+                dest = await made
+                if dest is not None:
+                    await _abandon(early, client, dest)
+        ctx.background(undo())
+
+
 @dataclass(eq=False)
 class PutJob:
     """Copy local *src* (as typed) to remote *dst*.
@@ -109,6 +163,7 @@ class PutJob:
     flags: Flags
     slot: Slot
     failure: str | None = None
+    maybe_dir: MaybeDir | None = None
     _source: str = field(default="", init=False)
 
     again: bool = field(default=False, init=False)
@@ -125,17 +180,72 @@ class PutJob:
     async def run(self, lane: Lane) -> bool:
         """Copy the file on *lane*'s stream."""
         ctx = lane.board.ctx
-        fd = open_source(self.slot, ctx.local(self.src), self.src)
+        guess = None
+        if self.maybe_dir is not None:
+            fd, guess = await self._aim(lane, self.maybe_dir)
+        else:
+            fd = open_source(self.slot, ctx.local(self.src), self.src)
         if fd is None:
             ok = False
         else:
             try:
-                ok = await self._run(lane, fd)
+                ok = await self._run(lane, fd, guess)
             finally:
                 os.close(fd)
+                if guess is not None and not guess.taken:
+                    guess.drop(ctx, lane.stream.client)
         if not ok and self.failure is not None:
             self.slot.error(self.failure)
         return ok
+
+    async def _aim(self, lane: Lane, maybe: MaybeDir
+                   ) -> tuple[int | None, _Guess | None]:
+        """Learn whether the target is a directory and print sftp's
+        ``Uploading`` line; meanwhile open the source and, for a copy in
+        chunks, the temporary beside the target as named."""
+        ctx, client = lane.board.ctx, lane.stream.client
+        self.maybe_dir = None           # (a retry knows the target)
+        try:
+            fd: int | None = os.open(ctx.local(self.src), os.O_RDONLY)
+        except OSError:
+            fd = None                   # the error is printed in turn
+        guess = None
+        try:
+            if fd is not None:
+                guess = self._guess(lane, os.fstat(fd))
+            is_dir = await maybe.looking
+        except BaseException as exc:
+            if guess is not None:
+                guess.drop(ctx, client)
+            if fd is not None:
+                os.close(fd)
+            if isinstance(exc, SFTPError):
+                return None, None   # the control connection is gone:
+            raise                   # the session ends, not this stream
+        if is_dir:
+            self.dst = maybe.inside
+            if guess is not None:
+                guess.drop(ctx, client)
+                guess = None
+        self.slot.info(f"Uploading {self.src} to {self.dst}")
+        if fd is None:
+            fd = open_source(self.slot, ctx.local(self.src), self.src)
+        return fd, guess
+
+    def _guess(self, lane: Lane, st: os.stat_result) -> _Guess | None:
+        """Start a chunked copy's temporary beside :attr:`dst`, if the
+        file is to go in chunks (the rest as :meth:`_run` would)."""
+        ctx, client = lane.board.ctx, lane.stream.client
+        if not stat_mod.S_ISREG(st.st_mode) or not lane.board.parallel \
+                or st.st_size < ctx.share_min:
+            return None
+        attrs = upload_attrs(st, self.flags.preserve)
+        room = self._ask_room(client, st.st_size)
+        early = TempOpens(lane) if _shareable(attrs) else None
+        made = asyncio.ensure_future(
+            remote_temp(ctx, client, self.dst, attrs, early))
+        made.add_done_callback(retrieved)
+        return _Guess(room, early, made)
 
     async def _single(self, lane: Lane, fd: int, st: os.stat_result
                       ) -> bool:
@@ -150,7 +260,8 @@ class PutJob:
             with contextlib.suppress(StatusError):
                 await client.remove(temp)
 
-    async def _run(self, lane: Lane, fd: int) -> bool:
+    async def _run(self, lane: Lane, fd: int, guess: _Guess | None
+                   ) -> bool:
         ctx, client = lane.board.ctx, lane.stream.client
         self._source = os.path.abspath(ctx.local(self.src))
         await self._sweep(client)
@@ -174,11 +285,13 @@ class PutJob:
         await self._discard(client, jpath)
         if not lane.board.parallel or st.st_size < ctx.share_min:
             return await self._single(lane, fd, st)
+        if guess is None:
+            guess = self._guess(lane, st)
+            assert guess is not None
         # the free-space check and the helpers' OPENs ride along with
         # the LSTAT and the OPEN
-        room = self._ask_room(client, st.st_size)
-        early = TempOpens(lane) if _shareable(attrs) else None
-        made = await remote_temp(ctx, client, self.dst, attrs, early)
+        room, early = guess.room, guess.early
+        made = await guess.take()
         if made is None:
             if room is not None:
                 room.cancel()

@@ -10,6 +10,7 @@ printed as typed and resolved against ``Shell.local_cwd``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from psftp_shell.paths import (
     make_absolute_glob,
     put_destination,
 )
+from psftp_shell.putjob import MaybeDir
+from psftp_shell.sftpcore import retrieved
 from psftp_shell.xfer import Flags
 
 __all__ = ["get", "put", "reget", "reput"]
@@ -169,13 +172,22 @@ async def _put(sh: Shell, inv: Invocation, *, resume: bool) -> None:
         raise CommandError(f'File "{src}" not found.')
     count = globbing.match_count(matches)
     dst_is_dir = True
+    looking = None
     if dst is not None:
         remote_dst = make_absolute(dst, sh.remote.cwd)
-        dst_is_dir = await sh.remote.is_dir(remote_dst)
+        if count == 1 and not opts.resume and \
+                not is_marked_dir(matches[0][0]):
+            # one file: its copy need not wait for the answer (MaybeDir)
+            looking = asyncio.ensure_future(sh.remote.is_dir(remote_dst))
+            looking.add_done_callback(retrieved)
+        else:
+            dst_is_dir = await sh.remote.is_dir(remote_dst)
         if count > 1 and not dst_is_dir:
             raise CommandError("Multiple paths match, but destination "
                                f'"{remote_dst}" is not a directory')
     async with engine.command() as batch:
+        if looking is not None and not batch.board.parallel:
+            dst_is_dir, looking = await looking, None   # as sftp
         failed = False
         for path, _ in matches:
             if sh.interrupted:
@@ -185,6 +197,12 @@ async def _put(sh: Shell, inv: Invocation, *, resume: bool) -> None:
             except OSError as exc:
                 batch.out.error(f"stat {path}: {exc.strerror}")
                 failed = True
+                continue
+            if looking is not None:
+                await batch.upload(path, remote_dst, opts.flags, maybe_dir=(
+                    MaybeDir(looking, put_destination(
+                        path, dst, sh.remote.cwd, match_count=count,
+                        dst_is_dir=True))))
                 continue
             target = put_destination(path, dst, sh.remote.cwd,
                                      match_count=count,

@@ -27,9 +27,12 @@ from typing import Any
 import pytest
 
 from psftp_shell.auth import BatchPrompter
+from psftp_shell.commands import run_line
 from psftp_shell.connect import Connector, SSHTarget
+from psftp_shell.context import Settings, Shell
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from psftp_shell.protocol import StatVFS
+from psftp_shell.session import RemoteSession
 from psftp_shell.sftpcore import SFTPCore
 from psftp_shell.transport import SSHTransport
 from psftp_shell.wire import (
@@ -51,7 +54,7 @@ from psftp_shell.wire import (
     OPEN_WRITE,
     StatusError,
 )
-from tests.test_engine import payload
+from tests.test_engine import payload, within
 from tests.test_parallel import CHUNK, PRig, grow_once, leftovers, make_rig
 
 STREAMS = 4
@@ -770,3 +773,91 @@ async def test_put_failed_helper_close_renames_nothing(
     assert leftovers(prig.remote) == []
     assert wire.of(FXP_EXTENDED, RENAME) == []
 
+
+# ------------------------------------------------------- the put command
+
+async def put_line(rig: PRig, line: str) -> int:
+    """Run a ``put`` command line through the shell, as typed; its
+    ``Uploading`` line goes to the rig's stdout."""
+    rig.engine.out.quiet = False
+    remote = RemoteSession(rig.engine.client, rig.engine.out)
+    await within(remote.start())
+    shell = Shell(rig.engine.out, remote, rig.engine, str(rig.local),
+                  Settings(batch=True))
+    return await within(run_line(shell, line, echo=False, abort=True))
+
+
+async def test_put_asks_if_the_target_is_a_directory_as_it_opens(
+        anyrig: PRig, wire: Wire) -> None:
+    data = payload(SIZE, seed=26)
+    (anyrig.local / "up").write_bytes(data)
+    target = anyrig.remote / "f"
+    assert await put_line(anyrig, f"put up {target}") == 0
+    assert target.read_bytes() == data
+    assert anyrig.stdout.getvalue().decode() == \
+        f"Uploading up to {target}\n"
+    assert anyrig.messages() == ""
+    # sftp's remote_is_dir, on the control connection, and the
+    # temporary's OPEN on every stream: one round trip
+    asking = wire.of(FXP_STAT, str(target).encode())
+    assert len(asking) == 1
+    assert asking[0].client is anyrig.engine.client
+    made = temp_open(wire)
+    assert made.sent < (asking[0].replied or 0)
+    assert asking[0].sent < (made.replied or 0)
+    assert max(s.sent for s in helper_opens(wire, made)) < \
+        (asking[0].replied or 0)
+    assert leftovers(anyrig.remote) == []
+    await settle(anyrig)
+    assert wire.open_handles() == []
+
+
+@pytest.mark.parametrize("via_link", [False, True])
+async def test_put_into_a_directory_drops_the_guessed_temporary(
+        prig: PRig, wire: Wire, loop_errors: list[dict[str, Any]],
+        via_link: bool) -> None:
+    data = payload(SIZE, seed=27)
+    (prig.local / "up").write_bytes(data)
+    (prig.remote / "d").mkdir()
+    named = prig.remote / "d"
+    if via_link:
+        named = prig.remote / "to_d"
+        named.symlink_to("d")
+    assert await put_line(prig, f"put up {named}") == 0
+    assert (prig.remote / "d" / "up").read_bytes() == data
+    assert prig.stdout.getvalue().decode() == \
+        f"Uploading up to {named}/up\n"
+    assert prig.messages() == ""
+    # the temporary guessed beside the target was made, then removed;
+    # the copy's own went inside the directory
+    guessed = [s for s in wire.of(FXP_OPEN) if s.flags & OPEN_CREAT
+               and s.name.rpartition(b"/")[0] == str(prig.remote).encode()]
+    assert guessed
+    assert wire.of(FXP_REMOVE, guessed[0].name)
+    assert leftovers(prig.remote) == []
+    assert leftovers(prig.remote / "d") == []
+    await settle(prig)
+    assert wire.open_handles() == []
+    gc.collect()
+    assert loop_errors == []
+
+
+async def test_put_into_a_directory_whose_name_leaves_no_room_to_guess(
+        prig: PRig, wire: Wire) -> None:
+    """The temporary guessed beside a directory with a 250-byte name
+    cannot be made (its name would be too long): quietly dropped."""
+    data = payload(SIZE, seed=28)
+    (prig.local / "up").write_bytes(data)
+    named = prig.remote / ("d" * 250)
+    named.mkdir()
+    assert await put_line(prig, f"put up {named}") == 0
+    assert (named / "up").read_bytes() == data
+    assert prig.messages() == ""
+    refused = [s for s in wire.of(FXP_OPEN) if s.failed]
+    assert len(refused) == STREAMS
+    assert all(s.name.rpartition(b"/")[0] == str(prig.remote).encode()
+               for s in refused)
+    assert leftovers(prig.remote) == []
+    assert leftovers(named) == []
+    await settle(prig)
+    assert wire.open_handles() == []

@@ -326,6 +326,7 @@ put l/target r/newname
 put l/existing r/e.bin
 put l/big r/big
 put l/big r/big
+put l/big r/dir
 mput l/*t r/dir
 -put l/[et]* r/a
 -put l/nonexist
@@ -351,9 +352,10 @@ async def test_put_messages_when_not_quiet(tmp_path: Path, sftp_bin: str,
                                            sftp_server_bin: str, streams: int
                                            ) -> None:
     batch = ("put l/target r/x\nreput l/target r/x\nput l/* r/dir\n"
-             "put -a l/existing r/e.bin\n")
-    ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat, batch,
-                         Settings(batch=False), streams=streams)
+             "put -a l/existing r/e.bin\nput l/big r/dir\n"
+             "put l/big r/big2\n")
+    ours = await compare(tmp_path, sftp_bin, sftp_server_bin, flat_big,
+                         batch, Settings(batch=False), streams=streams)
     assert b"Uploading " in ours.stdout
     assert b"Resuming upload of " in ours.stdout
 
