@@ -159,7 +159,16 @@ def render() -> str:
         "unencrypted on disk is sent signed at once instead of first",
         "asking whether the server would accept it.  Agent keys,",
         "encrypted keys and security keys are still offered first, as",
-        "ssh does.  A server's log shows these requests differently.",
+        "ssh does.  With an OpenSSH server, authentication starts right",
+        "behind the request for the authentication service instead of",
+        "after the server has accepted it.  A server's log shows these",
+        "requests differently.",
+        ".PP",
+        "With more than one stream, a",
+        ".B put",
+        "of one big file to a named target opens its temporary file beside",
+        "the target while it asks whether the target is a directory; if",
+        "it is, that temporary is removed again and the file goes inside.",
     ]
     out += section("EXIT STATUS")
     out += [
