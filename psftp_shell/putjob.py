@@ -487,9 +487,7 @@ class PutJob:
             journal.remove(jpath)
             await abandon(client, dest)
             return False
-        now = os.fstat(file.fd)
-        if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-            out.error(f'Source file "{self.src}" changed during transfer')
+        self._changed(file.fd, st)
         if self.flags.preserve:
             await fsetstat_remote(client, out, handle, attrs)
         if self.flags.fsync:
@@ -533,15 +531,20 @@ class PutJob:
             return False
         if board.ctx.verify != "none":
             file.job.verified = "size"
-        now = os.fstat(file.fd)
-        if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-            out.error(f'Source file "{self.src}" changed during transfer')
+        self._changed(file.fd, st)
         ok = await rename_into_place(stream.client, out, dest,
                                      attrs if self.flags.preserve else None)
         if dest.temp is not None:
             await abandon(stream.client, dest)
         journal.remove(jpath)
         return ok and not board.ctx.is_interrupted()
+
+    def _changed(self, fd: int, st: os.stat_result) -> None:
+        """sftp's warning if the source's size or mtime is not *st*'s."""
+        now = os.fstat(fd)
+        if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            self.slot.error(
+                f'Source file "{self.src}" changed during transfer')
 
     def _finish_failed(self, file: PutFile, dest: RemoteFile,
                        jpath: str) -> None:
