@@ -38,7 +38,7 @@ from psftp_shell.attrs import Attrs
 from psftp_shell.batch import Batch
 from psftp_shell.board import Board
 from psftp_shell.errors import FatalError
-from psftp_shell.observer import TransferJob, TransferObserver
+from psftp_shell.observer import TransferJob, TransferObserver, report_links
 from psftp_shell.ordered import Sequencer
 from psftp_shell.output import Output
 from psftp_shell.pool import Opener, Stream, StreamPool
@@ -276,6 +276,8 @@ class TransferEngine:
         finally:
             if self.pool is not None:
                 self.pool.unsubscribe(board.add_stream)
+            report_links(self.ctx.observer,
+                         {s.index: s.connection for s in board.streams})
             self.ctx.observer.command_finished()
         if self.client.closed:      # the streams may live, the session not
             raise ConnectionLost("Connection closed")

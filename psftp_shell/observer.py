@@ -108,3 +108,18 @@ def report_failure(observer: Any, path: str, reason: str) -> None:
     listener = getattr(observer, "file_failed", None)
     if callable(listener):
         listener(path, reason)
+
+
+class LinkListener(Protocol):
+    """An observer that also learns which SSH connection each stream runs
+    on (an optional extension, for a summary of the command)."""
+
+    def links(self, connections: dict[int, int]) -> None:
+        """Stream number -> connection number, for the command's streams."""
+
+
+def report_links(observer: Any, connections: dict[int, int]) -> None:
+    """Tell *observer* the streams' connections, if it listens for that."""
+    listener = getattr(observer, "links", None)
+    if callable(listener):
+        listener(connections)

@@ -69,21 +69,24 @@ class Stream:
     :param runs: chunk runs going on (at most one is started per stream)
     :param control: this is the shell's control client (``-n 1``, or the
         last resort when every pool stream is lost)
+    :param connection: the number of the SSH connection it runs on
+        (channels of one connection share it; the control's is 0)
     """
 
     index: int
     client: SFTPClient
     budget: asyncio.Semaphore
     control: bool = False
+    connection: int = 0
     alive: bool = True
     runs: int = 0
 
     @classmethod
     def make(cls, index: int, client: SFTPClient, requests: int, *,
-             control: bool = False) -> Stream:
+             control: bool = False, connection: int = 0) -> Stream:
         """A live stream allowing *requests* requests in flight."""
         return cls(index, client, asyncio.Semaphore(max(1, requests)),
-                   control)
+                   control, connection)
 
     def usable(self) -> bool:
         """Whether the stream can carry more requests."""
@@ -128,6 +131,7 @@ class StreamPool:
         self._gone: set[Stream] = set()
         self._replacing: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._connections = 0           # numbers given out so far
 
     @property
     def opened(self) -> bool:
@@ -197,10 +201,16 @@ class StreamPool:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _add(self, client: SFTPClient, index: int | None = None) -> None:
+    def _new_connection(self) -> int:
+        self._connections += 1
+        return self._connections
+
+    def _add(self, client: SFTPClient, connection: int,
+             index: int | None = None) -> None:
         """A new stream: appended, or in place of lost stream *index*."""
         number = len(self.ready) if index is None else index
-        stream = Stream.make(number, client, self.requests)
+        stream = Stream.make(number, client, self.requests,
+                             connection=connection)
         if index is None:
             self.ready.append(stream)
         else:
@@ -233,15 +243,18 @@ class StreamPool:
         first = await self._retry(self.transport.open_client)
         if first is None:
             return
-        self._add(first)
+        shared = self._new_connection()
+        self._add(first, shared)
         opener = getattr(self.transport, "open_channel", None)
         for _ in range(channels - 1):
             if opener is None:
                 extra = await self._retry(self.transport.open_client)
+                connection = self._new_connection()
             else:
                 extra = await self._try(lambda: opener(first))
+                connection = shared
             if extra is not None:
-                self._add(extra)
+                self._add(extra, connection)
 
     async def _retry(self, open_one: Callable[[], Awaitable[SFTPClient]]
                      ) -> SFTPClient | None:
@@ -290,7 +303,7 @@ class StreamPool:
         if client is None or self._closing:
             return
         self.replaced += 1
-        self._add(client, index)
+        self._add(client, self._new_connection(), index)
 
     async def settle(self) -> None:
         """Wait for the replacements under way (tests)."""

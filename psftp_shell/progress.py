@@ -466,15 +466,14 @@ class LiveView:
     :param out: the shell's output; its streams are routed through the
         console while the view is up
     :param console: where to draw (by default on ``out.stdout``)
-    :param connections: the number of connections (``-n``)
     """
 
-    def __init__(self, out: Output, *, connections: int,
+    def __init__(self, out: Output, *,
                  console: Console | None = None,
                  can_output: Callable[[], bool] = lambda: True,
                  clock: Clock = time.monotonic, timer: bool = True) -> None:
         self.out = out
-        self.connections = connections
+        self.connections: dict[int, int] = {}   # stream -> its connection
         self.console = console if console is not None \
             else _make_console(out.stdout)
         self.can_output = can_output
@@ -541,6 +540,10 @@ class LiveView:
         """Note a failed file for the list under the summary."""
         self.failures.add(path, reason)
 
+    def links(self, connections: dict[int, int]) -> None:
+        """Learn which connection each stream ran on (for the summary)."""
+        self.connections.update(connections)
+
     def command_finished(self) -> None:
         """Take the view down and print the summary."""
         self.close()
@@ -576,12 +579,14 @@ class LiveView:
         text = f"{files} file{'s' if files != 1 else ''}"
         if self.files_failed:
             text += f" ({self.files_failed} failed)"
-        streams = max(1, len(self.streams))
+        # the streams that moved data, and the connections they ran on
+        used = [n for n, slot in enumerate(self.streams) if slot.moved]
+        streams = max(1, len(used))
+        links = max(1, len({self.connections.get(n, -1 - n) for n in used}))
         text = (f"{text}, {human_size(self.bytes_done)} in "
                 f"{clock_text(elapsed)} ({human_rate(rate)}), "
                 f"{streams} stream{'s' if streams != 1 else ''}, "
-                f"{self.connections} connection"
-                f"{'s' if self.connections != 1 else ''}")
+                f"{links} connection{'s' if links != 1 else ''}")
         if self.verified:
             text += ", verified by " + " and ".join(self.verified)
         return text
@@ -734,8 +739,7 @@ def choose_observer(shell: Shell) -> TransferObserver:
     if shell.settings.streams <= 1:
         return SftpMeter(out.stdout, columns=lambda: terminal_columns(fd),
                          can_output=can_output)
-    return LiveView(out, connections=shell.settings.streams,
-                    can_output=can_output)
+    return LiveView(out, can_output=can_output)
 
 
 def close_observer(observer: Any) -> None:

@@ -191,7 +191,7 @@ def test_live_view_shows_names_literally() -> None:
     sink = io.StringIO()
     console = Console(file=sink, width=120, force_terminal=True,
                       color_system=None, record=True)
-    view = LiveView(Output(io.BytesIO(), io.BytesIO()), connections=2,
+    view = LiveView(Output(io.BytesIO(), io.BytesIO()),
                     console=console, timer=False)
     label = "[bold red]x[link=mailto:a] <b>\x1b[2Jnl\ncr\rtab\t\udce9"
     view.command_started(streams=1)

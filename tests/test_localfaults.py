@@ -629,8 +629,7 @@ def test_meter_prints_the_list_at_the_end() -> None:
 def test_live_view_lists_failures_without_any_started_file() -> None:
     """Files that failed before moving a byte are listed all the same."""
     stdout = io.BytesIO()
-    view = LiveView(Output(stdout, io.BytesIO()), connections=4,
-                    timer=False)
+    view = LiveView(Output(stdout, io.BytesIO()), timer=False)
     view.command_started(streams=4)
     report_failure(view, "/r/a", 'remote open "/r/a": No such file')
     report_failure(view, "/r/b", 'open local "b": Permission denied')

@@ -286,8 +286,7 @@ def live() -> Iterator[tuple[LiveView, FakeClock, io.StringIO, Output]]:
     clock = FakeClock()
     console, sink = _console()
     out = Output(io.BytesIO(), io.BytesIO())
-    view = LiveView(out, connections=4, console=console, clock=clock,
-                    timer=False)
+    view = LiveView(out, console=console, clock=clock, timer=False)
     yield view, clock, sink, out
     view.close()
 
@@ -295,7 +294,7 @@ def live() -> Iterator[tuple[LiveView, FakeClock, io.StringIO, Output]]:
 def test_live_view_lines(live: tuple[LiveView, FakeClock, io.StringIO,
                                      Output]) -> None:
     view, clock, sink, out = live
-    view.command_started(streams=2)
+    view.command_started(streams=3)
     first = TransferJob(False, "/r/[red]x", "a", 4 * 1024 * 1024)
     second = TransferJob(False, "/r/\x1b[31mevil", "b", 4 * 1024 * 1024)
     view.file_started(first)
@@ -309,10 +308,14 @@ def test_live_view_lines(live: tuple[LiveView, FakeClock, io.StringIO,
     lines = [line.split() for line in _text(view.render()).splitlines()]
     assert lines[0] == ["1", "[red]x", "25%", "1024KB", "1.0MB/s"]
     assert lines[1] == ["2", "\\033[31mevil", "75%", "3072KB", "3.0MB/s"]
-    assert lines[2] == ["total:", "0/2", "files,", "ETA", "00:01",
+    assert lines[2] == ["3", "idle"]
+    assert lines[3] == ["total:", "0/2", "files,", "ETA", "00:01",
                         "50%", "4096KB", "4.0MB/s"]
     view.file_finished(first, None)
     view.file_finished(second, OSError("lost"))
+    # two channels of one connection moved the data; stream 3 (its own
+    # connection) moved nothing
+    view.links({0: 1, 1: 1, 2: 2})
     clock.now += 1
     view.close()
     shown = sink.getvalue()
@@ -320,7 +323,7 @@ def test_live_view_lines(live: tuple[LiveView, FakeClock, io.StringIO,
     plain = ANSI.sub("", shown)
     assert plain.rstrip().splitlines()[-1] == (
         "2 files (1 failed), 4096KB in 00:02 (2.0MB/s), 2 streams, "
-        "4 connections")
+        "1 connection")
 
 
 def test_live_view_routes_messages_above_itself(

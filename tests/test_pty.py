@@ -192,3 +192,27 @@ def test_ctrl_z_and_fg_under_a_job_control_shell(
         session.child.sendline("exit")
         session.expect(pexpect.EOF)
         assert b"Traceback" not in session.log.getvalue()
+
+
+def test_live_view_over_channels_of_fewer_connections(
+        sshd: Any, remote_dir: Path, tmp_path: Path) -> None:
+    """``-n 4 -X channels=2`` over the private sshd: a big get moves on
+    all four streams, and the summary counts the two connections they
+    share (the option reaches the pool)."""
+    from psftp_shell.devserver import HOST_ALIAS
+    with open(remote_dir / "big.bin", "wb") as f:
+        f.truncate(256 << 20)
+    local = tmp_path / "here"
+    local.mkdir()
+    for session in spawn(sys.executable, [
+            "-m", "psftp_shell", "-n", "4", "-X", "channels=2",
+            "-F", str(sshd.ssh_config), HOST_ALIAS], local,
+            environment(tmp_path)):
+        session.prompt()
+        session.child.sendline(f"get {remote_dir}/big.bin")
+        session.expect(r"1 file, 256MB in [0-9:]+ \([^)]*\), 4 streams, "
+                       r"2 connections", timeout=60)
+        session.prompt()
+        session.child.sendline("bye")
+        session.expect(pexpect.EOF)
+    assert (local / "big.bin").stat().st_size == 256 << 20
