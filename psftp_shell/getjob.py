@@ -44,6 +44,7 @@ from psftp_shell.protocol import (
     StatusError,
 )
 from psftp_shell.remotedest import close_remote, open_remote
+from psftp_shell.samefile import onto_itself, same_file
 from psftp_shell.single import (
     commit_local,
     download_file,
@@ -162,6 +163,9 @@ class GetJob:
             return False
         local = ctx.local(self.dst)
         jpath = journal.beside(final_path(local))
+        if not (self.flags.resume or self.again) and await self._onto_itself(
+                self.viewer or client, local, attrs):
+            return False
         if self.flags.resume or self.again:
             found = await self._resume(lane, attrs, local, jpath)
             if found is not None:
@@ -178,6 +182,20 @@ class GetJob:
             return await self._fresh(lane, attrs, local, jpath, lead, early)
         finally:
             early.drop()            # what no stream took
+
+    async def _onto_itself(self, client: SFTPClient, local: str,
+                           attrs: Attrs) -> bool:
+        """Whether *local* is the source itself; the refusal if so."""
+        final = final_path(local)
+        try:
+            st = os.stat(final)
+            same = await same_file(final, st, attrs,
+                                   lambda: client.stat(self.src))
+        except (OSError, StatusError):
+            return False
+        if same:
+            self.slot.error(onto_itself("download", self.src, self.dst))
+        return same
 
     def _open_early(self, lane: Lane) -> EarlyOpens:
         """OPEN the source now on the idle streams that could help."""

@@ -43,6 +43,7 @@ from psftp_shell.protocol import (
     StatVFS,
 )
 from psftp_shell.remotedest import (
+    OntoItself,
     RemoteFile,
     abandon,
     close_into_place,
@@ -53,6 +54,7 @@ from psftp_shell.remotedest import (
     remote_temp,
     rename_into_place,
 )
+from psftp_shell.samefile import onto_itself, upload_guard
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
@@ -144,7 +146,7 @@ class _Guess:
         made, early = self.made, self.early
 
         async def undo() -> None:
-            with contextlib.suppress(SFTPError):
+            with contextlib.suppress(SFTPError, OntoItself):
                 dest = await made
                 if dest is not None:
                     await _abandon(early, client, dest)
@@ -212,7 +214,7 @@ class PutJob:
         guess = None
         try:
             if fd is not None:
-                guess = self._guess(lane, os.fstat(fd))
+                guess = self._guess(lane, fd, os.fstat(fd))
             is_dir = await maybe.looking
         except BaseException as exc:
             if guess is not None:
@@ -232,7 +234,8 @@ class PutJob:
             fd = open_source(self.slot, ctx.local(self.src), self.src)
         return fd, guess
 
-    def _guess(self, lane: Lane, st: os.stat_result) -> _Guess | None:
+    def _guess(self, lane: Lane, fd: int, st: os.stat_result
+               ) -> _Guess | None:
         """Start a chunked copy's temporary beside :attr:`dst`, if the
         file is to go in chunks (the rest as :meth:`_run` would)."""
         ctx, client = lane.board.ctx, lane.stream.client
@@ -242,8 +245,8 @@ class PutJob:
         attrs = upload_attrs(st, self.flags.preserve)
         room = self._ask_room(client, st.st_size)
         early = TempOpens(lane) if _shareable(attrs) else None
-        made = asyncio.ensure_future(
-            remote_temp(ctx, client, self.dst, attrs, early))
+        made = asyncio.ensure_future(remote_temp(
+            ctx, client, self.dst, attrs, early, upload_guard(fd, st)))
         made.add_done_callback(retrieved)
         return _Guess(room, early, made)
 
@@ -286,12 +289,18 @@ class PutJob:
         if not lane.board.parallel or st.st_size < ctx.share_min:
             return await self._single(lane, fd, st)
         if guess is None:
-            guess = self._guess(lane, st)
+            guess = self._guess(lane, fd, st)
             assert guess is not None
         # the free-space check and the helpers' OPENs ride along with
         # the LSTAT and the OPEN
         room, early = guess.room, guess.early
-        made = await guess.take()
+        try:
+            made = await guess.take()
+        except OntoItself:
+            if room is not None:
+                room.cancel()
+            self.slot.error(onto_itself("upload", self.src, self.dst))
+            return False
         if made is None:
             if room is not None:
                 room.cancel()

@@ -7,8 +7,12 @@ complete.  A parallel upload's streams all open the temporary at once,
 without EXCL: whichever OPEN arrives first creates it (its 64 random
 bits cannot be guessed beforehand) and none truncates it.  Without
 posix-rename, or for links and special files, it is written in place as
-sftp does.  The helpers here print sftp's message when a request fails,
-through any :class:`~psftp_shell.ordered.Printer`.
+sftp does; a target that is a symbolic link is resolved first, and the
+temporary goes beside the file it points to.  An existing target is also
+opened for writing, as sftp would open it, to learn whether sftp's copy
+would have been allowed: the rename waits for that answer.  The helpers
+here print sftp's message when a request fails, through any
+:class:`~psftp_shell.ordered.Printer`.
 """
 
 from __future__ import annotations
@@ -34,18 +38,72 @@ from psftp_shell.protocol import (
     SFTPError,
     StatusError,
 )
+from psftp_shell.samefile import Guard
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.xfer import CopyContext
 
 
 @dataclass(slots=True)
+class WriteCheck:
+    """sftp's own OPEN of an existing target for writing (no truncation),
+    sent beside the copy to a temporary; its handle is closed unused.
+
+    :param shown: the target as the copy names it, for sftp's message
+    """
+
+    client: SFTPClient
+    shown: str
+    opening: asyncio.Future[bytes]
+
+    @classmethod
+    def send(cls, client: SFTPClient, path: str, shown: str) -> WriteCheck:
+        """OPEN *path* for writing now."""
+        opening = asyncio.ensure_future(client.open(path, OPEN_WRITE))
+        opening.add_done_callback(retrieved)
+        return cls(client, shown, opening)
+
+    async def refusal(self) -> StatusError | None:
+        """The server's refusal of the OPEN; None if it was allowed (or
+        the answer was lost with its connection)."""
+        try:
+            handle = await self.opening
+        except StatusError as exc:
+            return exc
+        except SFTPError:
+            return None
+        self._close(handle)
+        return None
+
+    def drop(self) -> None:
+        """Not needed after all: close the handle when it comes."""
+        def done(opening: asyncio.Future[bytes]) -> None:
+            if not opening.cancelled() and opening.exception() is None:
+                self._close(opening.result())
+        self.opening.add_done_callback(done)
+
+    def _close(self, handle: bytes) -> None:
+        if not self.client.closed:
+            closing = asyncio.ensure_future(self.client.close_handle(handle))
+            closing.add_done_callback(retrieved)
+
+
+@dataclass(slots=True)
 class RemoteFile:
-    """An open remote file; for uploads maybe a temporary to rename."""
+    """An open remote file; for uploads maybe a temporary to rename.
+
+    :param check: for a temporary that replaces an existing file, the
+        OPEN that tells whether sftp could have written that file
+    """
 
     handle: bytes
     final: str
     temp: str | None = None
     open: bool = True
+    check: WriteCheck | None = None
+
+
+class OntoItself(Exception):
+    """The upload's target is its own source (see :mod:`samefile`)."""
 
 
 async def close_remote(client: SFTPClient, out: Printer,
@@ -128,6 +186,9 @@ def keep_remote_temp(dest: RemoteFile, jpath: str,
 
 async def abandon(client: SFTPClient, dest: RemoteFile) -> None:
     """Close a remote destination and remove its temporary, quietly."""
+    if dest.check is not None:
+        dest.check.drop()
+        dest.check = None
     with contextlib.suppress(SFTPError):
         if dest.open:
             dest.open = False
@@ -140,16 +201,22 @@ async def abandon(client: SFTPClient, dest: RemoteFile) -> None:
 
 async def remote_temp(ctx: CopyContext, client: SFTPClient,
                       remote_path: str, attrs: Attrs,
-                      sharers: Sharers | None = None
-                      ) -> RemoteFile | None:
+                      sharers: Sharers | None = None,
+                      guard: Guard | None = None, *,
+                      shown: str | None = None) -> RemoteFile | None:
     """Create a temporary beside *remote_path*, or None for in place.
 
     Needs posix-rename; an existing regular file lends its mode (sftp
-    keeps it unless -p); links and special files are written in place.
+    keeps it unless -p); a symbolic link is resolved and the temporary
+    made beside the file it names; special files are written in place.
     The LSTAT of the target, the OPEN of the temporary and the
     *sharers*' OPENs of it go out together, so this costs one round
     trip, as sftp's own OPEN does.  When the copy is not to go to the
     temporary, it is removed once every OPEN of it was answered.
+
+    :param guard: asked about an existing regular target
+    :param shown: the target as messages name it (a link's path)
+    :raises OntoItself: when *guard* says the target is the source
     """
     head, sep, name = remote_path.rpartition("/")
     if not name or not client.has_extension("posix-rename@openssh.com"):
@@ -162,11 +229,11 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
     if sharers is not None:
         flags = SHARED_TEMP
         sharers.open_temp(temp, flags, create)
+    made = _Made(ctx, client, remote_path, shown or remote_path, temp,
+                 sharers, guard)
     try:
-        return await _made(ctx, client, remote_path, temp,
-                           await open_remote(ctx, client, temp, flags,
-                                             create, temporary=True),
-                           look, sharers)
+        handle = await open_remote(ctx, client, temp, flags, create,
+                                   temporary=True)
     except StatusError:
         if sharers is not None and await sharers.settle():
             await _remove_quietly(client, temp)
@@ -175,33 +242,73 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
         if sharers is not None:
             ctx.background(_unshare(client, temp, sharers))
         raise
-
-
-async def _made(ctx: CopyContext, client: SFTPClient, remote_path: str,
-                temp: str, handle: bytes, look: asyncio.Future[Attrs],
-                sharers: Sharers | None) -> RemoteFile | None:
-    """The temporary *temp* is open: keep it, unless the LSTAT of the
-    target says to copy in place (then it is closed and removed)."""
-    dest = RemoteFile(handle, remote_path, temp)
-    try:
-        old = await look
-    except StatusError as exc:
-        if exc.code == FX_NO_SUCH_FILE:
-            return dest
-        old = None
-    except BaseException:
-        ctx.background(abandon(client, dest))
-        raise
-    if old is None or not old.is_reg():
-        if sharers is not None:
-            await sharers.settle()
-        await abandon(client, dest)     # in place, as sftp
-        return None
-    if old.permissions is not None:
-        with contextlib.suppress(StatusError):
-            await client.fsetstat(handle, Attrs(
-                permissions=old.permissions & 0o1777))
+    dest = await made.kept(handle, look)
+    if dest is None and made.link:
+        return await remote_temp(ctx, client, made.link, attrs, None, guard,
+                                 shown=made.shown)
     return dest
+
+
+@dataclass(slots=True)
+class _Made:
+    """What :func:`remote_temp` makes of its open temporary, once the
+    LSTAT of the target is answered."""
+
+    ctx: CopyContext
+    client: SFTPClient
+    remote_path: str
+    shown: str
+    temp: str
+    sharers: Sharers | None
+    guard: Guard | None
+    link: str = ""          # the file a link target names, to go to
+
+    async def kept(self, handle: bytes, look: asyncio.Future[Attrs]
+                   ) -> RemoteFile | None:
+        """The temporary, unless the target says to copy in place or
+        through a link (then it is closed and removed)."""
+        client = self.client
+        dest = RemoteFile(handle, self.remote_path, self.temp)
+        try:
+            old = await look
+        except StatusError as exc:
+            if exc.code == FX_NO_SUCH_FILE:
+                return dest
+            old = None
+        except BaseException:
+            self.ctx.background(abandon(client, dest))
+            raise
+        if old is not None and old.is_reg():
+            return await self._replacing(dest, old)
+        if old is not None and old.is_link() and self.shown == \
+                self.remote_path:
+            with contextlib.suppress(StatusError):
+                self.link = await client.realpath(self.remote_path)
+        await self._drop(dest)      # in place, as sftp, or via the link
+        return None
+
+    async def _replacing(self, dest: RemoteFile, old: Attrs
+                         ) -> RemoteFile | None:
+        """Keep the temporary that replaces the regular file *old*."""
+        client = self.client
+        try:
+            if self.guard is not None and await self.guard(
+                    client, self.remote_path, old):
+                raise OntoItself(self.shown)
+        except BaseException:
+            await self._drop(dest)
+            raise
+        dest.check = WriteCheck.send(client, self.remote_path, self.shown)
+        if old.permissions is not None:
+            with contextlib.suppress(StatusError):
+                await client.fsetstat(dest.handle, Attrs(
+                    permissions=old.permissions & 0o1777))
+        return dest
+
+    async def _drop(self, dest: RemoteFile) -> None:
+        if self.sharers is not None:
+            await self.sharers.settle()
+        await abandon(self.client, dest)
 
 
 async def _remove_quietly(client: SFTPClient, path: str) -> None:
@@ -219,12 +326,19 @@ async def _unshare(client: SFTPClient, temp: str,
 
 async def open_remote_dest(ctx: CopyContext, client: SFTPClient,
                            out: Printer, remote_path: str, attrs: Attrs,
-                           resume: bool) -> RemoteFile | None:
-    """OPEN the upload's target: a temporary, or sftp's in place."""
+                           resume: bool, guard: Guard | None = None
+                           ) -> RemoteFile | None:
+    """OPEN the upload's target: a temporary, or sftp's in place.
+
+    :raises OntoItself: when *guard* says the target is the source
+    """
     if not resume:
-        dest = await remote_temp(ctx, client, remote_path, attrs)
+        dest = await remote_temp(ctx, client, remote_path, attrs, None,
+                                 guard)
         if dest is not None:
             return dest
+        if guard is not None:       # in place truncates: look first
+            await _not_itself(client, remote_path, guard)
     flags = OPEN_WRITE | OPEN_CREAT
     flags |= OPEN_APPEND if resume else OPEN_TRUNC
     try:
@@ -235,18 +349,44 @@ async def open_remote_dest(ctx: CopyContext, client: SFTPClient,
     return RemoteFile(handle, remote_path)
 
 
+async def _not_itself(client: SFTPClient, remote_path: str,
+                      guard: Guard) -> None:
+    """Raise OntoItself if the existing *remote_path* is the source."""
+    try:
+        old = await client.stat(remote_path)
+    except StatusError:
+        return
+    if await guard(client, remote_path, old):
+        raise OntoItself(remote_path)
+
+
+async def _allowed(out: Printer, dest: RemoteFile) -> bool:
+    """Whether sftp could have written the target the temporary is to
+    replace; its ``dest open`` message if not."""
+    check, dest.check = dest.check, None
+    if check is None:
+        return True
+    refused = await check.refusal()
+    if refused is None:
+        return True
+    out.error(handle_error(f'dest open "{check.shown}"', refused.text))
+    return False
+
+
 async def close_into_place(client: SFTPClient, out: Printer,
                            dest: RemoteFile, handle: bytes) -> bool:
     """CLOSE *handle* and posix-rename the temporary onto the target.
 
     Both requests go out together (one round trip); a POSIX server can
     rename a file still open.  Failures print sftp's close message, or
-    ours for the rename.
+    ours for the rename.  Nothing is renamed over a target sftp could
+    not have written (the caller removes the temporary).
     """
+    allowed = await _allowed(out, dest)
     closing = asyncio.ensure_future(client.close_handle(handle))
     closing.add_done_callback(retrieved)
-    renaming = _send_rename(client, dest)
-    ok = True
+    renaming = _send_rename(client, dest) if allowed else None
+    ok = allowed
     try:
         await closing
     except StatusError as exc:
@@ -262,8 +402,11 @@ async def rename_into_place(client: SFTPClient, out: Printer,
     SETSTAT of *attrs* (``-p``) sent with it, in the same round trip.
 
     A failed SETSTAT prints sftp's fsetstat message and renames anyway,
-    as sftp keeps a file whose attributes it could not set.
+    as sftp keeps a file whose attributes it could not set.  Nothing is
+    renamed over a target sftp could not have written.
     """
+    if not await _allowed(out, dest):
+        return False
     setting = None
     if attrs is not None and dest.temp is not None:
         setting = asyncio.ensure_future(client.setstat(dest.temp, attrs))

@@ -35,6 +35,7 @@ from psftp_shell.protocol import (
     StatusError,
 )
 from psftp_shell.remotedest import (
+    OntoItself,
     RemoteFile,
     abandon,
     close_into_place,
@@ -45,6 +46,7 @@ from psftp_shell.remotedest import (
     open_remote,
     open_remote_dest,
 )
+from psftp_shell.samefile import onto_itself, upload_guard
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.verify import verify_download, verify_upload
 from psftp_shell.xfer import CopyContext, Flags, reported
@@ -307,8 +309,12 @@ async def upload_fd(ctx: CopyContext, client: SFTPClient, out: Printer,
         if found == st.st_size:     # complete already (-a -R)
             return True
         offset = found
-    dest = await open_remote_dest(ctx, client, out, remote_path, attrs,
-                                  flags.resume)
+    try:
+        dest = await open_remote_dest(ctx, client, out, remote_path, attrs,
+                                      flags.resume, upload_guard(fd, st))
+    except OntoItself:
+        out.error(onto_itself("upload", local_path, remote_path))
+        return False
     if dest is None:
         return False
     job = TransferJob(True, local_path, remote_path, st.st_size, offset,

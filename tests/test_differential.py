@@ -1290,18 +1290,19 @@ def test_long_line_difference(scratch: Path, sftp_bin: str,
 @pytest.mark.parametrize("streams", [1, 4])
 def test_replace_difference(scratch: Path, sftp_bin: str,
                             streams: int) -> None:
-    """The deliberate difference in what a download leaves, stated exactly.
+    """The deliberate differences in what a download leaves, stated
+    exactly.
 
     sftp rewrites an existing destination in place; psftp-shell writes a
     temporary beside it and renames it over the target when complete (no
     partial data under a final name).  So a hard link to the old file
-    keeps the old data, and ``get f f`` (one file, with ``-D``) keeps
-    ``f`` where sftp truncates it to nothing.  Everything printed is the
-    same.
+    keeps the old data; everything printed is the same.  ``get f f``
+    (one file, with ``-D``) is refused, where sftp truncates ``f`` to
+    nothing and says nothing: that line fails the batch.
     """
     setup = make_setup("direct", scratch)
     case = Script("replace", "get r/a.txt l/x.txt\nget r/b.txt r/b.txt\n",
-                  build=hard_linked)
+                  build=hard_linked, mode="file")
     arena = setup.arena("replace")
     args, stdin = script_args(arena, case)
     theirs = run_in_arena([sftp_bin], arena, hard_linked, args, stdin)
@@ -1311,8 +1312,11 @@ def test_replace_difference(scratch: Path, sftp_bin: str,
                         args, stdin)
     ours_files = [(arena.local / p).read_bytes()
                   for p in ("l/x.txt", "l/x.hard", "r/b.txt")]
+    refusal = (f'download "{arena.local / "r/b.txt"}": "r/b.txt" is the '
+               "same file\r\n").encode()
     assert (ours.status, ours.stdout, ours.stderr) == (
-        theirs.status, theirs.stdout, theirs.stderr)
+        1, theirs.stdout, theirs.stderr + refusal)
+    assert theirs.status == 0
     alpha = b"alpha\n"
     assert theirs_files == [alpha, alpha, b""]
     arena.reset(hard_linked)

@@ -361,13 +361,44 @@ async def test_download_to_dev_null_is_in_place(rig: Rig) -> None:
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
-async def test_download_onto_its_own_source_keeps_the_data(rig: Rig) -> None:
+@pytest.mark.parametrize("verb", ["download", "upload"])
+async def test_a_copy_onto_its_own_source_is_refused(rig: Rig,
+                                                     verb: str) -> None:
     # Both sides share one file system here, as with sftp -D: sftp would
-    # truncate the source; the temporary file makes this harmless.
-    data = payload(3 * MAX_BUFFER)
+    # truncate the source.  The long name leaves no room for a
+    # temporary: in place, the file is looked at before it is opened.
+    for name in ("f", "n" * 250):
+        data = payload(3 * MAX_BUFFER)
+        path = rig.remote / name
+        path.write_bytes(data)
+        os.utime(path, (1_600_000_000, 1_600_000_000))
+        if verb == "download":
+            assert not await get(rig, name, str(path))
+        else:
+            assert not await put(rig, str(path), name)
+        assert os.stat(path).st_atime == 1_600_000_000      # put back
+        assert path.read_bytes() == data
+        assert rig.messages().endswith(
+            f'{verb} "{path}": "{path}" is the same file\r\n')
+        assert leftovers(rig.remote) == []
+
+
+async def test_a_copy_alike_in_size_mtime_and_mode_is_not_refused(
+        rig: Rig) -> None:
+    data = payload(70_000)
     (rig.remote / "f").write_bytes(data)
-    assert await get(rig, "f", str(rig.remote / "f"))
-    assert (rig.remote / "f").read_bytes() == data
+    twin = rig.local / "f"
+    twin.write_bytes(data[::-1])
+    st = os.stat(rig.remote / "f")
+    os.utime(twin, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert await get(rig, "f", str(twin))
+    assert twin.read_bytes() == data
+    os.utime(twin, ns=(st.st_atime_ns, st.st_mtime_ns))
+    twin.write_bytes(data[::-1])
+    os.utime(twin, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert await put(rig, str(twin), "f")
+    assert (rig.remote / "f").read_bytes() == data[::-1]
+    assert rig.messages() == ""
 
 
 # ---------------------------------------------------------------- failures

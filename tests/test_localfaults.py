@@ -438,8 +438,9 @@ def as_user(root: Path) -> list[str]:
 def test_permission_denied_matches_sftp(shared_dir: Path, sftp_bin: str,
                                         sftp_server_bin: str) -> None:
     """Read-only destination directories (local and remote), a read-only
-    destination file and an unreadable source: sftp's messages, the
-    other files carry on."""
+    destination file (local and remote: a copy that would go to a
+    temporary must not replace it either) and an unreadable source:
+    sftp's messages, the other files carry on."""
     root = shared_dir
     for name, size in (("a", 1000), ("big", BIG), ("c", 1000)):
         random_file(root / "src" / name, size)
@@ -453,13 +454,14 @@ def test_permission_denied_matches_sftp(shared_dir: Path, sftp_bin: str,
     (root / "batch2").write_text("get src/* out/\n")
     (root / "batch3").write_text("put src/* up/\n")
     (root / "batch4").write_text("put src/* ro/\n")
+    (root / "batch5").write_text("put src/* out/\n")
     prefix = as_user(root)
     if os.geteuid() == 0:
         os.chown(root / "src" / "root-secret", 0, 0)
     (root / "ro").chmod(0o555)
     (root / "out" / "big").chmod(0o444)
     env = env_for(root)
-    for batch in ("batch1", "batch2", "batch3", "batch4"):
+    for batch in ("batch1", "batch2", "batch3", "batch4", "batch5"):
         seen: dict[str, tuple[Result, dict[str, str]]] = {}
         for name, argv in programs(sftp_bin).items():
             shutil.rmtree(root / "up")

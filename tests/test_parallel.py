@@ -360,6 +360,20 @@ async def prig(tmp_path: Path, sftp_server_bin: str
     await rig.transport.close()
 
 
+async def test_chunked_copies_onto_their_own_source_are_refused(
+        prig: PRig) -> None:
+    data = payload(5 * CHUNK + 7)
+    path = prig.remote / "f"
+    path.write_bytes(data)
+    assert not await prig.get("f", str(path))
+    assert not await prig.put(str(path), "f")
+    assert path.read_bytes() == data
+    assert prig.messages() == (
+        f'download "{path}": "{path}" is the same file\r\n'
+        f'upload "{path}": "{path}" is the same file\r\n')
+    assert leftovers(prig.remote) == []
+
+
 def leftovers(*dirs: Path) -> list[str]:
     """Temporaries and journals left in *dirs*."""
     return [p.name for d in dirs for p in d.iterdir()

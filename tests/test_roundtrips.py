@@ -51,6 +51,7 @@ from psftp_shell.wire import (
     FXP_WRITE,
     OPEN_CREAT,
     OPEN_EXCL,
+    OPEN_TRUNC,
     OPEN_WRITE,
     StatusError,
 )
@@ -553,16 +554,27 @@ async def test_put_helpers_open_the_temporary_with_the_lead(
     assert wire.open_handles() == []
 
 
-async def test_put_over_a_link_goes_in_place_and_drops_the_temporary(
+async def test_put_over_a_link_replaces_the_file_it_names(
         prig: PRig, wire: Wire, loop_errors: list[dict[str, Any]]) -> None:
+    # sftp writes through the link; the copy goes to a temporary beside
+    # the file the link names (the one made beside the link is dropped),
+    # and nothing is truncated in place
     data = payload(SIZE, seed=13)
     (prig.local / "up").write_bytes(data)
-    (prig.remote / "real").write_bytes(b"old")
-    (prig.remote / "f").symlink_to("real")
+    (prig.remote / "sub").mkdir()
+    real = prig.remote / "sub" / "real"
+    real.write_bytes(b"old")
+    real.chmod(0o640)
+    (prig.remote / "f").symlink_to("sub/real")
     assert await prig.put("up", "f")
     assert prig.messages() == ""
     assert (prig.remote / "f").is_symlink()
-    assert (prig.remote / "real").read_bytes() == data
+    assert real.read_bytes() == data
+    assert real.stat().st_mode & 0o7777 == 0o640
+    assert not [s for s in wire.of(FXP_OPEN) if s.flags & OPEN_TRUNC]
+    renamed = wire.of(FXP_EXTENDED, RENAME)
+    assert len(renamed) == 1 and renamed[0].failed is False
+    assert leftovers(prig.remote / "sub") == []
     await dropped(prig, wire, temp_open(wire), loop_errors)
 
 
