@@ -16,6 +16,7 @@ both asyncssh and psftp-shell parse ahead of the user's files, so that
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import functools
 import getpass
 import logging
@@ -27,7 +28,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import asyncssh
-from asyncssh.encryption import get_default_encryption_algs
+from asyncssh.encryption import (
+    get_default_encryption_algs,
+    get_encryption_algs,
+)
 
 from psftp_shell import __version__
 from psftp_shell.auth import (
@@ -75,16 +79,36 @@ _MAX_JUMP_DEPTH = 8
 CLIENT_VERSION = f"psftp-shell_{__version__} OpenSSH-compatible"
 
 
-def preferred_ciphers() -> list[str]:
-    """asyncssh's ciphers with AES-GCM first: it costs the least CPU.
+def preferred_ciphers(spec: str | None = None) -> list[str]:
+    """The ciphers allowed, AES-GCM first: it costs the least CPU.
 
-    Used only where neither ``-c`` nor a ``Ciphers`` line chose.
+    *spec* is a ``Ciphers`` value (ssh_config, ``-o`` or ``-c``): a list
+    of names or wildcard patterns, or one with a ``^`` (before the
+    defaults), ``+`` (after them) or ``-`` (removed from them) in front.
+    Without one, asyncssh's defaults.  An empty result is returned as
+    is (asyncssh then reports the bad setting itself).
     """
     gcm = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
     defaults = [alg.decode("ascii")
                 for alg in get_default_encryption_algs()]
-    return [a for a in gcm if a in defaults] + [
-        a for a in defaults if a not in gcm]
+    allowed = defaults if spec is None else _expand_ciphers(spec, defaults)
+    return [a for a in gcm if a in allowed] + [
+        a for a in allowed if a not in gcm]
+
+
+def _expand_ciphers(spec: str, defaults: list[str]) -> list[str]:
+    """ssh's reading of a ``Ciphers`` value, over asyncssh's ciphers."""
+    known = [alg.decode("ascii") for alg in get_encryption_algs()]
+    prefix = spec[:1] if spec[:1] in ("^", "+", "-") else ""
+    named = [alg for pattern in spec[len(prefix):].split(",")
+             for alg in known if fnmatch.fnmatchcase(alg, pattern)]
+    if prefix == "^":
+        named += defaults
+    elif prefix == "+":
+        named = defaults + named
+    elif prefix == "-":
+        named = [alg for alg in defaults if alg not in named]
+    return list(dict.fromkeys(named))
 
 
 # ----------------------------------------------------------------------
@@ -350,8 +374,9 @@ class Connector:
         )
         if r.batch:
             kwargs.update(kbdint_auth=False, password_auth=False)
-        if not r.ciphers_set:
-            kwargs["encryption_algs"] = preferred_ciphers()
+        ciphers = preferred_ciphers(r.ciphers)
+        if ciphers:
+            kwargs["encryption_algs"] = ciphers
         known_algs = self._policy.host_key_algorithms(ident)
         if known_algs and not r.host_key_algorithms_set:
             algs = known_algs + [a for a in _default_host_key_algs()

@@ -163,7 +163,7 @@ class Resolved:
     family: int
     bind_address: str | None
     host_key_algorithms_set: bool
-    ciphers_set: bool
+    ciphers: str | None                 # the Ciphers value, if any
     password_auth: bool
     kbdint_auth: bool
 
@@ -340,7 +340,7 @@ def resolve(target: SSHTarget, paths: Sequence[str],
         family=int(cast(int, get("AddressFamily", socket.AF_UNSPEC))),
         bind_address=cast("str | None", get("BindAddress")),
         host_key_algorithms_set=get("HostKeyAlgorithms") is not None,
-        ciphers_set=get("Ciphers") is not None,
+        ciphers=cast("str | None", get("Ciphers")),
         password_auth=bool(get("PasswordAuthentication", True)),
         kbdint_auth=bool(get("KbdInteractiveAuthentication",
                              get("ChallengeResponseAuthentication", True))),

@@ -16,7 +16,12 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from psftp_shell.connect import ConnectError, Connector, SSHTarget
+from psftp_shell.connect import (
+    ConnectError,
+    Connector,
+    SSHTarget,
+    preferred_ciphers,
+)
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
 from psftp_shell.errors import FatalError
 from psftp_shell.sshchannel import open_sftp_channel
@@ -126,6 +131,44 @@ async def test_connect_with_alias_and_sftp_subsystem(sshd: PrivateSSHD
     assert prompter.asked == []
     assert connector.resolved is not None
     assert connector.resolved.hostname == "127.0.0.1"
+
+
+@pytest.mark.parametrize(("spec", "chosen"), [
+    (None, "aes128-gcm@openssh.com"),
+    ("chacha20-poly1305@openssh.com,aes256-gcm@openssh.com",
+     "aes256-gcm@openssh.com"),
+    ("chacha20-poly1305@openssh.com,aes256-ctr",
+     "chacha20-poly1305@openssh.com"),
+    ("-aes128-gcm@openssh.com", "aes256-gcm@openssh.com"),
+])
+async def test_aes_gcm_is_preferred_among_the_ciphers_allowed(
+        sshd: PrivateSSHD, spec: str | None, chosen: str) -> None:
+    options = [] if spec is None else [f"Ciphers={spec}"]
+    connector = Connector(SSHTarget(HOST_ALIAS, options=options,
+                                    config_file=str(sshd.ssh_config)),
+                          Scripted())
+    conn = await connector.connect()
+    try:
+        assert conn.get_extra_info("send_cipher") == chosen
+        assert conn.get_extra_info("recv_cipher") == chosen
+    finally:
+        conn.close()
+        connector.close()
+
+
+def test_ciphers_value_read_as_ssh_does() -> None:
+    defaults = preferred_ciphers()
+    assert defaults[:2] == ["aes128-gcm@openssh.com",
+                            "aes256-gcm@openssh.com"]
+    assert preferred_ciphers("aes256-ctr,aes*-gcm@openssh.com") == [
+        "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes256-ctr"]
+    assert preferred_ciphers("^aes256-ctr")[:3] == [
+        "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes256-ctr"]
+    assert preferred_ciphers("+aes128-cbc")[-1] == "aes128-cbc"
+    assert "aes128-cbc" not in defaults
+    assert preferred_ciphers("-chacha20*") == [
+        a for a in defaults if not a.startswith("chacha20")]
+    assert preferred_ciphers("no-such-cipher") == []
 
 
 async def test_unknown_subsystem_like_sftp(sshd: PrivateSSHD, sftp_bin: str
