@@ -47,6 +47,11 @@ Closed = list[tuple[Stream, BaseException | None]]
 """What each stream's CLOSE gave: None, or the error."""
 
 
+MORE_ROUNDS = 3
+"""How often a copy goes over its file again: for holes left by a source
+that shrank and grew, or for a source rewritten meanwhile."""
+
+
 def _nothing() -> None:
     pass
 
@@ -403,6 +408,19 @@ class ChunkedFile:
                         await stream.client.close_handle(handle)
 
         self.ctx.background(close())
+
+    def start_over(self, mtime: int | None, size: int) -> None:
+        """The source was rewritten while it was copied (new *mtime*,
+        *size* no larger): every byte is to be moved again.
+
+        Ranges copied before the change may hold the old contents; the
+        copy goes on in the same temporary, which now holds older data,
+        so zero blocks are written too.  :meth:`more` moves them.
+        """
+        self.mtime = mtime
+        self.size = self.eof_at = size
+        self.done = RangeSet()
+        self.sparse = False
 
     async def more(self, stream: Stream) -> bool:
         """Queue the holes below the end of file again; False if none.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from psftp_shell import journal
 from psftp_shell.attrs import Attrs
 from psftp_shell.board import Lane
-from psftp_shell.chunkfile import ChunkedFile, EarlyOpens
+from psftp_shell.chunkfile import MORE_ROUNDS, ChunkedFile, EarlyOpens
 from psftp_shell.chunkpipe import PullRun, Run
 from psftp_shell.chunks import RangeSet
 from psftp_shell.escape import handle_error
@@ -93,10 +93,6 @@ class GetFile(ChunkedFile):
     def make_run(self, stream: Stream, handle: bytes) -> Run:
         """A READ pipeline on *stream*."""
         return PullRun(self, stream, handle)
-
-
-MORE_ROUNDS = 3
-"""How often holes left by a source that shrank and grew are fetched."""
 
 
 def stale(temp: str, final: str) -> bool:
@@ -293,6 +289,10 @@ class GetJob:
             for _ in range(MORE_ROUNDS):
                 if not await file.more(lane.stream):
                     break
+            for _ in range(MORE_ROUNDS):
+                if not await _rewritten(file) or \
+                        not await file.more(lane.stream):
+                    break
             board.unshare(file)
             return await self._finish(lane, file, attrs, dest, jpath)
         except StatusError as exc:      # the journal's source went away
@@ -394,6 +394,26 @@ async def _changed(file: GetFile, attrs: Attrs) -> bool:
     if now.size is not None and file.eof_at is not None:
         file.eof_at = min(file.eof_at, now.size)
     return moved or (now.size, now.mtime) != (attrs.size, attrs.mtime)
+
+
+async def _rewritten(file: GetFile) -> bool:
+    """Whether the source was rewritten while it was read (a new mtime,
+    no growth); if so, every byte is to be fetched again
+    (:meth:`~ChunkedFile.start_over`).  A source that only grew was
+    followed to its end, as sftp does.
+    """
+    if not file.complete:
+        return False
+    try:
+        now = await _look(file)
+    except SFTPError:
+        return False
+    assert file.eof_at is not None
+    if now is None or now.mtime == file.mtime or now.size is None \
+            or now.size > file.eof_at:
+        return False
+    file.start_over(now.mtime, now.size)
+    return True
 
 
 async def _look(file: GetFile) -> Attrs | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from psftp_shell import journal
 from psftp_shell.attrs import Attrs
 from psftp_shell.board import Lane
-from psftp_shell.chunkfile import ChunkedFile, EarlyOpens
+from psftp_shell.chunkfile import MORE_ROUNDS, ChunkedFile, EarlyOpens
 from psftp_shell.chunkpipe import PushRun, Run
 from psftp_shell.chunks import RangeSet
 from psftp_shell.observer import TransferJob
@@ -425,6 +425,10 @@ class PutJob:
             if lane.stream.runs == 0 and lane.stream.usable():
                 await file.help(lane.stream)
             await file.wait()
+            for _ in range(MORE_ROUNDS):
+                if not _rewritten(file) or \
+                        not await file.more(lane.stream):
+                    break
             board.unshare(file)
             return await self._finish(lane, file, st, attrs, dest, jpath)
         except BaseException:
@@ -562,3 +566,16 @@ class PutJob:
             journal.remove(jpath)
         else:
             self._keep(file, dest, jpath)
+
+
+def _rewritten(file: PutFile) -> bool:
+    """Whether the local source was rewritten while it was sent (a new
+    mtime, no growth); if so, every byte goes again."""
+    now = os.fstat(file.fd)
+    if not file.complete or now.st_mtime_ns == file.mtime:
+        return False
+    assert file.eof_at is not None
+    if now.st_size > file.eof_at:
+        return False        # it grew: followed to its end, as sftp does
+    file.start_over(now.st_mtime_ns, now.st_size)
+    return True

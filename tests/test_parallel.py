@@ -745,6 +745,35 @@ async def test_a_shrinking_source_leaves_no_stale_bytes(prig: PRig) -> None:
     assert "changed during transfer" in prig.messages()
 
 
+@pytest.mark.parametrize("size", [12 * CHUNK, 5 * CHUNK + 3])
+@pytest.mark.parametrize("upload", [False, True])
+async def test_a_source_rewritten_meanwhile_is_copied_again(
+        prig: PRig, size: int, upload: bool) -> None:
+    # new contents (zeros: blocks a fresh temporary may skip), a new
+    # mtime, the same size or a smaller one: nothing read before the
+    # change may stay in the copy
+    src = (prig.local if upload else prig.remote) / "f"
+    src.write_bytes(payload(12 * CHUNK))
+
+    def rewrite(job: object) -> None:
+        if prig.seen.on_advance is not None:
+            prig.seen.on_advance = None
+            with open(src, "r+b") as f:
+                f.write(bytes(size))
+                f.truncate(size)
+            os.utime(src, (5, 5))
+
+    prig.seen.on_advance = rewrite
+    if upload:
+        assert await prig.put("f", "copy")
+        copy = prig.remote / "copy"
+    else:
+        assert await prig.get("f", "copy")
+        copy = prig.local / "copy"
+    assert copy.read_bytes() == bytes(size)
+    assert "changed during transfer" in prig.messages()
+
+
 async def test_a_growing_upload_source_is_followed(prig: PRig) -> None:
     src = prig.local / "f"
     src.write_bytes(payload(12 * CHUNK))

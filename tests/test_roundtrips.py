@@ -695,11 +695,14 @@ async def test_put_f_keeps_the_leads_handle_to_sync(
 
 
 def shrink_once(rig: PRig, path: Path, size: int) -> None:
-    """Cut *path* to *size* bytes once the copy has moved all of it."""
+    """Cut *path* to *size* bytes once the copy has moved all of it,
+    keeping its mtime (a new one would make the copy start over)."""
     def shrink(job: Any) -> None:
         if job.transferred >= job.size and rig.seen.on_advance:
             rig.seen.on_advance = None
+            st = path.stat()
             os.truncate(path, size)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     rig.seen.on_advance = shrink
 
