@@ -912,8 +912,9 @@ def same_bytes(one: Path, two: Path) -> bool:
                 return True
 
 
-SPARSE_GIB = float(os.environ.get("PSFTP_TEST_SPARSE_GIB", "2"))
-"""The sparse test's size (2 GiB by default, past the 2**31 mark)."""
+SPARSE_GIB = float(os.environ.get("PSFTP_TEST_SPARSE_GIB", "4.5"))
+"""The sparse test's size (4.5 GiB by default, past the 2**31 and 2**32
+marks)."""
 
 
 @pytest.fixture
@@ -951,7 +952,8 @@ async def test_sshd_several_gib_sparse(srig: PRig) -> None:
     size = int(SPARSE_GIB * 1024) * MIB + 4097
     src = srig.remote / "sparse"
     with open(src, "wb") as f:
-        for offset in (0, (1 << 31) - 500, size - 1000):  # data islands
+        islands = [0, (1 << 31) - 500, (1 << 32) - 500, size - 1000]
+        for offset in (o for o in islands if o + 1000 <= size):
             f.seek(offset)
             f.write(payload(1000, seed=offset % 11))
         f.truncate(size)
