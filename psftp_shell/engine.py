@@ -79,6 +79,24 @@ def site_of(transport: object | None) -> str:
     return ""
 
 
+IN_FLIGHT = DEFAULT_REQUESTS * MAX_BUFFER
+"""The bytes a pool stream keeps requested: sftp's 64 requests of the
+largest block (about 16 MiB)."""
+
+
+def stream_requests(requests: int, block: int) -> int:
+    """Requests in flight for a pool stream moving *block*-byte blocks.
+
+    sftp's *requests* when ``-R`` chose them or the server capped them;
+    otherwise enough to keep :data:`IN_FLIGHT` bytes requested, so that
+    a server offering small blocks (or no limits: sftp's 32 KiB) does
+    not leave a stream's grown window empty.
+    """
+    if requests < DEFAULT_REQUESTS:
+        return requests
+    return max(requests, min(1024, -(-IN_FLIGHT // max(block, 1))))
+
+
 class TransferEngine:
     """Copies files and trees for one shell session.
 
@@ -108,6 +126,7 @@ class TransferEngine:
                  read_size: int = DEFAULT_BUFFER,
                  write_size: int = DEFAULT_BUFFER,
                  max_requests: int = DEFAULT_REQUESTS,
+                 stream_requests: int | None = None,
                  local_cwd: str | None = None,
                  transport: Opener | None = None, streams: int = 1,
                  channels: int = 1, limit_kbps: int | None = None,
@@ -128,11 +147,12 @@ class TransferEngine:
         self._interrupted: Callable[[], bool] = self.ctx.is_interrupted
         self.ctx.is_interrupted = self._must_stop
         self.pool = pool
+        per_stream = stream_requests or max_requests
         if pool is not None:
-            pool.set_requests(max_requests)
+            pool.set_requests(per_stream)
         elif transport is not None and streams > 1:
             self.pool = StreamPool(transport, streams, out,
-                                   requests=max_requests, channels=channels)
+                                   requests=per_stream, channels=channels)
         setter = getattr(transport, "set_window", None)
         if setter is not None:
             self.ctx.tuner = WindowTuner(setter, streams)
@@ -233,6 +253,8 @@ class TransferEngine:
             if not max_requests and found.max_open_handles:
                 requests = max(min(DEFAULT_REQUESTS,
                                    found.max_open_handles), 1)
+        options.setdefault("stream_requests", requests if max_requests
+                           else stream_requests(requests, min(read, write)))
         return cls(client, out, read_size=read, write_size=write,
                    max_requests=requests, **options)
 

@@ -330,9 +330,10 @@ class PRig:
 
 async def make_rig(tmp_path: Path, server: str, streams: int = 3, *,
                    transport: ProcTransport | None = None,
-                   remote: Path | None = None) -> PRig:
+                   remote: Path | None = None, **sizes: int) -> PRig:
     """An engine on *streams* streams: sftp-server processes, or the
-    given *transport* (whose files are in *remote*)."""
+    given *transport* (whose files are in *remote*); *sizes* are ``-B``
+    and ``-R`` (``buffer_size``, ``max_requests``)."""
     remote = remote or tmp_path / "remote"
     local = tmp_path / "local"
     remote.mkdir(exist_ok=True)
@@ -342,7 +343,7 @@ async def make_rig(tmp_path: Path, server: str, streams: int = 3, *,
     stdout, stderr = io.BytesIO(), io.BytesIO()
     out = Output(stdout, stderr, quiet=True)
     engine = await within(TransferEngine.create(
-        client, out, transport=transport, streams=streams))
+        client, out, transport=transport, streams=streams, **sizes))
     engine.local_cwd = str(local)
     engine.ctx.chunk = CHUNK
     engine.ctx.share_min = 0

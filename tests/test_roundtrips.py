@@ -55,7 +55,7 @@ from psftp_shell.wire import (
     OPEN_WRITE,
     StatusError,
 )
-from tests.test_engine import payload, within
+from tests.test_engine import MIB, payload, within
 from tests.test_parallel import CHUNK, PRig, grow_once, leftovers, make_rig
 
 STREAMS = 4
@@ -80,6 +80,7 @@ class Sent:
     replied: int | None = None
     handle: bytes | None = None     # what an OPEN gave
     failed: bool = False
+    length: int = 0         # a READ's or WRITE's bytes
 
 
 Fault = Callable[[Sent], int | None]
@@ -150,7 +151,8 @@ class Wire:
 
         def recording(self: SFTPCore, handle: bytes, offset: int,
                       arg: Any) -> asyncio.Future[Any]:
-            sent = Sent(self, ptype, handle, offset, wire.tick())
+            sent = Sent(self, ptype, handle, offset, wire.tick(),
+                        length=arg if isinstance(arg, int) else len(arg))
             wire.requests.append(sent)
             fut = send(self, handle, offset, arg)
             if fut.done():
@@ -876,3 +878,62 @@ async def test_put_into_a_directory_whose_name_leaves_no_room_to_guess(
     assert leftovers(named) == []
     await settle(prig)
     assert wire.open_handles() == []
+
+
+# ---------------------------------------------------------------- -B and -R
+
+def most_in_flight(wire: Wire, ptype: int) -> dict[object, int]:
+    """The most *ptype* requests each client had unanswered at once."""
+    most: dict[object, int] = {}
+    for client in {s.client for s in wire.of(ptype)}:
+        mine = wire.of(ptype, None, client)
+        events = sorted([(s.sent, 1) for s in mine] +
+                        [(s.replied or 0, -1) for s in mine],
+                        key=lambda e: (e[0], e[1]))
+        level = top = 0
+        for _, step in events:
+            level += step
+            top = max(top, level)
+        most[client] = top
+    return most
+
+
+async def test_b_and_r_hold_for_every_stream(
+        tmp_path: Path, sftp_server_bin: str, wire: Wire) -> None:
+    """``-B 65536 -R 4`` at -n 4: each stream's READs and WRITEs are at
+    most 64 KiB, and at most 4 of them are in flight on a stream."""
+    rig = await ready(await make_rig(tmp_path, sftp_server_bin, STREAMS,
+                                     buffer_size=65536, max_requests=4))
+    try:
+        data = payload(SIZE, seed=31)
+        (rig.remote / "f").write_bytes(data)
+        assert await rig.get("f", "down")
+        assert await rig.put("down", "up")
+        assert (rig.remote / "up").read_bytes() == data
+    finally:
+        await rig.transport.close()
+    for ptype in (FXP_READ, FXP_WRITE):
+        most = most_in_flight(wire, ptype)
+        assert len(most) >= 2               # several streams worked
+        assert max(most.values()) == 4      # the limit, reached
+        assert max(s.length for s in wire.of(ptype)) == 65536
+
+
+async def test_small_blocks_keep_more_requests_in_flight(
+        tmp_path: Path, sftp_server_bin: str, wire: Wire) -> None:
+    """32 KiB blocks (``-B``, or a server without limits) and no ``-R``:
+    a pool stream keeps about 16 MiB requested, not sftp's 64 blocks."""
+    rig = await ready(await make_rig(tmp_path, sftp_server_bin, STREAMS,
+                                     buffer_size=32768))
+    try:
+        assert rig.engine.max_requests == 64        # sftp's, for -n 1
+        assert rig.engine.pool is not None
+        assert rig.engine.pool.requests == 64 * 261120 // 32768
+        rig.engine.ctx.chunk = 8 * MIB
+        data = payload(4 * 8 * MIB, seed=32)
+        (rig.remote / "f").write_bytes(data)
+        assert await rig.get("f", "down")
+        assert (rig.local / "down").read_bytes() == data
+    finally:
+        await rig.transport.close()
+    assert max(most_in_flight(wire, FXP_READ).values()) > 64
