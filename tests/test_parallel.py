@@ -419,20 +419,25 @@ async def test_a_big_file_uses_every_stream(tmp_path: Path,
         await rig.transport.close()
 
 
-async def test_idle_streams_steal_from_the_slowest(tmp_path: Path,
-                                                   sftp_server_bin: str
-                                                   ) -> None:
+@pytest.mark.parametrize("upload", [False, True])
+async def test_idle_streams_steal_from_the_slowest(
+        tmp_path: Path, sftp_server_bin: str, upload: bool) -> None:
     rig = await make_rig(tmp_path, sftp_server_bin, streams=4)
     try:
         assert rig.engine.pool is not None
         rig.engine.pool.requests = 2        # so chunks are not all asked
         rig.engine.ctx.chunk = 16 * MAX_BUFFER
         data = payload(32 * MAX_BUFFER)     # two chunks for four streams
-        (rig.remote / "f").write_bytes(data)
         rig.transport.delays = {1: 0.1}     # the first pool stream is slow
         await rig.engine.pool.streams()     # all open before the copy
-        assert await rig.get("f", "down")
-        assert (rig.local / "down").read_bytes() == data
+        if upload:
+            (rig.local / "up").write_bytes(data)
+            assert await rig.put("up", "f")
+            assert (rig.remote / "f").read_bytes() == data
+        else:
+            (rig.remote / "f").write_bytes(data)
+            assert await rig.get("f", "down")
+            assert (rig.local / "down").read_bytes() == data
         assert len(set(rig.seen.streams)) >= 3      # two had to steal
         slow = rig.transport.clients[1]
         streams = rig.engine.pool.ready

@@ -937,3 +937,41 @@ async def test_small_blocks_keep_more_requests_in_flight(
     finally:
         await rig.transport.close()
     assert max(most_in_flight(wire, FXP_READ).values()) > 64
+
+
+def most_files_moving(wire: Wire, ptype: int) -> int:
+    """The most files one client had *ptype* requests (READ or WRITE)
+    unanswered for at once."""
+    top = 0
+    for client in {s.client for s in wire.of(ptype)}:
+        mine = wire.of(ptype, None, client)
+        for t in sorted({s.sent for s in mine}):
+            moving = {s.name for s in mine
+                      if s.sent <= t < (s.replied or wire.clock)}
+            top = max(top, len(moving))
+    return top
+
+
+@pytest.mark.parametrize("upload", [False, True])
+async def test_several_small_files_in_flight_per_stream(
+        prig: PRig, wire: Wire, upload: bool) -> None:
+    """A tree of small files at -n 4: a stream copies several files at
+    once, not one after the other."""
+    tree = (prig.local if upload else prig.remote) / "t"
+    tree.mkdir()
+    for i in range(40):
+        (tree / f"f{i}").write_bytes(payload(20_000 + i, i))
+    prig.engine.ctx.share_min = 4 * MIB         # every file whole
+    if upload:
+        assert await within(prig.engine.upload_dir(
+            "t", str(prig.remote / "t"), preserve=False, resume=False,
+            fsync=False))
+        copy = prig.remote / "t"
+    else:
+        assert await within(prig.engine.download_dir(
+            str(tree), "t", None, preserve=False, resume=False,
+            fsync=False))
+        copy = prig.local / "t"
+    assert sorted(p.read_bytes() for p in copy.iterdir()) == sorted(
+        p.read_bytes() for p in tree.iterdir())
+    assert most_files_moving(wire, FXP_WRITE if upload else FXP_READ) >= 2
