@@ -198,10 +198,14 @@ def test_live_view_over_channels_of_fewer_connections(
         sshd: Any, remote_dir: Path, tmp_path: Path) -> None:
     """``-n 4 -X channels=2`` over the private sshd: a big get moves on
     all four streams, and the summary counts the two connections they
-    share (the option reaches the pool)."""
+    share (the option reaches the pool).  Then Ctrl-C in the middle of
+    a bigger one: sftp's message and the prompt come back at once, and
+    nothing is left under the final name."""
     from psftp_shell.devserver import HOST_ALIAS
     with open(remote_dir / "big.bin", "wb") as f:
         f.truncate(256 << 20)
+    with open(remote_dir / "huge.bin", "wb") as f:
+        f.truncate(2 << 30)
     local = tmp_path / "here"
     local.mkdir()
     for session in spawn(sys.executable, [
@@ -213,6 +217,14 @@ def test_live_view_over_channels_of_fewer_connections(
         session.expect(r"1 file, 256MB in [0-9:]+ \([^)]*\), 4 streams, "
                        r"2 connections", timeout=60)
         session.prompt()
+        session.child.sendline(f"get {remote_dir}/huge.bin")
+        session.expect(r"total: 0/1 files")     # the live view is up
+        session.expect(r"total: 0/1 files")     # and drawn again
+        session.child.sendintr()
+        session.expect(r"Interrupt", timeout=5)
+        session.expect(PROMPT, timeout=5)
         session.child.sendline("bye")
         session.expect(pexpect.EOF)
     assert (local / "big.bin").stat().st_size == 256 << 20
+    assert not (local / "huge.bin").exists()
+    shutil.rmtree(local)        # the kept temporary holds reserved blocks
