@@ -169,6 +169,19 @@ def render() -> str:
         "of one big file to a named target opens its temporary file beside",
         "the target while it asks whether the target is a directory; if",
         "it is, that temporary is removed again and the file goes inside.",
+        ".PP",
+        "A copy onto its own source (the server runs on this machine, or",
+        "both ends share a filesystem) is refused with",
+        ".B is the same file",
+        "and fails; sftp truncates the file.  The two are taken for one",
+        "file when they agree on size, mtime and mode and an access time",
+        "set on the local one shows in the remote one; the access time is",
+        "put back at once.",
+        ".PP",
+        "With more than one stream, a big file rewritten during the copy",
+        "(a new mtime, no growth) is copied again from the start, up to",
+        "three times, so that nothing read before the change stays in",
+        "the result.",
     ]
     out += section("EXIT STATUS")
     out += [
