@@ -330,10 +330,12 @@ class PRig:
 
 async def make_rig(tmp_path: Path, server: str, streams: int = 3, *,
                    transport: ProcTransport | None = None,
-                   remote: Path | None = None, **sizes: int) -> PRig:
+                   remote: Path | None = None,
+                   buffer_size: int | None = None,
+                   max_requests: int | None = None) -> PRig:
     """An engine on *streams* streams: sftp-server processes, or the
-    given *transport* (whose files are in *remote*); *sizes* are ``-B``
-    and ``-R`` (``buffer_size``, ``max_requests``)."""
+    given *transport* (whose files are in *remote*); *buffer_size* and
+    *max_requests* are ``-B`` and ``-R``."""
     remote = remote or tmp_path / "remote"
     local = tmp_path / "local"
     remote.mkdir(exist_ok=True)
@@ -343,7 +345,8 @@ async def make_rig(tmp_path: Path, server: str, streams: int = 3, *,
     stdout, stderr = io.BytesIO(), io.BytesIO()
     out = Output(stdout, stderr, quiet=True)
     engine = await within(TransferEngine.create(
-        client, out, transport=transport, streams=streams, **sizes))
+        client, out, transport=transport, streams=streams,
+        buffer_size=buffer_size, max_requests=max_requests))
     engine.local_cwd = str(local)
     engine.ctx.chunk = CHUNK
     engine.ctx.share_min = 0
@@ -1174,3 +1177,61 @@ async def test_the_end_of_file_probe_rides_with_the_last_reads(
     last_block = max(i for i, (what, end) in enumerate(order)
                      if what == "back" and end == size)
     assert len(probes) == 1 and probes[0] < last_block
+
+
+async def test_chunked_get_f_syncs_the_file_then_its_directory(
+        prig: PRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``get -f`` in chunks: the temporary is fsynced before it is
+    renamed, the directory after; without -f neither is."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append(("fsync", kind))
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any) -> None:
+        events.append(("rename", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    data = payload(6 * CHUNK + 5)
+    (prig.remote / "f").write_bytes(data)
+    assert await prig.get("f", "plain")
+    assert events == [("rename", "plain")]
+    events.clear()
+    assert await prig.get("f", "synced", fsync=True)
+    assert events == [("fsync", "file"), ("rename", "synced"),
+                      ("fsync", "dir")]
+    assert (prig.local / "synced").read_bytes() == data
+
+
+async def test_chunked_get_reserves_its_blocks_before_writing(
+        prig: PRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The missing ranges are preallocated (fallocate, keeping the size)
+    before the first chunk is written, and they cover the file."""
+    from psftp_shell import chunkpipe, getjob
+    order: list[str] = []
+    reserved: list[tuple[int, int]] = []
+    real_reserve, real_write = getjob.preallocate, chunkpipe.pwrite_all
+
+    def reserve(fd: int, offset: int, length: int) -> bool:
+        order.append("reserve")
+        reserved.append((offset, offset + length))
+        return real_reserve(fd, offset, length)
+
+    def write(fd: int, data: bytes, offset: int) -> None:
+        order.append("write")
+        real_write(fd, data, offset)
+
+    monkeypatch.setattr(getjob, "preallocate", reserve)
+    monkeypatch.setattr(chunkpipe, "pwrite_all", write)
+    size = 6 * CHUNK + 5
+    (prig.remote / "f").write_bytes(payload(size))
+    assert await prig.get("f", "down")
+    assert order[0] == "reserve" and "write" in order
+    assert order.index("write") > max(
+        i for i, what in enumerate(order) if what == "reserve")
+    assert reserved == [(0, size)]

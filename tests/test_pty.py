@@ -194,11 +194,13 @@ def test_ctrl_z_and_fg_under_a_job_control_shell(
         assert b"Traceback" not in session.log.getvalue()
 
 
+@pytest.mark.parametrize("where", ["option", "config"])
 def test_live_view_over_channels_of_fewer_connections(
-        sshd: Any, remote_dir: Path, tmp_path: Path) -> None:
-    """``-n 4 -X channels=2`` over the private sshd: a big get moves on
-    all four streams, and the summary counts the two connections they
-    share (the option reaches the pool).  Then Ctrl-C in the middle of
+        sshd: Any, remote_dir: Path, tmp_path: Path, where: str) -> None:
+    """``-n 4 -X channels=2`` (or ``channels = 2`` in the config file)
+    over the private sshd: a big get moves on all four streams, and the
+    summary counts the two connections they share (the setting reaches
+    the pool).  Then Ctrl-C in the middle of
     a bigger one: sftp's message and the prompt come back at once, and
     nothing is left under the final name."""
     from psftp_shell.devserver import HOST_ALIAS
@@ -208,16 +210,23 @@ def test_live_view_over_channels_of_fewer_connections(
         f.truncate(2 << 30)
     local = tmp_path / "here"
     local.mkdir()
+    channels = ["-X", "channels=2"]
+    if where == "config":
+        config = tmp_path / "config" / "psftp-shell" / "config"
+        config.parent.mkdir(parents=True)
+        config.write_text("channels = 2\n")
+        channels = []
     for session in spawn(sys.executable, [
-            "-m", "psftp_shell", "-n", "4", "-X", "channels=2",
+            "-m", "psftp_shell", "-n", "4", *channels,
             "-F", str(sshd.ssh_config), HOST_ALIAS], local,
             environment(tmp_path)):
         session.prompt()
-        session.child.sendline(f"get {remote_dir}/big.bin")
+        there = str(remote_dir).replace("[", "\\[").replace("]", "\\]")
+        session.child.sendline(f"get {there}/big.bin")
         session.expect(r"1 file, 256MB in [0-9:]+ \([^)]*\), 4 streams, "
                        r"2 connections", timeout=60)
         session.prompt()
-        session.child.sendline(f"get {remote_dir}/huge.bin")
+        session.child.sendline(f"get {there}/huge.bin")
         session.expect(r"total: 0/1 files")     # the live view is up
         session.expect(r"total: 0/1 files")     # and drawn again
         session.child.sendintr()
