@@ -421,6 +421,7 @@ class ChunkedFile:
         self.size = self.eof_at = size
         self.done = RangeSet()
         self.sparse = False
+        self.job.size, self.job.transferred = size, 0   # (progress)
 
     async def more(self, stream: Stream) -> bool:
         """Queue the holes below the end of file again; False if none.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import secrets
 import stat as stat_mod
 from dataclasses import dataclass
@@ -29,6 +30,17 @@ def temp_name(name: str) -> str:
     """A fresh temporary name for a file called *name* (64 random bits:
     nobody can guess it before it exists)."""
     return f".{name}{TEMP_MARK}{secrets.token_hex(8)}"
+
+
+_TEMP = re.compile(r"\.(.+)" + re.escape(TEMP_MARK) + r"[0-9a-f]{16}")
+
+
+def named_by_temp(temp: str) -> str | None:
+    """The file a temporary path from :func:`temp_name` stands for, in
+    the same directory; None if *temp* is not named like one."""
+    head, sep, base = temp.rpartition("/")
+    found = _TEMP.fullmatch(base)
+    return head + sep + found.group(1) if found else None
 
 
 def pwrite_all(fd: int, data: bytes, offset: int) -> None:

@@ -32,6 +32,7 @@ from psftp_shell.board import Lane
 from psftp_shell.chunkfile import MORE_ROUNDS, ChunkedFile, EarlyOpens
 from psftp_shell.chunkpipe import PushRun, Run
 from psftp_shell.chunks import RangeSet
+from psftp_shell.localdest import named_by_temp
 from psftp_shell.observer import TransferJob
 from psftp_shell.ordered import Slot
 from psftp_shell.pool import Stream
@@ -45,6 +46,7 @@ from psftp_shell.protocol import (
 from psftp_shell.remotedest import (
     OntoItself,
     RemoteFile,
+    WriteCheck,
     abandon,
     close_into_place,
     fsetstat_remote,
@@ -58,7 +60,7 @@ from psftp_shell.samefile import onto_itself, upload_guard
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
-from psftp_shell.xfer import SHARE_MIN, TEMP_MARK, CopyContext, Flags, reported
+from psftp_shell.xfer import SHARE_MIN, CopyContext, Flags, reported
 
 
 class PutFile(ChunkedFile):
@@ -308,10 +310,11 @@ class PutJob:
         return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
                                    jpath, room, early)
 
-    def _ours(self, temp: str) -> bool:
-        """Whether *temp* is a temporary of ours beside the target."""
-        return (_dirname(temp) == _dirname(self.dst)
-                and TEMP_MARK in temp.rpartition("/")[2])
+    @staticmethod
+    def _ours(temp: str) -> bool:
+        """Whether *temp* is named as our temporaries are (beside the
+        target, or beside the file a target link names)."""
+        return named_by_temp(temp) is not None
 
     async def _discard(self, client: SFTPClient, jpath: str) -> None:
         """Drop an unused journal and the remote temporary it names."""
@@ -329,6 +332,8 @@ class PutJob:
         temp = found.temp
         if not self._ours(temp) or found.source != self._source:
             return None
+        final = named_by_temp(temp)
+        assert final is not None
         try:
             there = await client.lstat(temp)
             if not there.is_reg():
@@ -336,7 +341,8 @@ class PutJob:
             handle = await client.open(temp, OPEN_WRITE)
         except StatusError:
             return None
-        return RemoteFile(handle, self.dst, temp)
+        return RemoteFile(handle, final, temp, check=WriteCheck.if_regular(
+            client, final, self.dst))
 
     def _room_error(self, need: int, room: int) -> None:
         self.slot.error(f'remote "{self.dst}": not enough free space '
@@ -426,8 +432,15 @@ class PutJob:
                 await file.help(lane.stream)
             await file.wait()
             for _ in range(MORE_ROUNDS):
-                if not _rewritten(file) or \
-                        not await file.more(lane.stream):
+                if not _rewritten(file):
+                    break
+                # the journal is keyed by the source's size and mtime
+                journal.remove(jpath)
+                jpath = journal.upload_path(
+                    board.ctx.environ, board.ctx.site, self.dst, file.size,
+                    file.mtime or 0)
+                file.saver = self._saver(file, jpath)
+                if not await file.more(lane.stream):
                     break
             board.unshare(file)
             return await self._finish(lane, file, st, attrs, dest, jpath)

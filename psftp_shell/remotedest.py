@@ -57,18 +57,36 @@ class WriteCheck:
 
     @classmethod
     def send(cls, client: SFTPClient, path: str, shown: str) -> WriteCheck:
-        """OPEN *path* for writing now."""
+        """OPEN *path* (known to be a regular file) for writing now."""
         opening = asyncio.ensure_future(client.open(path, OPEN_WRITE))
         opening.add_done_callback(retrieved)
         return cls(client, shown, opening)
 
+    @classmethod
+    def if_regular(cls, client: SFTPClient, path: str, shown: str
+                   ) -> WriteCheck:
+        """LSTAT *path*, then OPEN it for writing if it is a regular file
+        (an OPEN of a FIFO would block the server)."""
+        async def open_if_regular() -> bytes:
+            there = await client.lstat(path)
+            if not there.is_reg():
+                raise StatusError(FX_NO_SUCH_FILE)     # nothing to keep
+            return await client.open(path, OPEN_WRITE)
+        opening = asyncio.ensure_future(open_if_regular())
+        opening.add_done_callback(retrieved)
+        return cls(client, shown, opening)
+
     async def refusal(self) -> StatusError | None:
-        """The server's refusal of the OPEN; None if it was allowed (or
-        the answer was lost with its connection)."""
+        """The server's refusal of the OPEN; None if it was allowed, if
+        the target is gone since, or if the answer was lost with its
+        connection."""
         try:
-            handle = await self.opening
+            handle = await asyncio.shield(self.opening)
+        except asyncio.CancelledError:
+            self.drop()
+            raise
         except StatusError as exc:
-            return exc
+            return None if exc.code == FX_NO_SUCH_FILE else exc
         except SFTPError:
             return None
         self._close(handle)
@@ -180,6 +198,9 @@ def keep_remote_temp(dest: RemoteFile, jpath: str,
     it was saved, leave the remote temporary for a later reput."""
     if journal.ensure_dir(jpath) and journal.save(jpath, entry):
         dest.temp = None
+        if dest.check is not None:
+            dest.check.drop()
+            dest.check = None
         return True
     return False
 
@@ -203,7 +224,8 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
                       remote_path: str, attrs: Attrs,
                       sharers: Sharers | None = None,
                       guard: Guard | None = None, *,
-                      shown: str | None = None) -> RemoteFile | None:
+                      shown: str | None = None, follow: bool = True
+                      ) -> RemoteFile | None:
     """Create a temporary beside *remote_path*, or None for in place.
 
     Needs posix-rename; an existing regular file lends its mode (sftp
@@ -216,6 +238,7 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
 
     :param guard: asked about an existing regular target
     :param shown: the target as messages name it (a link's path)
+    :param follow: resolve a link (not again for the file it names)
     :raises OntoItself: when *guard* says the target is the source
     """
     head, sep, name = remote_path.rpartition("/")
@@ -230,7 +253,7 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
         flags = SHARED_TEMP
         sharers.open_temp(temp, flags, create)
     made = _Made(ctx, client, remote_path, shown or remote_path, temp,
-                 sharers, guard)
+                 sharers, guard, follow)
     try:
         handle = await open_remote(ctx, client, temp, flags, create,
                                    temporary=True)
@@ -245,7 +268,7 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
     dest = await made.kept(handle, look)
     if dest is None and made.link:
         return await remote_temp(ctx, client, made.link, attrs, None, guard,
-                                 shown=made.shown)
+                                 shown=made.shown, follow=False)
     return dest
 
 
@@ -261,6 +284,7 @@ class _Made:
     temp: str
     sharers: Sharers | None
     guard: Guard | None
+    follow: bool
     link: str = ""          # the file a link target names, to go to
 
     async def kept(self, handle: bytes, look: asyncio.Future[Attrs]
@@ -278,26 +302,30 @@ class _Made:
         except BaseException:
             self.ctx.background(abandon(client, dest))
             raise
-        if old is not None and old.is_reg():
-            return await self._replacing(dest, old)
-        if old is not None and old.is_link() and self.shown == \
-                self.remote_path:
-            with contextlib.suppress(StatusError):
-                self.link = await client.realpath(self.remote_path)
+        try:
+            if old is not None and old.is_reg():
+                return await self._replacing(dest, old)
+            if old is not None and old.is_link() and self.follow:
+                with contextlib.suppress(StatusError):
+                    found = await client.realpath(self.remote_path)
+                    if found != self.remote_path:
+                        self.link = found
+        except OntoItself:
+            await self._drop(dest)
+            raise
+        except BaseException:
+            self.ctx.background(abandon(client, dest))
+            raise
         await self._drop(dest)      # in place, as sftp, or via the link
         return None
 
     async def _replacing(self, dest: RemoteFile, old: Attrs
-                         ) -> RemoteFile | None:
+                         ) -> RemoteFile:
         """Keep the temporary that replaces the regular file *old*."""
         client = self.client
-        try:
-            if self.guard is not None and await self.guard(
-                    client, self.remote_path, old):
-                raise OntoItself(self.shown)
-        except BaseException:
-            await self._drop(dest)
-            raise
+        if self.guard is not None and await self.guard(
+                client, self.remote_path, old):
+            raise OntoItself(self.shown)
         dest.check = WriteCheck.send(client, self.remote_path, self.shown)
         if old.permissions is not None:
             with contextlib.suppress(StatusError):

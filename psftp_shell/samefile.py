@@ -20,7 +20,7 @@ import stat as stat_mod
 from collections.abc import Awaitable, Callable
 
 from psftp_shell.attrs import Attrs
-from psftp_shell.protocol import SFTPClient
+from psftp_shell.protocol import SFTPClient, StatusError
 
 Guard = Callable[[SFTPClient, str, Attrs], Awaitable[bool]]
 """Whether an existing remote file (its path and attributes) is the
@@ -53,20 +53,32 @@ async def same_file(target: int | str, st: os.stat_result, attrs: Attrs,
     """Whether local *target* (a path or an open fd, whose stat is *st*)
     is the remote file that *look* STATs (its attributes were *attrs*).
 
-    :raises SFTPError: from *look*
+    Nothing is touched unless *target* is still the file of *st*,
+    unchanged (an fd number may have been reused by then).
+
+    :raises SFTPError: from *look*, when the connection is lost
     """
     if not alike(st, attrs):
         return False
-    mark = _marker(st, attrs)
+    try:        # as it is now: still the file of *st*, unchanged
+        now = os.stat(target)
+    except OSError:
+        return False
+    if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+        return False
+    mark = _marker(now, attrs)
     try:
-        os.utime(target, ns=(mark * _NS, st.st_mtime_ns))
+        os.utime(target, ns=(mark * _NS, now.st_mtime_ns))
     except OSError:
         return False
     try:
         seen = await look()
+    except StatusError:         # gone meanwhile: not the same file
+        return False
     finally:
         with contextlib.suppress(OSError):
-            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.utime(target, ns=(now.st_atime_ns, now.st_mtime_ns))
     return seen.atime == mark
 
 

@@ -340,7 +340,7 @@ def keep_partial_upload(ctx: CopyContext, dest: RemoteFile, fd: int,
         st = os.fstat(fd)
     except OSError:
         return
-    jpath = journal.upload_path(ctx.environ, ctx.site, dest.final,
+    jpath = journal.upload_path(ctx.environ, ctx.site, job.destination,
                                 st.st_size, st.st_mtime_ns)
     keep_remote_temp(dest, jpath, journal.Journal(
         os.path.abspath(ctx.local(job.source)), st.st_size, st.st_mtime_ns,

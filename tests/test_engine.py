@@ -33,7 +33,14 @@ from psftp_shell.engine import (
     TransferJob,
 )
 from psftp_shell.output import Output
-from psftp_shell.protocol import ConnectionLost, SFTPClient, SFTPError
+from psftp_shell.protocol import (
+    FX_NO_SUCH_FILE,
+    ConnectionLost,
+    SFTPClient,
+    SFTPError,
+    StatusError,
+)
+from psftp_shell.samefile import same_file
 from psftp_shell.transport import StdinWriter
 
 T = TypeVar("T")
@@ -381,6 +388,28 @@ async def test_a_copy_onto_its_own_source_is_refused(rig: Rig,
         assert rig.messages().endswith(
             f'{verb} "{path}": "{path}" is the same file\r\n')
         assert leftovers(rig.remote) == []
+
+
+async def test_the_same_file_check_touches_only_an_unchanged_file(
+        tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10)
+    os.utime(path, (100, 200))
+    st = os.stat(path)
+    attrs = Attrs.from_stat(st)
+
+    async def gone() -> Attrs:       # removed between LSTAT and STAT
+        raise StatusError(FX_NO_SUCH_FILE)
+
+    assert not await same_file(str(path), st, attrs, gone)
+    assert (os.stat(path).st_atime, os.stat(path).st_mtime) == (100, 200)
+    path.write_bytes(b"y" * 10)     # changed since *st*: left alone
+
+    async def never() -> Attrs:
+        raise AssertionError("not asked")
+
+    assert not await same_file(str(path), st, attrs, never)
+    assert os.stat(path).st_mtime != 200
 
 
 async def test_a_copy_alike_in_size_mtime_and_mode_is_not_refused(

@@ -630,6 +630,51 @@ async def test_interrupted_put_is_finished_by_reput(prig: PRig,
     assert prig.messages() == ""
 
 
+async def test_reput_through_a_link_finishes_the_file_it_names(
+        prig: PRig, tmp_path: Path) -> None:
+    """A put to a link whose file is in another directory stops half
+    way; reput finishes that file's temporary, keeps the link, and
+    leaves no temporary, no journal and no open handle behind."""
+    data = payload(40 * CHUNK + 3)
+    (prig.local / "f").write_bytes(data)
+    (prig.remote / "elsewhere").mkdir()
+    real = prig.remote / "elsewhere" / "real"
+    real.write_bytes(b"old")
+    (prig.remote / "up").symlink_to("elsewhere/real")
+    flag = stop_after(prig, 10 * CHUNK)
+    assert not await prig.put("f", "up")
+    prig.seen.on_advance = None
+    assert real.read_bytes() == b"old"
+    assert len(leftovers(prig.remote / "elsewhere")) == 1
+    flag["stop"] = False
+    assert await prig.put("f", "up", resume=True)
+    assert (prig.remote / "up").is_symlink()
+    assert real.read_bytes() == data
+    assert leftovers(prig.remote, prig.remote / "elsewhere") == []
+    state = tmp_path / "state" / "psftp-shell" / "journal"
+    assert list(state.iterdir()) == []
+    assert prig.messages() == ""
+
+
+@pytest.mark.parametrize("lexical", [False, True])
+async def test_a_put_to_a_link_loop_ends(prig: PRig,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          lexical: bool) -> None:
+    """``ln -s loop loop``: sftp-server's REALPATH fails on it; a server
+    whose REALPATH does not resolve links gives the path back.  Either
+    way the put fails as sftp's in-place OPEN does, once."""
+    if lexical:
+        async def same(self: SFTPClient, path: str) -> str:
+            return path
+        monkeypatch.setattr(SFTPClient, "realpath", same)
+    (prig.local / "f").write_bytes(payload(5 * CHUNK))
+    (prig.remote / "loop").symlink_to("loop")
+    assert not await prig.put("f", "loop")
+    assert prig.messages().startswith(
+        f'dest open "{prig.remote / "loop"}": ')
+    assert leftovers(prig.remote) == []
+
+
 async def test_a_stale_journal_is_dropped(prig: PRig) -> None:
     data = payload(20 * CHUNK)
     (prig.remote / "f").write_bytes(data)

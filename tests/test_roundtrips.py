@@ -56,7 +56,14 @@ from psftp_shell.wire import (
     StatusError,
 )
 from tests.test_engine import MIB, payload, within
-from tests.test_parallel import CHUNK, PRig, grow_once, leftovers, make_rig
+from tests.test_parallel import (
+    CHUNK,
+    PRig,
+    grow_once,
+    leftovers,
+    make_rig,
+    stop_after,
+)
 
 STREAMS = 4
 SIZE = 9 * CHUNK + 1234
@@ -975,3 +982,33 @@ async def test_several_small_files_in_flight_per_stream(
     assert sorted(p.read_bytes() for p in copy.iterdir()) == sorted(
         p.read_bytes() for p in tree.iterdir())
     assert most_files_moving(wire, FXP_WRITE if upload else FXP_READ) >= 2
+
+
+async def test_a_stopped_replacement_closes_its_write_check_and_reput_checks(
+        prig: PRig, wire: Wire) -> None:
+    """A chunked put over an existing file is stopped: the OPEN that
+    checks whether the target may be written is closed with the rest.
+    The reput that finishes it checks again, and renames nothing over a
+    target the server refuses to open for writing."""
+    data = payload(SIZE, seed=41)
+    (prig.local / "up").write_bytes(data)
+    target = prig.remote / "f"
+    target.write_bytes(b"old")
+    flag = stop_after(prig, 3 * CHUNK)
+    assert not await prig.put("up", "f")
+    prig.seen.on_advance = None
+    await settle(prig)
+    assert wire.open_handles() == []
+    assert len(leftovers(prig.remote)) == 1         # kept for reput
+    name = str(target).encode()
+    wire.fault = lambda s: FX_PERMISSION_DENIED if (
+        s.ptype == FXP_OPEN and s.name == name
+        and s.flags == OPEN_WRITE) else None
+    flag["stop"] = False
+    assert not await prig.put("up", "f", resume=True)
+    assert prig.messages() == (
+        f'dest open "{target}": Permission denied\r\n')
+    assert target.read_bytes() == b"old"
+    assert leftovers(prig.remote) == []
+    await settle(prig)
+    assert wire.open_handles() == []
