@@ -409,19 +409,28 @@ class ChunkedFile:
 
         self.ctx.background(close())
 
-    def start_over(self, mtime: int | None, size: int) -> None:
-        """The source was rewritten while it was copied (new *mtime*,
-        *size* no larger): every byte is to be moved again.
+    def restart_if_rewritten(self, mtime: int | None,
+                             size: int | None) -> bool:
+        """Whether the source, now of *mtime* and *size*, was rewritten
+        while it was copied (a new mtime, no growth); if so, every byte
+        is to be moved again, and :meth:`more` moves them.
 
         Ranges copied before the change may hold the old contents; the
         copy goes on in the same temporary, which now holds older data,
-        so zero blocks are written too.  :meth:`more` moves them.
+        so zero blocks are written too.  A source that only grew was
+        followed to its end, as sftp does.
         """
+        if not self.complete or mtime == self.mtime or size is None:
+            return False
+        assert self.eof_at is not None
+        if size > self.eof_at:
+            return False
         self.mtime = mtime
         self.size = self.eof_at = size
         self.done = RangeSet()
         self.sparse = False
         self.job.size, self.job.transferred = size, 0   # (progress)
+        return True
 
     async def more(self, stream: Stream) -> bool:
         """Queue the holes below the end of file again; False if none.

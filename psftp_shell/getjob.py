@@ -185,10 +185,10 @@ class GetJob:
         final = final_path(local)
         try:
             st = os.stat(final)
-            same = await same_file(final, st, attrs,
-                                   lambda: client.stat(self.src))
-        except (OSError, StatusError):
+        except OSError:
             return False
+        same = await same_file(final, st, attrs,
+                               lambda: client.stat(self.src))
         if same:
             self.slot.error(onto_itself("download", self.src, self.dst))
         return same
@@ -397,23 +397,17 @@ async def _changed(file: GetFile, attrs: Attrs) -> bool:
 
 
 async def _rewritten(file: GetFile) -> bool:
-    """Whether the source was rewritten while it was read (a new mtime,
-    no growth); if so, every byte is to be fetched again
-    (:meth:`~ChunkedFile.start_over`).  A source that only grew was
-    followed to its end, as sftp does.
-    """
+    """Whether the source was rewritten while it was read; if so, every
+    byte is to be fetched again (see
+    :meth:`~ChunkedFile.restart_if_rewritten`)."""
     if not file.complete:
         return False
     try:
         now = await _look(file)
     except SFTPError:
         return False
-    assert file.eof_at is not None
-    if now is None or now.mtime == file.mtime or now.size is None \
-            or now.size > file.eof_at:
-        return False
-    file.start_over(now.mtime, now.size)
-    return True
+    return now is not None and file.restart_if_rewritten(now.mtime,
+                                                         now.size)
 
 
 async def _look(file: GetFile) -> Attrs | None:

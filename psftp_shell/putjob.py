@@ -310,18 +310,12 @@ class PutJob:
         return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
                                    jpath, room, early)
 
-    @staticmethod
-    def _ours(temp: str) -> bool:
-        """Whether *temp* is named as our temporaries are (beside the
-        target, or beside the file a target link names)."""
-        return named_by_temp(temp) is not None
-
     async def _discard(self, client: SFTPClient, jpath: str) -> None:
         """Drop an unused journal and the remote temporary it names."""
         found = journal.load(jpath)
         if found is None:
             return
-        if self._ours(found.temp):
+        if named_by_temp(found.temp) is not None:     # ours
             with contextlib.suppress(StatusError):
                 await client.remove(found.temp)
         journal.remove(jpath)
@@ -330,10 +324,10 @@ class PutJob:
                       ) -> RemoteFile | None:
         """The journal's temporary, if it is still there and ours."""
         temp = found.temp
-        if not self._ours(temp) or found.source != self._source:
-            return None
+        # ours: beside the target, or beside the file a target link names
         final = named_by_temp(temp)
-        assert final is not None
+        if final is None or found.source != self._source:
+            return None
         try:
             there = await client.lstat(temp)
             if not there.is_reg():
@@ -432,7 +426,9 @@ class PutJob:
                 await file.help(lane.stream)
             await file.wait()
             for _ in range(MORE_ROUNDS):
-                if not _rewritten(file):
+                now = os.fstat(file.fd)
+                if not file.restart_if_rewritten(now.st_mtime_ns,
+                                                 now.st_size):
                     break
                 # the journal is keyed by the source's size and mtime
                 journal.remove(jpath)
@@ -580,15 +576,3 @@ class PutJob:
         else:
             self._keep(file, dest, jpath)
 
-
-def _rewritten(file: PutFile) -> bool:
-    """Whether the local source was rewritten while it was sent (a new
-    mtime, no growth); if so, every byte goes again."""
-    now = os.fstat(file.fd)
-    if not file.complete or now.st_mtime_ns == file.mtime:
-        return False
-    assert file.eof_at is not None
-    if now.st_size > file.eof_at:
-        return False        # it grew: followed to its end, as sftp does
-    file.start_over(now.st_mtime_ns, now.st_size)
-    return True

@@ -119,6 +119,12 @@ class RemoteFile:
     open: bool = True
     check: WriteCheck | None = None
 
+    def drop_check(self) -> None:
+        """The temporary will not replace the target: no answer needed."""
+        if self.check is not None:
+            self.check.drop()
+            self.check = None
+
 
 class OntoItself(Exception):
     """The upload's target is its own source (see :mod:`samefile`)."""
@@ -198,18 +204,14 @@ def keep_remote_temp(dest: RemoteFile, jpath: str,
     it was saved, leave the remote temporary for a later reput."""
     if journal.ensure_dir(jpath) and journal.save(jpath, entry):
         dest.temp = None
-        if dest.check is not None:
-            dest.check.drop()
-            dest.check = None
+        dest.drop_check()
         return True
     return False
 
 
 async def abandon(client: SFTPClient, dest: RemoteFile) -> None:
     """Close a remote destination and remove its temporary, quietly."""
-    if dest.check is not None:
-        dest.check.drop()
-        dest.check = None
+    dest.drop_check()
     with contextlib.suppress(SFTPError):
         if dest.open:
             dest.open = False
