@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, BinaryIO
 
+from psftp_shell import depwarnings
 from psftp_shell.config import ConfigError, load_config, resolve_connections
 from psftp_shell.context import Settings, Shell
 from psftp_shell.errors import (
@@ -278,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         return exit_status(exc)
     for warning in config.warnings:
         stderr.write(message_line(prog, warning))
+    if opts.verbose:
+        depwarnings.show()
     batch = opts.batchmode
     loglevel = {"ERROR": LOG_QUIET, "INFO": LOG_INFO}.get(opts.log_level,
                                                          LOG_DEBUG)
