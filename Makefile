@@ -6,16 +6,62 @@ STAMP := $(VENV)/.installed
 DATA_HOME ?= $(if $(XDG_DATA_HOME),$(XDG_DATA_HOME),$(HOME)/.local/share)
 BIN_HOME ?= $(HOME)/.local/bin
 PYTEST_ARGS ?=
+LOCK := requirements/lock.txt
+# The slice of the suite that runs on the newest dependencies and on the
+# other Pythons: the differential scripts over sshd, the pty tests, the
+# parallel engine, logins and the libraries' warnings.
+NEWEST_TESTS ?= tests/test_differential.py tests/test_differential_cli.py \
+	tests/test_pty.py tests/test_parallel.py tests/test_quicklogin.py \
+	tests/test_depwarnings.py tests/test_auth.py tests/test_connect.py
+SMOKE_TESTS ?= tests/test_differential_cli.py tests/test_parallel.py \
+	tests/test_quicklogin.py tests/test_depwarnings.py tests/test_grammar.py \
+	tests/test_protocol.py
 
-.PHONY: test lint man check-man demo install uninstall bench bench-full clean
+.PHONY: test lint man check-man demo install uninstall bench bench-full \
+	clean lock test-newest test-python
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): setup.cfg setup.py pyproject.toml | $(PY)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,lint]'
+# The tests run on the locked set: exact versions, checked by hash.
+$(STAMP): setup.cfg setup.py pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# Re-resolve the lock on purpose: after changing a requirement in
+# setup.cfg, or to move the tested set to the newest releases (then run
+# `make test` and commit the new lock with what it needed).
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q pip-tools
+	.venv-lock/bin/pip-compile -q --upgrade --generate-hashes \
+	    --allow-unsafe --extra test --extra lint --strip-extras \
+	    --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	    -o $(LOCK) setup.cfg
+	rm -rf .venv-lock
+
+# The newest releases setup.cfg allows, in a second environment: a
+# failure names the packages that differ from the lock.
+test-newest:
+	rm -rf .venv-newest
+	$(PYTHON) -m venv .venv-newest
+	.venv-newest/bin/python -m pip install -q --upgrade \
+	    --upgrade-strategy eager -e '.[test]'
+	.venv-newest/bin/python .ci/lockdrift.py $(LOCK)
+	.venv-newest/bin/python -m pytest -p no:cacheprovider $(NEWEST_TESTS) \
+	    || { .venv-newest/bin/python .ci/lockdrift.py --failed $(LOCK); \
+	         exit 1; }
+
+# A smoke slice on another interpreter: make test-python PYTHON=python3.13
+test-python:
+	rm -rf .venv-$(notdir $(PYTHON))
+	$(PYTHON) -m venv .venv-$(notdir $(PYTHON))
+	.venv-$(notdir $(PYTHON))/bin/python -m pip install -q \
+	    --require-hashes -r $(LOCK)
+	.venv-$(notdir $(PYTHON))/bin/python -m pip install -q --no-deps -e .
+	.venv-$(notdir $(PYTHON))/bin/python -m pytest -p no:cacheprovider \
+	    $(SMOKE_TESTS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -57,4 +103,4 @@ bench-full: $(STAMP)
 	$(PY) -m bench full
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache
+	rm -rf $(VENV) .venv-* build dist *.egg-info .pytest_cache .mypy_cache

@@ -8,6 +8,8 @@ sftp-server over pipes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from asyncssh.connection import SSHClientConnection
 
 from psftp_shell import quicklogin, sftpcore
+from psftp_shell.asyncssh_private import PrivateUse, digest
 from psftp_shell.auth import BatchPrompter
 from psftp_shell.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
@@ -238,3 +241,76 @@ async def test_nothing_early_over_pipes(sftp_server_bin: str,
         assert first.limits is None and first.cwd is None
     finally:
         await transport.close()
+
+
+# ------------------------------------------- asyncssh's internals change
+
+@pytest.fixture
+def public_path() -> Any:
+    """asyncssh as it is, as if its internals had changed under us."""
+    quicklogin.uninstall()
+    yield
+    quicklogin.install()
+
+
+def test_shortcuts_are_on_with_the_reviewed_asyncssh() -> None:
+    """The locked asyncssh is a reviewed one, and its source digest is
+    the one reviewed (a newer asyncssh must match a reviewed digest)."""
+    version = asyncssh.__version__
+    assert quicklogin.problem() is None, quicklogin.problem()
+    assert quicklogin.active()
+    found = digest(quicklogin._relies_on())
+    if version in quicklogin.HOOKS.reviewed:
+        assert found == quicklogin.HOOKS.reviewed[version]
+    else:
+        assert found in quicklogin.HOOKS.reviewed.values()
+
+
+def test_changed_internals_turn_the_shortcuts_off() -> None:
+    """An unreviewed release with other source, or without a function
+    the shortcuts use, is refused with a reason for the debug log."""
+    changed = PrivateUse("t", quicklogin._relies_on, {"0.0": "0" * 16})
+    assert "changed the internals" in str(changed.problem("9.9"))
+
+    def gone() -> list[object]:
+        raise AttributeError("_send_signed_request")
+
+    lacking = PrivateUse("t", gone, {"9.9": "x"})
+    assert "lacks what it uses" in str(lacking.problem("9.9"))
+    same = PrivateUse("t", quicklogin._relies_on,
+                      {"0.0": digest(quicklogin._relies_on())})
+    assert same.problem("9.9") is None
+
+
+@pytest.mark.sshd
+async def test_public_path_logs_in_as_ssh_does(sshd: PrivateSSHD,
+                                               sent: Requests,
+                                               public_path: None) -> None:
+    """Without the shortcuts: the "none" probe, the question, the
+    signature, and authentication only after the service is accepted."""
+    assert not quicklogin.active()
+    await log_in(sshd.ssh_config)
+    assert sent == [(b"none", False), (b"publickey", False),
+                    (b"publickey", True)]
+    assert sent.accepted == [True]
+
+
+@pytest.mark.sshd
+def test_public_path_whole_process(sshd: PrivateSSHD, tmp_path: Path,
+                                   remote_dir: Path) -> None:
+    """A whole -n 4 run with the shortcuts refused copies as usual."""
+    (remote_dir / "f").write_bytes(b"x" * 300_000)
+    code = ("import sys\n"
+            "from psftp_shell import quicklogin\n"
+            "quicklogin.HOOKS.reviewed.clear()\n"
+            "quicklogin.HOOKS.reviewed['0'] = '0' * 16\n"
+            "from psftp_shell.cli import main\n"
+            "rc = main(sys.argv)\n"
+            "assert not quicklogin.active()\n"
+            "sys.exit(rc)\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code, "-q", "-n", "4", "-F",
+         str(sshd.ssh_config), f"{HOST_ALIAS}:{remote_dir}/f", "."],
+        cwd=tmp_path, capture_output=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert (tmp_path / "f").read_bytes() == (remote_dir / "f").read_bytes()
