@@ -21,20 +21,21 @@ SMOKE_TESTS ?= tests/test_differential_cli.py tests/test_parallel.py \
 	clean lock test-newest test-python
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 
 # The tests run on the locked set: exact versions, checked by hash.
 $(STAMP): setup.cfg setup.py pyproject.toml $(LOCK) | $(PY)
-	$(PY) -m pip install -q --require-hashes -r $(LOCK)
-	$(PY) -m pip install -q --no-deps -e .
-	touch $@
+	@echo "installing the locked dependency set into $(VENV)"
+	@$(PY) -m pip install -qq --require-hashes -r $(LOCK)
+	@$(PY) -m pip install -qq --no-deps -e .
+	@touch $@
 
 # Re-resolve the lock on purpose: after changing a requirement in
 # setup.cfg, or to move the tested set to the newest releases (then run
 # `make test` and commit the new lock with what it needed).
 lock:
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install -q pip-tools
+	.venv-lock/bin/python -m pip install -qq pip-tools
 	.venv-lock/bin/pip-compile -q --upgrade --generate-hashes \
 	    --allow-unsafe --extra test --extra lint --strip-extras \
 	    --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
@@ -46,7 +47,7 @@ lock:
 test-newest:
 	rm -rf .venv-newest
 	$(PYTHON) -m venv .venv-newest
-	.venv-newest/bin/python -m pip install -q --upgrade \
+	.venv-newest/bin/python -m pip install -qq --upgrade \
 	    --upgrade-strategy eager -e '.[test]'
 	.venv-newest/bin/python .ci/lockdrift.py $(LOCK)
 	.venv-newest/bin/python -m pytest -p no:cacheprovider $(NEWEST_TESTS) \
@@ -57,9 +58,9 @@ test-newest:
 test-python:
 	rm -rf .venv-$(notdir $(PYTHON))
 	$(PYTHON) -m venv .venv-$(notdir $(PYTHON))
-	.venv-$(notdir $(PYTHON))/bin/python -m pip install -q \
+	.venv-$(notdir $(PYTHON))/bin/python -m pip install -qq \
 	    --require-hashes -r $(LOCK)
-	.venv-$(notdir $(PYTHON))/bin/python -m pip install -q --no-deps -e .
+	.venv-$(notdir $(PYTHON))/bin/python -m pip install -qq --no-deps -e .
 	.venv-$(notdir $(PYTHON))/bin/python -m pytest -p no:cacheprovider \
 	    $(SMOKE_TESTS)
 
@@ -79,13 +80,13 @@ check-man: $(STAMP)
 	    { echo "man/psftp-shell.1 is stale: run make man"; exit 1; }
 
 demo: $(STAMP)
-	$(PY) -m psftp_shell.devserver demo
+	@$(PY) -m psftp_shell.devserver demo
 
 # A private virtualenv under the user's data directory, pipx-style, with
 # the command linked into ~/.local/bin (Debian refuses system-wide pip).
 install:
 	$(PYTHON) -m venv "$(DATA_HOME)/psftp-shell/venv"
-	"$(DATA_HOME)/psftp-shell/venv/bin/python" -m pip install -q .
+	"$(DATA_HOME)/psftp-shell/venv/bin/python" -m pip install -qq .
 	mkdir -p "$(BIN_HOME)"
 	ln -sf "$(DATA_HOME)/psftp-shell/venv/bin/psftp-shell" \
 	    "$(BIN_HOME)/psftp-shell"
@@ -95,11 +96,11 @@ uninstall:
 	rm -rf "$(DATA_HOME)/psftp-shell/venv" "$(BIN_HOME)/psftp-shell"
 
 bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -qq -e '.[bench]'
 	$(PY) -m bench quick
 
 bench-full: $(STAMP)
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -qq -e '.[bench]'
 	$(PY) -m bench full
 
 clean:
