@@ -27,7 +27,7 @@ from psftp_shell.errors import (
     ShellError,
     UsageError,
 )
-from psftp_shell.interrupts import Terminator, command_interrupts
+from psftp_shell.interrupts import Terminator, command_interrupts, exit_now
 from psftp_shell.options import (
     Options,
     exit_status,
@@ -261,7 +261,7 @@ def _make_settings(opts: Options, streams: int) -> Settings:
 
 
 def _on_terminate(signum: int, frame: object) -> None:
-    os._exit(ExitStatus.ERROR)
+    exit_now()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from psftp_shell import children
 from psftp_shell.context import Shell
 from psftp_shell.errors import ExitStatus
 from psftp_shell.output import INTERRUPT, Output
@@ -46,9 +47,9 @@ class Terminator:
     def fire(self, signum: int) -> None:
         """Cancel the session; a second signal exits now."""
         if self.signum is not None:
-            os._exit(ExitStatus.ERROR)
+            exit_now()
         self.signum = signum
-        timer = threading.Timer(self.grace, os._exit, (ExitStatus.ERROR,))
+        timer = threading.Timer(self.grace, exit_now)
         timer.daemon = True
         timer.start()
         if self._task is not None:
@@ -61,7 +62,14 @@ class Terminator:
         for stream in (out.stdout, out.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-        os._exit(ExitStatus.ERROR)
+        exit_now()
+
+
+def exit_now() -> None:
+    """End the process with sftp's status for a signal, and the
+    transport programs with it, as sftp's ``killchild`` does."""
+    children.kill_all()
+    os._exit(ExitStatus.ERROR)
 
 
 @contextlib.contextmanager

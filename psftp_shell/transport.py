@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from psftp_shell import spread
+from psftp_shell import children, spread
 from psftp_shell.errors import ConnectionClosed
 from psftp_shell.protocol import ConnectionLost, SFTPClient
 
@@ -114,6 +114,7 @@ class PipeTransport:
             raise ConnectionClosed(
                 f"exec: {self.argv[0]}: {exc.strerror}\n") from None
         self.processes.append(proc)
+        children.started(proc.pid)
         assert proc.stdout is not None and proc.stdin is not None
         client = SFTPClient(proc.stdout, StdinWriter(proc.stdin))
         self.clients.append(client)     # so that close() reaches it
@@ -133,6 +134,7 @@ class PipeTransport:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+            children.ended(proc.pid)
 
 
 BATCH_LIMIT = 512 * 1024

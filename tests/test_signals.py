@@ -199,3 +199,32 @@ def test_journal_ranges_are_the_source(tmp_path: Path) -> None:
         check_journal(tmp_path / "j", b"abcdefgh")
     os.unlink(tmp_path / "j")
     assert check_journal(tmp_path / "j", b"") is None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_ends_the_transport_programs(tmp_path: Path,
+                                            sftp_server_bin: str,
+                                            relay: Callable[[int], str],  # noqa: F811
+                                            signum: int) -> None:
+    """As sftp's killchild: no -D program outlives psftp-shell.  A server
+    that does not read its stdin (the relay, busy writing) would
+    otherwise keep running, and keep its caller's pipes open."""
+    random_file(tmp_path / "src" / "big", SIZE)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "batch").write_text("get src/big out/big\n")
+    pids = tmp_path / "pids"
+    server = f"sh -c 'echo $$ >> {pids}; exec {relay(RATE)}'"
+    result = signal_during(PSFTP + ["-n", "4", "-D", server, "-b", "batch"],
+                           tmp_path, env_for(tmp_path),
+                           has_data(tmp_path / "out", MIB), signum)
+    assert result.status == 1
+    alive = []
+    for pid in map(int, pids.read_text().split()):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0]
+        if state != "Z":
+            alive.append(pid)
+    assert alive == []
