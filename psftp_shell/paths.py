@@ -144,7 +144,7 @@ def get_destination(match: str, dst: str | None, *, match_count: int,
     and *dst_is_dir* whether *dst* is an existing local directory
     (``stat``, following links).  The caller first rejects several matches
     with a *dst* that is not a directory.  A match named ``..`` lands in
-    the destination itself, not its parent (OpenSSH 10.1's fix).
+    the destination itself, not its parent (OpenSSH 10.3's fix).
     """
     name = _not_parent(basename(match))
     if dst is None:
@@ -162,7 +162,7 @@ def put_destination(match: str, dst: str | None, cwd: str, *,
     absolute against *cwd*.  *match_count* counts real glob matches: a
     pattern kept by GLOB_NOCHECK counts 0, and then the name is appended
     even when *dst* is not a directory, as sftp does.  A match named
-    ``..`` lands in the destination itself (OpenSSH 10.1's fix).
+    ``..`` lands in the destination itself (OpenSSH 10.3's fix).
     """
     name = _not_parent(basename(match))
     if dst is None:
