@@ -183,6 +183,7 @@ def render() -> str:
         "three times, so that nothing read before the change stays in",
         "the result.",
     ]
+    out += openssh_fixes()
     out += section("EXIT STATUS")
     out += [
         "0 on success; 1 for a usage error, a failed batch command or a",
@@ -191,6 +192,70 @@ def render() -> str:
     out += section("SEE ALSO")
     out += [".BR sftp (1),", ".BR ssh (1),", ".BR ssh_config (5)"]
     return "\n".join(out) + "\n"
+
+
+OPENSSH_FIXES = [
+    ("10.4", "download to a server\\-controlled path: sftp host:path "
+     "pasted the start directory into a get command and parsed it again",
+     "adopted: the cd and the get of host:path take their operands as "
+     "words; a path with a space, quote or # is fetched where 9.2 fails"),
+    ("10.4", "a server answering READ with zero bytes kept the download "
+     "looping", "adopted, stricter: the first empty DATA ends the "
+     "session (exit 255, server sent zero data length); it had been "
+     "taken for the end of the file"),
+    ("10.4", "copy\\-data reading and writing one file (a server "
+     "change)", "adopted on the client side: cp truncates its target "
+     "after the copy, not before, so cp f f or a link to f keeps f"),
+    ("10.3", "the limits extension's open\\-handles value used as the "
+     "number of outstanding requests", "adopted"),
+    ("10.3", "a put \\-r reset the mode of a directory that already "
+     "existed", "adopted: only a directory it made, or with \\-p"),
+    ("10.4", "over\\-read of an empty REALPATH reply, or of a 2048\\-byte "
+     "batch line ending in a backslash", "already safe: refused with "
+     "sftp's message; long lines are refused whole"),
+    ("10.1", "a failed WRITE hidden by later successful ones",
+     "already safe: the upload fails, and with posix\\-rename nothing "
+     "is left"),
+    ("10.3", "a source named .. copied into the destination's parent",
+     "adopted: it goes to the destination itself"),
+    ("10.0", "a resumed put's high\\-water mark", "already safe: reput "
+     "to a server that reorders replies is exact"),
+    ("9.4", "a huge count of extended attributes decoded",
+     "already safe: bounded by the packet"),
+    ("9.4", "the final truncate on servers that reorder requests",
+     "already safe: downloads are renamed into place when complete; "
+     "reget from such a server is exact"),
+    ("10.4", "close\\-on\\-exec descriptors to ssh, so that a ! "
+     "command cannot write into the connection", "already safe: the "
+     "descriptors Python opens are not inherited"),
+    ("10.0", "ControlMaster no passed to ssh, so that sftp never "
+     "starts a shared master connection", "not adopted: \\-S gets "
+     "sftp 9.2's arguments exactly; otherwise there is no ssh process"),
+    ("9.5", "symbolic links to directories in recursive copies",
+     "not applicable: a change to scp's SFTP mode and scp \\-3 only"),
+    ("9.8\\-10.3", "tab completion cutting a multibyte character; "
+     "editline vi mode; flushing the prompt",
+     "not applicable: no editline"),
+    ("10.4", "the ls \\-n listing printing names",
+     "not applicable: output, 9.2 kept"),
+]
+"""OpenSSH's changes to sftp.c, sftp-client.c, sftp-common.c and
+sftp-glob.c from 9.2 to 10.5 that touch security or data safety; the
+rest are leaks, renames and header order.  tests/test_openssh_fixes.py
+holds a test for each."""
+
+
+def openssh_fixes() -> list[str]:
+    """The table of OpenSSH's sftp fixes after 9.2, with decisions."""
+    out = [".PP",
+           "OpenSSH's output as of 9.2 is the interface; the safety fixes",
+           "OpenSSH made to sftp since then, up to 10.5, and what",
+           "psftp\\-shell did with each:"]
+    for release, change, decision in OPENSSH_FIXES:
+        out += [".TP", f".B {release}", f"{change[0].upper()}{change[1:]}.",
+                ".br",
+                f"{decision[0].upper()}{decision[1:]}."]
+    return out
 
 
 if __name__ == "__main__":

@@ -89,9 +89,12 @@ def _batch_source(opts: Options) -> BinaryIO:
 async def _start_dir_or_fetch(shell: Shell, opts: Options) -> int | None:
     """sftp's ``host:path`` handling: cd into a directory, else fetch.
 
-    Returns an exit status when the program should end (auto-fetch).
+    The commands get their operands as words, never as a command line
+    to parse again (OpenSSH 10.4's fix): the server's start directory
+    cannot add operands or choose where the download lands.  Returns an
+    exit status when the program should end (auto-fetch).
     """
-    from psftp_shell.commands import run_line
+    from psftp_shell.commands import run_words
     dest = opts.destination
     if opts.sftp_server_argv is not None or dest is None \
             or dest.path is None:
@@ -99,14 +102,13 @@ async def _start_dir_or_fetch(shell: Shell, opts: Options) -> int | None:
     path = shell.remote.absolute(dest.path)
     if await shell.remote.is_dir(path) and opts.local_path is None:
         shell.out.info(f"Changing to: {path}")
-        if await run_line(shell, f'cd "{path}"', echo=False, abort=True):
+        if not await run_words(shell, "cd", (path,)):
             return ExitStatus.ERROR
         return None
-    command = "get" + (" -a" if opts.resume_all else "") + f" {path}"
-    if opts.local_path is not None:
-        command += f" {opts.local_path}"
-    failed = await run_line(shell, command, echo=False, abort=True)
-    return ExitStatus.ERROR if failed < 0 else ExitStatus.OK
+    local = () if opts.local_path is None else (opts.local_path,)
+    ok = await run_words(shell, "get", (dest.path, *local),
+                         "a" if opts.resume_all else "")
+    return ExitStatus.OK if ok else ExitStatus.ERROR
 
 
 def _early_pool(transport: Transport, opts: Options, settings: Settings,

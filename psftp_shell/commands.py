@@ -378,13 +378,33 @@ async def run_line(shell: Shell, line: str, *, echo: bool,
         shell.out.line("sftp> " + line)
     if parsed is not None:
         cmd, inv = parsed
-        local_cmds.follow_cwd(shell)
-        try:
-            await cmd.handler(shell, inv)
-        except CommandError as exc:
-            if str(exc):
-                shell.out.error(str(exc))
-            failed = True
+        failed = not await _dispatch(shell, cmd, inv) or failed
         if cmd.handler is local_cmds.quit:
             return FAILED if failed and err_abort else QUIT
     return FAILED if failed and err_abort else 0
+
+
+async def _dispatch(shell: Shell, cmd: Command, inv: Invocation) -> bool:
+    """Run one parsed command; False when it failed (message printed)."""
+    local_cmds.follow_cwd(shell)
+    try:
+        await cmd.handler(shell, inv)
+    except CommandError as exc:
+        if str(exc):
+            shell.out.error(str(exc))
+        return False
+    return True
+
+
+async def run_words(shell: Shell, name: str, args: tuple[str, ...],
+                    flags: str = "") -> bool:
+    """Run command *name* on operands that are never parsed again.
+
+    What OpenSSH 10.4 does for ``host:path``: the path (the user's words
+    joined to the server's start directory) must not be pasted into a
+    command line, where a space or quote in the server's answer would
+    choose the local destination.  False when the command failed.
+    """
+    cmd = _BY_NAME[name]
+    return await _dispatch(shell, cmd, Invocation(cmd.name, flags, args,
+                                                  err_abort=True))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -92,13 +93,18 @@ class PrivateSSHD:
     :param workdir: scratch directory for keys, configs and logs
     :param root: the SFTP start directory (``internal-sftp -d``)
     :param extra_config: more sshd_config lines, appended verbatim
+    :param subsystem: the sftp Subsystem command (default
+        ``internal-sftp -d root``); another server program is run from
+        *root* (``cd root && exec program``)
     """
 
     def __init__(self, workdir: Path, *, root: Path | None = None,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", subsystem: str | None = None
+                 ) -> None:
         self.workdir = Path(workdir)
         self.root = Path(root) if root else self.workdir / "remote"
         self.extra_config = extra_config
+        self.subsystem = subsystem
         self.user = getpass.getuser()
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -132,13 +138,18 @@ class PrivateSSHD:
             "KbdInteractiveAuthentication no\n"
             "PermitRootLogin prohibit-password\n"
             "LogLevel ERROR\n"
-            f"Subsystem sftp internal-sftp -d {self.root}\n"
+            f"Subsystem sftp {self._subsystem_command()}\n"
             + self.extra_config)
         host_pub = Path(str(self.host_key) + ".pub").read_text().split()
         self.known_hosts.write_text(
             f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
         write_client_config(self.ssh_config, self.port, self.user,
                              self.identity, self.known_hosts)
+
+    def _subsystem_command(self) -> str:
+        if self.subsystem is None:
+            return f"internal-sftp -d {self.root}"
+        return f"cd {shlex.quote(str(self.root))} && exec {self.subsystem}"
 
     def start(self, attempts: int = 5) -> None:
         """Start sshd; retry on another port if the chosen one was taken."""

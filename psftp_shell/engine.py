@@ -233,7 +233,8 @@ class TransferEngine:
 
         *buffer_size* and *max_requests* are ``-B`` and ``-R``; without
         them the server's ``limits@openssh.com`` decides (a limit of 0,
-        "none", gives the largest block rather than sftp's 64 bytes).
+        "none", gives the largest block rather than sftp's 64 bytes); its
+        open-handles count is no request depth (OpenSSH 10.3).
         *limits* is that request if it was already sent.  *options* go
         to the constructor (``transport``, ``streams``...).
         """
@@ -250,9 +251,6 @@ class TransferEngine:
                                MAX_BUFFER), 64)
                 write = max(min(found.max_write_len or MAX_BUFFER,
                                 MAX_BUFFER), 64)
-            if not max_requests and found.max_open_handles:
-                requests = max(min(DEFAULT_REQUESTS,
-                                   found.max_open_handles), 1)
         options.setdefault("stream_requests", requests if max_requests
                            else stream_requests(requests, min(read, write)))
         return cls(client, out, read_size=read, write_size=write,

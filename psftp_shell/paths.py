@@ -130,6 +130,11 @@ def is_marked_dir(path: str) -> bool:
     return path.endswith("/")
 
 
+def _not_parent(name: str) -> str:
+    """``.`` for ``..``: a copy of ``..`` goes to its destination."""
+    return "." if name == ".." else name
+
+
 def get_destination(match: str, dst: str | None, *, match_count: int,
                     dst_is_dir: bool) -> str:
     """Return the local target of one ``get`` match (sftp 9.2 rules).
@@ -138,9 +143,10 @@ def get_destination(match: str, dst: str | None, *, match_count: int,
     (None when absent), *match_count* the glob's number of real matches
     and *dst_is_dir* whether *dst* is an existing local directory
     (``stat``, following links).  The caller first rejects several matches
-    with a *dst* that is not a directory.
+    with a *dst* that is not a directory.  A match named ``..`` lands in
+    the destination itself, not its parent (OpenSSH 10.3's fix).
     """
-    name = basename(match)
+    name = _not_parent(basename(match))
     if dst is None:
         return name
     if match_count == 1 and not dst_is_dir:
@@ -155,9 +161,10 @@ def put_destination(match: str, dst: str | None, cwd: str, *,
     *dst* is the remote argument as typed (None when absent); it is made
     absolute against *cwd*.  *match_count* counts real glob matches: a
     pattern kept by GLOB_NOCHECK counts 0, and then the name is appended
-    even when *dst* is not a directory, as sftp does.
+    even when *dst* is not a directory, as sftp does.  A match named
+    ``..`` lands in the destination itself (OpenSSH 10.3's fix).
     """
-    name = basename(match)
+    name = _not_parent(basename(match))
     if dst is None:
         return make_absolute(name, cwd)
     target = make_absolute(dst, cwd)

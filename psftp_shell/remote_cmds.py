@@ -16,7 +16,6 @@ from psftp_shell.paths import make_absolute, make_absolute_glob
 from psftp_shell.protocol import (
     OPEN_CREAT,
     OPEN_READ,
-    OPEN_TRUNC,
     OPEN_WRITE,
     StatusError,
 )
@@ -211,7 +210,15 @@ async def symlink(sh: Shell, inv: Invocation) -> None:
 
 
 async def copy(sh: Shell, inv: Invocation) -> None:
-    """``copy old new``: a server-side copy with copy-data."""
+    """``copy old new``: a server-side copy with copy-data.
+
+    The target is opened without truncation and cut to the source's
+    size after the copy: sftp truncates it first, so ``cp f f``, or a
+    target that is a link to the source, left an empty file (the server
+    refuses, or copies the file onto itself, only afterwards; OpenSSH
+    10.4's server refuses one inode).  Copied onto itself, the file
+    keeps its bytes.
+    """
     old, new = (sh.remote.absolute(p) for p in inv.args)
     client = sh.remote.client
     if not client.has_extension("copy-data"):
@@ -229,13 +236,15 @@ async def copy(sh: Shell, inv: Invocation) -> None:
             handle_error(f'remote open("{old}")', exc.text)) from None
     try:
         try:
-            dst = await client.open(new, OPEN_WRITE | OPEN_CREAT
-                                    | OPEN_TRUNC, Attrs(permissions=mode))
+            dst = await client.open(new, OPEN_WRITE | OPEN_CREAT,
+                                    Attrs(permissions=mode))
         except StatusError as exc:
             raise CommandError(
                 handle_error(f'remote open("{new}")', exc.text)) from None
         try:
             await client.copy_data(src, 0, 0, dst, 0)
+            size = (await client.fstat(src)).size
+            await client.fsetstat(dst, Attrs(size=size))
         except StatusError as exc:
             raise CommandError(f'Couldn\'t copy file "{old}" to "{new}": '
                                f"{exc.text}") from None

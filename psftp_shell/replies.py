@@ -102,11 +102,18 @@ def on_attrs(ptype: int, body: bytes, arg: Any) -> Attrs:
 
 
 def on_data(ptype: int, body: bytes, length: int) -> bytes:
-    """Return the data of a DATA reply (b"" at end of file)."""
+    """Return the data of a DATA reply (b"" at end of file).
+
+    An empty DATA is a broken server, not an end of file: taken as one,
+    it made a download end early and report success (and OpenSSH 9.2's
+    sftp re-requested forever); OpenSSH 10.4 ends the session on it.
+    """
     if ptype == FXP_DATA:
         if len(body) > length:
             raise ProtocolError("Received more data than asked for "
                                 f"{len(body)} > {length}")
+        if not body and length:
+            raise ProtocolError("server sent zero data length")
         return body
     if ptype == FXP_STATUS:
         error = status_error(body)

@@ -204,10 +204,8 @@ class RemoteSession:
         """
         if not self.client.has_extension("users-groups-by-id@openssh.com"):
             return
-        uids = sorted({a.uid for a in attrs if a.uid is not None}
-                      - self._users.keys())
-        gids = sorted({a.gid for a in attrs if a.gid is not None}
-                      - self._groups.keys())
+        uids = sorted({a.uid or 0 for a in attrs} - self._users.keys())
+        gids = sorted({a.gid or 0 for a in attrs} - self._groups.keys())
         if not uids and not gids:
             return
         try:
@@ -222,13 +220,15 @@ class RemoteSession:
             self._groups[gid] = name or str(gid)
 
     def user_name(self, uid: int | None) -> str:
-        """The cached name of *uid*, or the number."""
-        if uid is None:
-            return "?"
+        """The cached name of *uid*, or the number.
+
+        A server that sends no ids (rclone's, Go's pkg/sftp) gets uid 0,
+        as sftp's ``attrib_to_stat`` zeroes what is missing.
+        """
+        uid = uid or 0
         return self._users.get(uid, str(uid))
 
     def group_name(self, gid: int | None) -> str:
-        """The cached name of *gid*, or the number."""
-        if gid is None:
-            return "?"
+        """The cached name of *gid*, or the number (0 when missing)."""
+        gid = gid or 0
         return self._groups.get(gid, str(gid))

@@ -202,7 +202,8 @@ async def _upload_tree(sub: Submitter, src: str, dst: str, depth: int,
     attrs = Attrs(permissions=stat_mod.S_IMODE(st.st_mode) & 0o1777)
     if flags.preserve:
         attrs.atime, attrs.mtime = int(st.st_atime), int(st.st_mtime)
-    if not await _remote_mkdir(sub, dst, attrs):
+    created = await _remote_mkdir(sub, dst, attrs)
+    if created is None:
         return False
     try:
         names = os.listdir(sub.ctx.local(src))
@@ -210,7 +211,8 @@ async def _upload_tree(sub: Submitter, src: str, dst: str, depth: int,
         sub.out.error(f'local opendir "{src}": {exc.strerror}')
         return False
     ok = await _upload_entries(sub, src, dst, depth, names, flags)
-    await sub.defer(_setstat_epilogue(sub.client, dst, attrs))
+    if created or flags.preserve:   # OpenSSH 10.3: keep an existing mode
+        await sub.defer(_setstat_epilogue(sub.client, dst, attrs))
     return ok
 
 
@@ -225,8 +227,10 @@ def _setstat_epilogue(client: SFTPClient, dst: str, attrs: Attrs
     return finish
 
 
-async def _remote_mkdir(sub: Submitter, dst: str, attrs: Attrs) -> bool:
-    """MKDIR writable by us; an existing directory is fine."""
+async def _remote_mkdir(sub: Submitter, dst: str, attrs: Attrs
+                        ) -> bool | None:
+    """MKDIR writable by us: True when made, False when it was already a
+    directory, None (message printed) when neither."""
     assert attrs.permissions is not None
     try:
         await sub.client.mkdir(dst, Attrs(
@@ -239,11 +243,11 @@ async def _remote_mkdir(sub: Submitter, dst: str, attrs: Attrs) -> bool:
         there = await sub.client.stat(dst)
     except StatusError as exc:
         sub.out.error(f"stat remote: {exc.text}")
-        return False
+        return None
     if not there.is_dir():
         sub.out.error(f'"{dst}" exists but is not a directory')
-        return False
-    return True
+        return None
+    return False
 
 
 async def _upload_entries(sub: Submitter, src: str, dst: str, depth: int,

@@ -31,6 +31,15 @@ Run as ``python3 hostile.py MODE`` (what ``sftp -D`` and ``psftp-shell
     the reply to the first READDIR is cut short, then the server exits.
 ``hugestatus``
     error statuses carry a message of 200000 bytes.
+``zeroread``
+    READ replies carry no data at all (DATA of length 0), never EOF.
+``emptyname``
+    REALPATH replies are NAME packets holding no name (count 0).
+``writefail``
+    the third WRITE on each handle fails; the others succeed.
+
+A mode may end in ``+rename``: the server then also offers
+``posix-rename@openssh.com`` (which psftp-shell's uploads finish with).
 
 Only the standard library is used; nothing here is imported by the
 tests, which run it as a program.
@@ -50,6 +59,8 @@ INIT, VERSION, OPEN, CLOSE, READ, WRITE = 1, 2, 3, 4, 5, 6
 LSTAT, FSTAT, SETSTAT, FSETSTAT, OPENDIR, READDIR = 7, 8, 9, 10, 11, 12
 REMOVE, MKDIR, RMDIR, REALPATH, STAT, RENAME = 13, 14, 15, 16, 17, 18
 READLINK, SYMLINK = 19, 20
+EXTENDED = 200
+POSIX_RENAME = b"posix-rename@openssh.com"
 STATUS, HANDLE, DATA, NAME, ATTRS = 101, 102, 103, 104, 105
 OK, EOF, NO_SUCH_FILE, PERMISSION_DENIED, FAILURE = 0, 1, 2, 3, 4
 OP_UNSUPPORTED = 8
@@ -121,12 +132,14 @@ class Server:
     """One session: requests in, replies out, faults as *mode* says."""
 
     def __init__(self, mode: str, rfile: BinaryIO, wfile: BinaryIO) -> None:
-        self.mode = mode
+        self.mode, _, extra = mode.partition("+")
+        self.rename = extra == "rename"
         self.rfile = rfile
         self.wfile = wfile
         self.handles: dict[bytes, object] = {}
         self.next_handle = 0
         self.reads = 0
+        self.writes: dict[bytes, int] = {}
         self.readdirs = 0
         self.endless_batch = 0
         self.held: bytes | None = None
@@ -206,8 +219,10 @@ class Server:
             if body is None:
                 return
             if body[0] == INIT:
-                self.wfile.write(U32.pack(5) + bytes([VERSION])
-                                 + U32.pack(3))
+                ext = string(POSIX_RENAME) + string(b"1") \
+                    if self.rename else b""
+                self.wfile.write(U32.pack(5 + len(ext)) + bytes([VERSION])
+                                 + U32.pack(3) + ext)
                 self.wfile.flush()
                 continue
             rid = U32.unpack_from(body, 1)[0]
@@ -229,6 +244,7 @@ class Server:
             MKDIR: self.do_mkdir, RMDIR: self.do_rmdir,
             REALPATH: self.do_realpath, STAT: self.do_stat,
             RENAME: self.do_rename, READLINK: self.do_readlink,
+            EXTENDED: self.do_extended,
         }.get(ptype)
         if handler is None:
             self.status(rid, OP_UNSUPPORTED, "Operation unsupported")
@@ -245,6 +261,9 @@ class Server:
     # ---- requests: one method each, named after the request
 
     def do_realpath(self, rid: int, req: Reader) -> None:
+        if self.mode == "emptyname":
+            self.send(NAME, rid, U32.pack(0))
+            return
         path = os.path.realpath(req.string() or b".")
         if not os.path.exists(path):
             raise FileNotFoundError(errno.ENOENT, "No such file")
@@ -306,7 +325,9 @@ class Server:
         elif self.mode == "longread":
             length += 100
         data = os.pread(fd, length, offset)
-        if not data:
+        if self.mode == "zeroread":
+            data = b""      # an empty DATA, as if never at EOF
+        elif not data:
             self.status(rid, EOF, "End of file")
             return
         if self.mode == "unknownid" and self.reads == 1:
@@ -314,9 +335,14 @@ class Server:
         self.send(DATA, rid, string(data))
 
     def do_write(self, rid: int, req: Reader) -> None:
-        fd = self.handles[req.string()]
+        handle = req.string()
+        fd = self.handles[handle]
         assert isinstance(fd, int)
         offset, data = req.u64(), req.string()
+        self.writes[handle] = self.writes.get(handle, 0) + 1
+        if self.mode == "writefail" and self.writes[handle] == 3:
+            self.status(rid, FAILURE, "Failure")
+            return
         os.pwrite(fd, data, offset)
         self.status(rid, OK, "Success")
 
@@ -385,6 +411,14 @@ class Server:
         if os.path.lexists(new):
             self.status(rid, FAILURE, "Failure")
             return
+        os.rename(old, new)
+        self.status(rid, OK, "Success")
+
+    def do_extended(self, rid: int, req: Reader) -> None:
+        if req.string() != POSIX_RENAME or not self.rename:
+            self.status(rid, OP_UNSUPPORTED, "Operation unsupported")
+            return
+        old, new = req.string(), req.string()
         os.rename(old, new)
         self.status(rid, OK, "Success")
 

@@ -157,6 +157,17 @@ def run_line_twice(setup: Setup, line: CommandLine, sftp_bin: str,
 KNOWN: dict[str, pytest.MarkDecorator] = {}
 """Differences reported to the lead, in modules this suite may not fix."""
 
+FIXED_SINCE_9_2: dict[str, str] = {
+    "fetch-space": "sp ace.txt",
+    "fetch-quote": "l/quo'te\"s.txt",
+    "fetch-hash": "hash#name.txt",
+}
+"""Deliberate differences: OpenSSH 9.2 pastes ``host:path`` into a ``get``
+line and parses it again (a space splits it, a quote is unterminated, a
+``#`` starts a comment); 10.4 passes the path as it is, and so does
+psftp-shell.  The file named is fetched where 9.2 fails: the value is
+where it lands in the local tree."""
+
 
 def _params() -> list[object]:
     params: list[object] = []
@@ -181,4 +192,12 @@ def ssh_setup(tmp_path_factory: pytest.TempPathFactory,
 def test_command_line(line: CommandLine, streams: int, sftp_bin: str,
                       ssh_setup: Setup) -> None:
     theirs, ours = run_line_twice(ssh_setup, line, sftp_bin, streams)
-    assert_same(theirs, ours)
+    if line.name not in FIXED_SINCE_9_2:
+        assert_same(theirs, ours)
+        return
+    landed = FIXED_SINCE_9_2[line.name]
+    assert theirs.status == 1 and landed not in theirs.trees[0]
+    assert ours.status == 0, ours.stderr
+    got, source = ours.trees[0][landed], ours.trees[1]["r/" + landed[
+        landed.find("/") + 1:]]
+    assert got[3:5] == source[3:5]      # size and digest
