@@ -8,9 +8,10 @@ Failures raise :class:`ConnectError` worded like ssh's stderr followed by
 sftp's ``Connection closed``.  :mod:`psftp_shell.sshchannel` starts the
 SFTP subsystem (or a server command) on a connection.
 
-Command-line options go first in a small generated ssh_config file that
-both asyncssh and psftp-shell parse ahead of the user's files, so that
-"first value wins" gives them precedence exactly as in ssh.
+Command-line options go first in a small generated ssh_config file (in
+memory, :mod:`psftp_shell.optionsfile`) that both asyncssh and
+psftp-shell parse ahead of the user's files, so that "first value wins"
+gives them precedence exactly as in ssh.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ import fnmatch
 import functools
 import getpass
 import logging
-import os
 import sys
-import tempfile
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,6 +47,7 @@ from psftp_shell.hostkeys import (
     Message,
     host_identity,
 )
+from psftp_shell.optionsfile import OptionsFile
 from psftp_shell.sshattempt import (
     Attempt,
     Client,
@@ -165,7 +164,7 @@ class Connector:
         self._local_user = getpass.getuser()
         self.resolved: Resolved | None = None
         self._paths: list[str] = []
-        self._finalizer: weakref.finalize[Any, Connector] | None = None
+        self._options_file: OptionsFile | None = None
         self._log_level = LogLevel.QUIET if target.quiet else LogLevel.INFO
         self._first = asyncio.Lock()
         self._prompt_lock = asyncio.Lock()
@@ -230,10 +229,8 @@ class Connector:
             raise ConnectError(["ssh: too many jump hosts"])
         lines, notes = command_line_config(self.target)
         paths = config_paths(self.target)
-        fd, name = tempfile.mkstemp(prefix="psftp-shell-", suffix=".conf")
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write("".join(line + "\n" for line in lines))
-        self._finalizer = weakref.finalize(self, _unlink, name)
+        self._options_file = OptionsFile(lines)
+        name = self._options_file.path
         self._paths = [name, *paths]
         try:
             r = resolve(self.target, self._paths, self._local_user)
@@ -281,9 +278,9 @@ class Connector:
         return words[1] + "\r\n"
 
     def close(self) -> None:
-        """Remove the generated config file; close jump connectors."""
-        if self._finalizer is not None:
-            self._finalizer()
+        """Release the command line's config file; close jump connectors."""
+        if self._options_file is not None:
+            self._options_file.close()
         if self._jump is not None:
             self._jump.close()
 
@@ -460,10 +457,3 @@ class Connector:
             if transport is not None:
                 transport.close()
         return ",".join(methods)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
