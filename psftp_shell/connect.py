@@ -48,6 +48,7 @@ from psftp_shell.hostkeys import (
     host_identity,
 )
 from psftp_shell.optionsfile import OptionsFile
+from psftp_shell.proxycommand import ProxyProcess
 from psftp_shell.sshattempt import (
     Attempt,
     Client,
@@ -57,6 +58,7 @@ from psftp_shell.sshattempt import (
     open_socket,
 )
 from psftp_shell.sshconfig import (
+    DEFAULT_PORT,
     Resolved,
     command_line_config,
     config_paths,
@@ -333,7 +335,8 @@ class Connector:
             except (asyncssh.Error, OSError, ValueError) as exc:
                 attempt.session.close()
                 raise self.error(describe_failure(
-                    exc, r, attempt.transport.addr)) from None
+                    exc, r, attempt.transport.addr,
+                    attempt.client.version_seen)) from None
             if r.forward_agent and self._policy.mitm and \
                     attempt.outcome is not None:
                 # the key check turned agent forwarding off: start again
@@ -389,25 +392,33 @@ class Connector:
         except BaseException:
             transport.close()
             raise
-        if transport.tunnel is not None:
-            self._close_with(conn, transport.tunnel)
+        if transport.tunnel is not None or transport.proxy is not None:
+            self._close_with(conn, transport)
         self._owners[id(conn)] = attempt.client
         return conn
 
     def _close_with(self, conn: asyncssh.SSHClientConnection,
-                    tunnel: asyncssh.SSHClientConnection) -> None:
+                    transport: Transport) -> None:
         async def watch() -> None:
             await conn.wait_closed()
-            tunnel.close()
+            transport.close()
         task = asyncio.get_running_loop().create_task(watch())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _transport(self, r: Resolved) -> Transport:
         if r.jump:
+            hops = [hop.strip() for hop in r.jump.split(",") if hop.strip()]
+            _, host, port = parse_jump(hops[-1])
+            if host == r.hostname and (port or DEFAULT_PORT) == r.port:
+                raise self.error([f"jumphost loop via {host}"])
             return Transport(tunnel=await self._jump_connection(r.jump))
         if r.proxy_command:
-            return Transport()
+            try:
+                proxy = ProxyProcess(r.proxy_command)
+            except OSError as exc:
+                raise self.error([f"ssh: {exc.strerror}"]) from None
+            return Transport(sock=proxy.sock, proxy=proxy)
         sock = await open_socket(r, self.error)
         try:
             addr = str(sock.getpeername()[0])

@@ -30,6 +30,7 @@ from psftp_shell.hostkeys import (
     parse_strict,
 )
 from psftp_shell.sshtarget import ConnectError, SSHTarget
+from psftp_shell.sshtokens import PATH_TOKENS, PROXY_TOKENS, expand, tokens
 
 DEFAULT_PORT = 22
 USER_CONFIG = "~/.ssh/config"
@@ -125,8 +126,8 @@ class _ProjectConfig(SSHClientConfig):
     """asyncssh's client config parser, plus the options ssh's policy needs.
     """
 
-    _percent_expand = SSHClientConfig._percent_expand | {
-        "UserKnownHostsFile", "GlobalKnownHostsFile"}
+    # tokens are expanded once, after all files (sshtokens), as ssh does
+    _percent_expand: set[str] = set()
     _handlers = {**SSHClientConfig._handlers, **{
         name.lower(): (name, handler) for name, handler in (
             ("StrictHostKeyChecking", _set_strict),
@@ -144,6 +145,7 @@ class Resolved:
     hostname: str
     port: int
     user: str
+    original_host: str                  # as on the command line (%n)
     alias: str | None
     strict: StrictMode
     batch: bool
@@ -233,7 +235,7 @@ def command_line_config(target: SSHTarget
         except OSError as exc:
             notes.append((LogLevel.QUIET,
                           f"Warning: Identity file {path} not accessible: "
-                          f"{exc.strerror}."))
+                          f"{exc.strerror}.\n"))
             continue
         lines.append(f"IdentityFile {quote(path)}")
     for option in target.options:
@@ -268,27 +270,35 @@ def config_paths(target: SSHTarget) -> list[str]:
     return paths
 
 
-def _expand_list(values: Iterable[str]) -> list[str]:
-    return [os.path.expanduser(v) for v in values]
+def _expand_list(values: Iterable[str], table: dict[str, str]
+                 ) -> list[str]:
+    return [os.path.expanduser(_path(v, table)) for v in values]
 
 
-def _agent_path(value: object) -> str | None:
+def _path(value: str, table: dict[str, str]) -> str:
+    """A path-like value with ssh's tokens and ``${VAR}`` expanded."""
+    return expand(value, table, PATH_TOKENS, environment=True)
+
+
+def _agent_path(value: object, table: dict[str, str]) -> str | None:
     if value is None:
         return None                 # IdentityAgent none
     if value == () or value == "SSH_AUTH_SOCK":
         path = os.environ.get("SSH_AUTH_SOCK", "")
-    elif isinstance(value, str) and value.startswith("$"):
+    elif isinstance(value, str) and value.startswith("$") and \
+            not value.startswith("${"):
         path = os.environ.get(value[1:], "")
     else:
-        path = os.path.expanduser(str(value))
+        path = os.path.expanduser(_path(str(value), table))
     return path or None
 
 
-def _forward_agent(value: object, agent: str | None) -> str | None:
+def _forward_agent(value: object, agent: str | None,
+                   table: dict[str, str]) -> str | None:
     if value is True:
         return agent
     if isinstance(value, str) and value:
-        return _agent_path(value)
+        return _agent_path(value, table)
     return None
 
 
@@ -308,34 +318,42 @@ def resolve(target: SSHTarget, paths: Sequence[str],
     if not _is_address(hostname):
         hostname = hostname.lower()
     alias = cast("str | None", get("HostKeyAlias"))
+    port = int(cast(int, get("Port", DEFAULT_PORT)))
+    user = str(get("User", local_user))
+    table = tokens(hostname, port, user, target.host, alias)
     batch = bool(get("BatchMode", False))
     identities = get("IdentityFile")
     if identities is None:
         identities = list(DEFAULT_IDENTITIES)
-    agent = _agent_path(get("IdentityAgent", ()))
+    agent = _agent_path(get("IdentityAgent", ()), table)
     timeout = get("ConnectTimeout")
+    proxy = cast("str | None", get("ProxyCommand"))
     return Resolved(
         hostname=hostname,
-        port=int(cast(int, get("Port", DEFAULT_PORT))),
-        user=str(get("User", local_user)),
+        port=port,
+        user=user,
+        original_host=target.host,
         alias=alias.lower() if alias else None,
         strict=cast(StrictMode, get("StrictHostKeyChecking", StrictMode.ASK)),
         batch=batch,
         hash_known_hosts=bool(get("HashKnownHosts", False)),
         user_known_hosts=_expand_list(cast(
-            "list[str]", get("UserKnownHostsFile", DEFAULT_USER_FILES))),
-        global_known_hosts=_expand_list(cast(
-            "list[str]", get("GlobalKnownHostsFile", DEFAULT_GLOBAL_FILES))),
+            "list[str]", get("UserKnownHostsFile", DEFAULT_USER_FILES)),
+            table),
+        global_known_hosts=[os.path.expanduser(path) for path in cast(
+            "list[str]", get("GlobalKnownHostsFile", DEFAULT_GLOBAL_FILES))],
         log_level=cast(LogLevel, get("LogLevel", LogLevel.INFO)),
         password_prompts=0 if batch else int(
             cast(int, get("NumberOfPasswordPrompts", 3))),
-        identities=_expand_list(cast("list[str]", identities)),
+        identities=_expand_list(cast("list[str]", identities), table),
         default_identities=get("IdentityFile") is None,
         identities_only=bool(get("IdentitiesOnly", False)),
         agent_path=agent,
-        forward_agent=_forward_agent(get("ForwardAgent", False), agent),
+        forward_agent=_forward_agent(get("ForwardAgent", False), agent,
+                                     table),
         jump=cast("str | None", get("ProxyJump")),
-        proxy_command=cast("str | None", get("ProxyCommand")),
+        proxy_command=expand(proxy, table, PROXY_TOKENS, environment=False)
+        if proxy else None,
         connect_timeout=float(cast(int, timeout)) if timeout else None,
         family=int(cast(int, get("AddressFamily", socket.AF_UNSPEC))),
         bind_address=cast("str | None", get("BindAddress")),

@@ -1,0 +1,151 @@
+"""ssh options on the command line, psftp-shell against OpenSSH's sftp.
+
+Each case runs both programs in batch mode against the private sshd with
+the same arguments and compares exit status, stdout and stderr byte for
+byte.  A ProxyCommand logs the arguments it was given (after ssh's
+``%`` expansion) and relays to the sshd, so the logs are compared too.
+The Host alias has its own HostName, Port and User, so that expanding
+a token from the command line instead of the config shows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from tests.twins import PSFTP, Run, run
+
+pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
+
+RELAY = """\
+import os, socket, sys, threading
+with open(os.environ["PROXY_LOG"], "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+def up():
+    while data := os.read(0, 65536):
+        sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while data := sock.recv(65536):
+    os.write(1, data)
+"""
+
+
+class Both:
+    """Runs a command line through sftp and psftp-shell; keeps logs."""
+
+    def __init__(self, sshd: PrivateSSHD, sftp_bin: str, tmp: Path) -> None:
+        self.sshd = sshd
+        self.sftp_bin = sftp_bin
+        self.tmp = tmp
+        self.relay = tmp / "relay.py"
+        self.relay.write_text(RELAY)
+        self.log = tmp / "proxy.log"
+        self.config = sshd.ssh_config
+
+    @property
+    def proxy(self) -> str:
+        """A Python ProxyCommand that logs its arguments."""
+        return f"{sys.executable} {self.relay}"
+
+    def one(self, program: list[str], args: list[str], stdin: bytes
+            ) -> tuple[Run, str]:
+        self.log.write_text("")
+        result = run([*program, "-F", str(self.config), "-b", "-",
+                      *args], stdin=stdin,
+                     env={"PROXY_LOG": str(self.log)}, timeout=60)
+        return result, self.log.read_text()
+
+    def check(self, args: list[str], stdin: bytes = b"pwd\n"
+              ) -> tuple[Run, str]:
+        """Assert both programs do the same; return sftp's run and log."""
+        theirs = self.one([self.sftp_bin], args, stdin)
+        ours = self.one(PSFTP, args, stdin)
+        assert ours == theirs
+        return theirs
+
+
+@pytest.fixture
+def both(sshd: PrivateSSHD, sftp_bin: str, tmp_path: Path) -> Both:
+    return Both(sshd, sftp_bin, tmp_path)
+
+
+def test_proxy_command_tokens_with_alias(both: Both) -> None:
+    result, log = both.check(
+        ["-o", f"ProxyCommand={both.proxy} %h %p %r %n %%", HOST_ALIAS])
+    assert result.status == 0 and result.stderr == b""
+    assert log == (f"127.0.0.1 {both.sshd.port} {both.sshd.user} "
+                   f"{HOST_ALIAS} %\n")
+
+
+def test_proxy_command_tokens_with_address(both: Both) -> None:
+    sshd = both.sshd
+    result, log = both.check(
+        ["-o", f"ProxyCommand={both.proxy} %h %p %r %n",
+         "-o", f"UserKnownHostsFile={sshd.known_hosts}",
+         "-o", f"IdentityFile={sshd.identity}",
+         "-P", str(sshd.port), f"{sshd.user}@127.0.0.1"])
+    assert result.status == 0
+    assert log == f"127.0.0.1 {sshd.port} {sshd.user} 127.0.0.1\n"
+
+
+def test_proxy_command_through_ssh_w(both: Both) -> None:
+    ssh = f"ssh -F {both.sshd.ssh_config} -W %h:%p {HOST_ALIAS}"
+    result, _ = both.check(["-o", f"ProxyCommand={ssh}", HOST_ALIAS])
+    assert result.status == 0
+
+
+@pytest.mark.parametrize("level", ["INFO", "ERROR"])
+def test_proxy_command_that_cannot_run(both: Both, level: str) -> None:
+    result, _ = both.check(["-o", "ProxyCommand=/nonexistent/cmd",
+                            "-o", f"LogLevel={level}", HOST_ALIAS])
+    assert result.status == 255
+    assert b"/nonexistent/cmd" in result.stderr      # the shell's words
+
+
+@pytest.mark.parametrize("option", [
+    "ProxyCommand=x %z", "IdentityFile=/x/%z", "IdentityFile=/x/${NOPE_X}",
+    "UserKnownHostsFile=/x/%C%z"])
+def test_bad_token_like_ssh(both: Both, option: str) -> None:
+    os.environ.pop("NOPE_X", None)
+    result, _ = both.check(["-o", option, HOST_ALIAS])
+    assert result.status == 255
+
+
+def test_identity_file_tokens(both: Both) -> None:
+    sshd = both.sshd
+    keys = both.tmp / f"keys-127.0.0.1-{sshd.port}-{sshd.user}"
+    keys.mkdir()
+    for suffix in ("", ".pub"):
+        (keys / ("id" + suffix)).write_bytes(
+            Path(str(sshd.identity) + suffix).read_bytes())
+    (keys / "id").chmod(0o600)
+    both.config = both.tmp / "cfg"
+    both.config.write_text("".join(
+        line + "\n" for line in sshd.ssh_config.read_text().splitlines()
+        if "IdentityFile" not in line))
+    result, _ = both.check(
+        ["-o", f"IdentityFile={both.tmp}/keys-%h-%p-%r/id", HOST_ALIAS])
+    assert result.status == 0
+
+
+def test_jump_host_loop(both: Both) -> None:
+    sshd = both.sshd
+    result, _ = both.check(["-J", f"127.0.0.1:{sshd.port}", HOST_ALIAS])
+    assert result.status == 255
+    assert result.stderr.startswith(b"jumphost loop via 127.0.0.1\r\n")
+    result, _ = both.check(["-J", f"{sshd.user}@127.0.0.1:{sshd.port}",
+                            "-P", str(sshd.port), "127.0.0.1"])
+    assert result.status == 255
+
+
+def test_missing_identity_warning_ends_in_newline(both: Both) -> None:
+    result, _ = both.check(["-i", "/nonexistent", HOST_ALIAS])
+    assert result.stderr.startswith(
+        b"Warning: Identity file /nonexistent not accessible: No such file "
+        b"or directory.\n")
