@@ -16,7 +16,7 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -61,6 +61,7 @@ class Client(asyncssh.SSHClient):
         self._attempt = attempt
         self._conn: asyncssh.SSHClientConnection | None = None
         self.lost_reason: Exception | None = None
+        self.kex_done = False
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self._conn = conn
@@ -75,6 +76,7 @@ class Client(asyncssh.SSHClient):
             self._conn.get_extra_info("server_version") is not None
 
     def begin_auth(self, username: str) -> None:
+        self.kex_done = True
         if self._conn is not None:
             quicklogin.skip_probe(self._conn)
 
@@ -129,6 +131,13 @@ class Attempt:
         self.ident: HostIdentity | None = None
         self.outcome: Outcome | None = None
         self.transport = Transport()
+        self.options: dict[str, Any] = {}   # asyncssh.connect's, once known
+
+    @property
+    def hung_up_in_kex(self) -> bool:
+        """Whether the server went away between its version line and the
+        end of the key exchange (as when nothing could be agreed)."""
+        return self.client.version_seen and not self.client.kex_done
 
     def host_key(self, key: asyncssh.SSHKey) -> bool:
         """Check the server's host key; whether to go on."""

@@ -15,7 +15,7 @@ import os
 import re
 import shlex
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -28,6 +28,11 @@ from psftp_shell.hostkeys import (
     Message,
     StrictMode,
     parse_strict,
+)
+from psftp_shell.sshalgs import (
+    CHECKED_OPTIONS,
+    check_cipher_flag,
+    option_error,
 )
 from psftp_shell.sshtarget import ConnectError, SSHTarget
 from psftp_shell.sshtokens import PATH_TOKENS, PROXY_TOKENS, expand, tokens
@@ -101,6 +106,8 @@ HONOURED_OPTIONS = (_ASYNCSSH_OPTIONS | _PROJECT_OPTIONS) & SSH_OPTIONS
 # ----------------------------------------------------------------------
 # Configuration
 
+Handler = Callable[[SSHClientConfig, str, list[str]], None]
+
 
 def _set_strict(config: SSHClientConfig, option: str,
                 args: list[str]) -> None:
@@ -122,6 +129,19 @@ def _set_log_level(config: SSHClientConfig, option: str,
     config._options.setdefault(option, level)
 
 
+def _checked(handler: Handler) -> Handler:
+    """*handler*, after checking the value as ssh checks it."""
+    def check(config: SSHClientConfig, option: str, args: list[str]) -> None:
+        bad = option_error(option.lower(), args[0]) if args else None
+        if bad is not None:
+            where = config._path
+            raise ValueError("\n".join([
+                *bad[:-1], f"{where} line {config._line_no}: {bad[-1]}",
+                f"{where}: terminating, 1 bad configuration options"]))
+        handler(config, option, args)
+    return check
+
+
 class _ProjectConfig(SSHClientConfig):
     """asyncssh's client config parser, plus the options ssh's policy needs.
     """
@@ -135,7 +155,10 @@ class _ProjectConfig(SSHClientConfig):
             ("HashKnownHosts", SSHClientConfig._set_bool),
             ("LogLevel", _set_log_level),
             ("NumberOfPasswordPrompts", SSHClientConfig._set_int),
-        )}}
+        )}, **{
+        name: (option, _checked(handler))
+        for name, (option, handler) in SSHClientConfig._handlers.items()
+        if name in CHECKED_OPTIONS}}
 
 
 @dataclass(slots=True)
@@ -192,6 +215,9 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
                             f"option: {lower}"])
     if not value:
         raise ConnectError(["command-line line 0: Missing argument."])
+    bad = option_error(lower, value)
+    if bad is not None:
+        raise ConnectError([*bad[:-1], f"command-line line 0: {bad[-1]}"])
     if lower in _DEPRECATED:
         return None
     if lower in _SSH_UNSUPPORTED:
@@ -217,7 +243,10 @@ def command_line_config(target: SSHTarget
         lines.append(f"LogLevel DEBUG{min(target.verbose, 3)}")
     if target.jump:
         lines.append(f"ProxyJump {quote(target.jump)}")
-    if target.cipher:
+    if target.cipher is not None:
+        bad = check_cipher_flag(target.cipher)
+        if bad is not None:
+            raise ConnectError([bad])
         lines.append(f"Ciphers {quote(target.cipher)}")
     if target.compression:
         lines.append("Compression yes")
@@ -312,7 +341,7 @@ def resolve(target: SSHTarget, paths: Sequence[str],
             cfg = _ProjectConfig.load(None, paths, False, False, True,
                                       local_user, (), target.host, ())
     except (ValueError, OSError) as exc:
-        raise ConnectError([str(exc)]) from None
+        raise ConnectError(str(exc).split("\n")) from None
     get = cfg.get
     hostname = str(get("Hostname", target.host))
     if not _is_address(hostname):

@@ -17,6 +17,14 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from psftp_shell.kexprobe import (
+    CMP_CS,
+    ENC_CS,
+    HOST_KEY,
+    KEX,
+    MAC_CS,
+    unmatched,
+)
 from tests.twins import PSFTP, Run, run
 
 pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
@@ -27,12 +35,18 @@ with open(os.environ["PROXY_LOG"], "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\\n")
 sock = socket.create_connection((sys.argv[1], int(sys.argv[2])))
 def up():
-    while data := os.read(0, 65536):
-        sock.sendall(data)
-    sock.shutdown(socket.SHUT_WR)
+    try:
+        while data := os.read(0, 65536):
+            sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 threading.Thread(target=up, daemon=True).start()
-while data := sock.recv(65536):
-    os.write(1, data)
+try:
+    while data := sock.recv(65536):
+        os.write(1, data)
+except OSError:
+    pass
 """
 
 
@@ -61,12 +75,17 @@ class Both:
                      env={"PROXY_LOG": str(self.log)}, timeout=60)
         return result, self.log.read_text()
 
-    def check(self, args: list[str], stdin: bytes = b"pwd\n"
-              ) -> tuple[Run, str]:
-        """Assert both programs do the same; return sftp's run and log."""
+    def check(self, args: list[str], stdin: bytes = b"pwd\n",
+              same_log: bool = True) -> tuple[Run, str]:
+        """Assert both programs do the same; return sftp's run and log.
+
+        Without *same_log*, the ProxyCommand may run more often.
+        """
         theirs = self.one([self.sftp_bin], args, stdin)
         ours = self.one(PSFTP, args, stdin)
-        assert ours == theirs
+        assert ours[0] == theirs[0]
+        if same_log:
+            assert ours[1] == theirs[1]
         return theirs
 
 
@@ -149,3 +168,59 @@ def test_missing_identity_warning_ends_in_newline(both: Both) -> None:
     assert result.stderr.startswith(
         b"Warning: Identity file /nonexistent not accessible: No such file "
         b"or directory.\n")
+
+
+@pytest.mark.parametrize("args", [
+    ["-c", "nonexist"], ["-c", "aes128-ctr,nonexist"], ["-c", "-aes128-ctr"],
+    ["-c", "+aes128-ctr"], ["-o", "Ciphers=nonexist"],
+    ["-o", "Ciphers=aes*"], ["-o", "Ciphers=-nonexist"],
+    ["-o", "Ciphers=aes128-ctr,,nonexist"], ["-o", "MACs=hmac-sha1,nope"],
+    ["-o", "KexAlgorithms=+curve*"], ["-o", "HostKeyAlgorithms=nomatch*"],
+    ["-o", "HostKeyAlgorithms=+ssh-ed*"], ["-o", "PubkeyAcceptedAlgorithms=x"],
+    ["-o", "CASignatureAlgorithms=x"], ["-q", "-o", "KexAlgorithms=x"],
+])
+def test_algorithm_lists_checked_like_ssh(both: Both, args: list[str]
+                                          ) -> None:
+    both.check([*args, HOST_ALIAS])
+
+
+@pytest.mark.parametrize("option", ["Ciphers", "KexAlgorithms"])
+def test_bad_algorithm_in_config_file(both: Both, option: str) -> None:
+    both.config = both.tmp / "cfg"
+    both.config.write_text(f"Host {HOST_ALIAS}\n  {option} nonexist\n"
+                           + both.sshd.ssh_config.read_text())
+    result, _ = both.check([HOST_ALIAS])
+    assert result.status == 255
+
+
+@pytest.mark.parametrize("args", [
+    ["-c", "3des-cbc"], ["-o", "KexAlgorithms=diffie-hellman-group1-sha1"],
+    ["-o", "HostKeyAlgorithms=ssh-dss"], ["-c", "aes128-ctr", "-o",
+                                          "MACs=hmac-md5"],
+])
+@pytest.mark.parametrize("proxy", [False, True])
+def test_nothing_in_common_like_ssh(both: Both, args: list[str],
+                                    proxy: bool) -> None:
+    if proxy:
+        args = ["-o", f"ProxyCommand={both.proxy} %h %p", *args]
+    for _ in range(3):          # the server's hang-up races our reading
+        # the server's offer is read again, through the proxy if any
+        result, _ = both.check([*args, HOST_ALIAS], same_log=False)
+        assert result.status == 255
+        assert result.stderr.startswith(b"Unable to negotiate with ")
+
+
+def test_unmatched_in_ssh_order() -> None:
+    theirs = [["k1"], ["h1"], ["aes128-gcm@openssh.com", "c1"],
+              ["aes128-gcm@openssh.com", "c1"], ["m1"], ["m1"], ["none"],
+              ["none"], [], []]
+    ours = {KEX: ["k1"], ENC_CS: ["aes128-gcm@openssh.com"],
+            MAC_CS: ["m2"], CMP_CS: ["none"]}
+    assert unmatched(ours, theirs) is None          # AEAD: no MAC needed
+    assert unmatched({**ours, ENC_CS: ["c1"]}, theirs) == ("MAC", "m1")
+    assert unmatched({**ours, KEX: ["k2"], ENC_CS: ["c2"]}, theirs) == (
+        "key exchange method", "k1")
+    assert unmatched({**ours, HOST_KEY: ["h2"], ENC_CS: ["c2"]}, theirs) \
+        == ("host key type", "h1")
+    assert unmatched({**ours, ENC_CS: ["c2"]}, theirs) == (
+        "cipher", "aes128-gcm@openssh.com,c1")
