@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_HOME ?= $(if $(XDG_DATA_HOME),$(XDG_DATA_HOME),$(HOME)/.local/share)
 BIN_HOME ?= $(HOME)/.local/bin
+MAN_HOME ?= $(DATA_HOME)/man
 PYTEST_ARGS ?=
 
-.PHONY: test lint man check-man demo install uninstall bench bench-full clean
+.PHONY: test lint man check-man demo install install-man uninstall bench \
+    bench-full clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +45,19 @@ install:
 	mkdir -p "$(BIN_HOME)"
 	ln -sf "$(DATA_HOME)/psftp-shell/venv/bin/psftp-shell" \
 	    "$(BIN_HOME)/psftp-shell"
+	@$(MAKE) --no-print-directory install-man
 	@echo "installed $(BIN_HOME)/psftp-shell"
 
+# The man page where man looks for a user's pages: ~/.local/share/man,
+# found through ~/.local/bin on PATH (man's own rule).
+install-man:
+	mkdir -p "$(MAN_HOME)/man1"
+	cp man/psftp-shell.1 "$(MAN_HOME)/man1/psftp-shell.1"
+	chmod 644 "$(MAN_HOME)/man1/psftp-shell.1"
+
 uninstall:
-	rm -rf "$(DATA_HOME)/psftp-shell/venv" "$(BIN_HOME)/psftp-shell"
+	rm -rf "$(DATA_HOME)/psftp-shell/venv" "$(BIN_HOME)/psftp-shell" \
+	    "$(MAN_HOME)/man1/psftp-shell.1"
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
