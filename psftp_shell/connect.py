@@ -26,12 +26,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import asyncssh
-from asyncssh.encryption import (
-    get_default_encryption_algs,
-    get_encryption_algs,
-)
 
-from psftp_shell import __version__
+from psftp_shell import __version__, sshinternals
 from psftp_shell.auth import (
     AuthContext,
     AuthSettings,
@@ -81,26 +77,33 @@ _MAX_JUMP_DEPTH = 8
 CLIENT_VERSION = f"psftp-shell_{__version__} OpenSSH-compatible"
 
 
-def preferred_ciphers(spec: str | None = None) -> list[str]:
+def preferred_ciphers(spec: str | None = None,
+                      lists: tuple[list[str], list[str]] | None = None
+                      ) -> list[str] | None:
     """The ciphers allowed, AES-GCM first: it costs the least CPU.
 
     *spec* is a ``Ciphers`` value (ssh_config, ``-o`` or ``-c``): a list
     of names or wildcard patterns, or one with a ``^`` (before the
     defaults), ``+`` (after them) or ``-`` (removed from them) in front.
     Without one, asyncssh's defaults.  An empty result is returned as
-    is (asyncssh then reports the bad setting itself).
+    is (asyncssh then reports the bad setting itself).  *lists* are
+    asyncssh's (default, known) ciphers, :data:`sshinternals.CIPHERS`
+    by default; without them, None: asyncssh reads ``Ciphers`` itself.
     """
+    lists = lists or sshinternals.CIPHERS
+    if lists is None:
+        return None
+    defaults, known = lists
     gcm = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
-    defaults = [alg.decode("ascii")
-                for alg in get_default_encryption_algs()]
-    allowed = defaults if spec is None else _expand_ciphers(spec, defaults)
+    allowed = defaults if spec is None else _expand_ciphers(spec, defaults,
+                                                            known)
     return [a for a in gcm if a in allowed] + [
         a for a in allowed if a not in gcm]
 
 
-def _expand_ciphers(spec: str, defaults: list[str]) -> list[str]:
+def _expand_ciphers(spec: str, defaults: list[str], known: list[str]
+                    ) -> list[str]:
     """ssh's reading of a ``Ciphers`` value, over asyncssh's ciphers."""
-    known = [alg.decode("ascii") for alg in get_encryption_algs()]
     prefix = spec[:1] if spec[:1] in ("^", "+", "-") else ""
     named = [alg for pattern in spec[len(prefix):].split(",")
              for alg in known if fnmatch.fnmatchcase(alg, pattern)]
@@ -137,16 +140,6 @@ def configure_logging(verbose: int) -> None:
 
 # ----------------------------------------------------------------------
 # The connection
-
-
-def _default_host_key_algs() -> list[bytes]:
-    """asyncssh's default server host key algorithms (internal API)."""
-    from asyncssh.public_key import (
-        get_default_certificate_algs,
-        get_default_public_key_algs,
-    )
-    return list(get_default_certificate_algs()) + \
-        list(get_default_public_key_algs())
 
 
 class Connector:
@@ -236,7 +229,7 @@ class Connector:
         name = self._options_file.path
         self._paths = [name, *paths]
         try:
-            r = resolve(self.target, self._paths, self._local_user)
+            r = resolve(self.target, self._paths, self._local_user, lines)
         except ConnectError as exc:
             text = [line.replace(name, "command-line") for line in
                     exc.ssh_lines]
@@ -381,12 +374,12 @@ class Connector:
         ciphers = preferred_ciphers(r.ciphers)
         if ciphers:
             kwargs["encryption_algs"] = ciphers
-        known_algs = self._policy.host_key_algorithms(ident)
-        if known_algs and not r.host_key_algorithms_set:
-            algs = known_algs + [a for a in _default_host_key_algs()
-                                 if a not in known_algs]
-            kwargs["server_host_key_algs"] = [a.decode("ascii")
-                                              for a in algs]
+        known_algs = [a.decode("ascii") for a in
+                      self._policy.host_key_algorithms(ident)]
+        defaults = sshinternals.HOST_KEY_DEFAULTS
+        if known_algs and not r.host_key_algorithms_set and defaults:
+            kwargs["server_host_key_algs"] = known_algs + [
+                a for a in defaults if a not in known_algs]
         attempt.options = dict(kwargs)
         if transport.sock is not None:
             kwargs["sock"] = transport.sock

@@ -207,15 +207,17 @@ def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
     """Word an asyncssh or socket failure the way ssh does.
 
     Before the server's version line (*version_seen* false) a closed or
-    reset connection is reported as ssh's version exchange reports it.
+    reset connection is reported as ssh's version exchange reports it
+    (*addr* None: through a ProxyCommand or a jump host).
     """
     ip, port = (addr, r.port) if addr else ("UNKNOWN", 65535)
-    if not version_seen and isinstance(exc, ConnectionResetError):
+    if not version_seen and addr and isinstance(exc, ConnectionResetError):
         return [(LogLevel.ERROR, "kex_exchange_identification: read: "
                                  "Connection reset by peer"),
                 (LogLevel.INFO, f"Connection reset by {ip} port {port}")]
-    if not version_seen and isinstance(
-            exc, (asyncssh.ConnectionLost, BrokenPipeError)):
+    if not version_seen and isinstance(exc, (
+            asyncssh.ConnectionLost, BrokenPipeError, ConnectionResetError)):
+        # (a ProxyCommand's socket pair resets where ssh's pipes close)
         return [(LogLevel.ERROR, "kex_exchange_identification: "
                                  "Connection closed by remote host"),
                 (LogLevel.INFO, f"Connection closed by {ip} port {port}")]

@@ -15,22 +15,19 @@ import os
 import re
 import shlex
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from asyncssh.config import SSHClientConfig
-
-from psftp_shell.auth import DEFAULT_IDENTITIES, LogLevel, parse_log_level
+from psftp_shell import configreader
+from psftp_shell.auth import DEFAULT_IDENTITIES, LogLevel
 from psftp_shell.hostkeys import (
     DEFAULT_GLOBAL_FILES,
     DEFAULT_USER_FILES,
     Message,
     StrictMode,
-    parse_strict,
 )
 from psftp_shell.sshalgs import (
-    CHECKED_OPTIONS,
     check_cipher_flag,
     option_error,
 )
@@ -93,72 +90,8 @@ _OTHER_OPTIONS = frozenset({
 })
 SSH_OPTIONS = _DEPRECATED | _SSH_UNSUPPORTED | _IRRELEVANT | _OTHER_OPTIONS
 
-# The options psftp-shell reads itself (asyncssh's parser ignores them).
-_PROJECT_OPTIONS = frozenset({
-    "stricthostkeychecking", "batchmode", "hashknownhosts", "loglevel",
-    "numberofpasswordprompts",
-})
-# The options asyncssh's ssh_config parser understands.
-_ASYNCSSH_OPTIONS = frozenset(SSHClientConfig._handlers)
-HONOURED_OPTIONS = (_ASYNCSSH_OPTIONS | _PROJECT_OPTIONS) & SSH_OPTIONS
-
-
-# ----------------------------------------------------------------------
-# Configuration
-
-Handler = Callable[[SSHClientConfig, str, list[str]], None]
-
-
-def _set_strict(config: SSHClientConfig, option: str,
-                args: list[str]) -> None:
-    value = args.pop(0)
-    try:
-        mode = parse_strict(value)
-    except ValueError:
-        config._error(f'unsupported option "{value}".')
-    config._options.setdefault(option, mode)
-
-
-def _set_log_level(config: SSHClientConfig, option: str,
-                   args: list[str]) -> None:
-    value = args.pop(0)
-    try:
-        level = parse_log_level(value)
-    except ValueError:
-        config._error(f"unsupported log level '{value}'")
-    config._options.setdefault(option, level)
-
-
-def _checked(handler: Handler) -> Handler:
-    """*handler*, after checking the value as ssh checks it."""
-    def check(config: SSHClientConfig, option: str, args: list[str]) -> None:
-        bad = option_error(option.lower(), args[0]) if args else None
-        if bad is not None:
-            where = config._path
-            raise ValueError("\n".join([
-                *bad[:-1], f"{where} line {config._line_no}: {bad[-1]}",
-                f"{where}: terminating, 1 bad configuration options"]))
-        handler(config, option, args)
-    return check
-
-
-class _ProjectConfig(SSHClientConfig):
-    """asyncssh's client config parser, plus the options ssh's policy needs.
-    """
-
-    # tokens are expanded once, after all files (sshtokens), as ssh does
-    _percent_expand: set[str] = set()
-    _handlers = {**SSHClientConfig._handlers, **{
-        name.lower(): (name, handler) for name, handler in (
-            ("StrictHostKeyChecking", _set_strict),
-            ("BatchMode", SSHClientConfig._set_bool),
-            ("HashKnownHosts", SSHClientConfig._set_bool),
-            ("LogLevel", _set_log_level),
-            ("NumberOfPasswordPrompts", SSHClientConfig._set_int),
-        )}, **{
-        name: (option, _checked(handler))
-        for name, (option, handler) in SSHClientConfig._handlers.items()
-        if name in CHECKED_OPTIONS}}
+# The options asyncssh's ssh_config parser, or psftp-shell, understands.
+HONOURED_OPTIONS = configreader.known_options() & SSH_OPTIONS
 
 
 @dataclass(slots=True)
@@ -331,15 +264,17 @@ def _forward_agent(value: object, agent: str | None,
     return None
 
 
-def resolve(target: SSHTarget, paths: Sequence[str],
-            local_user: str) -> Resolved:
-    """Read the config *paths* for *target* as ssh would."""
+def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
+            command_lines: Sequence[str] = ()) -> Resolved:
+    """Read the config *paths* for *target* as ssh would.
+
+    *command_lines* are the command line's (the first of *paths* holds
+    them too), for a config reader that cannot read psftp-shell's own
+    options from files (:mod:`psftp_shell.configreader`).
+    """
     try:
-        cfg = _ProjectConfig.load(None, paths, False, False, False,
-                                  local_user, (), target.host, ())
-        if cfg.has_match_final():
-            cfg = _ProjectConfig.load(None, paths, False, False, True,
-                                      local_user, (), target.host, ())
+        cfg = configreader.load(paths, target.host, local_user,
+                                command_lines)
     except (ValueError, OSError) as exc:
         raise ConnectError(str(exc).split("\n")) from None
     get = cfg.get
