@@ -23,6 +23,7 @@ from psftp_shell.auth import parse_log_level
 from psftp_shell.hostkeys import parse_strict
 from psftp_shell.optionsfile import OptionsFile
 from psftp_shell.sshalgs import CHECKED_OPTIONS, option_error
+from psftp_shell.sshrefusals import ALIASES
 
 Handler = Callable[[Any, str, list[str]], None]
 
@@ -94,6 +95,9 @@ def project_config_class(base: Any) -> Any:
             handlers[name] = (option, _checked(handler))
     for name, (option, parse) in PROJECT_OPTIONS.items():
         handlers[name] = (option, _project_handler(parse))
+    for alias, option in ALIASES.items():
+        if option.lower() in handlers:
+            handlers[alias] = handlers[option.lower()]
     # tokens are expanded once, after all files (sshtokens), as ssh does
     return type("ProjectConfig", (base,), {
         "__doc__": "asyncssh's client config parser, plus the options "

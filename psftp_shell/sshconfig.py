@@ -31,6 +31,7 @@ from psftp_shell.sshalgs import (
     check_cipher_flag,
     option_error,
 )
+from psftp_shell.sshrefusals import ALIASES, refusal
 from psftp_shell.sshtarget import ConnectError, SSHTarget
 from psftp_shell.sshtokens import PATH_TOKENS, PROXY_TOKENS, expand, tokens
 
@@ -148,6 +149,20 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
                             f"option: {lower}"])
     if not value:
         raise ConnectError(["command-line line 0: Missing argument."])
+    given = keyword
+    if lower in ALIASES:
+        keyword = ALIASES[lower]
+        lower = keyword.lower()
+    refused = refusal(lower, value)
+    if refused is not None:
+        raise ConnectError(refused)
+    if lower == "proxyjump" and value.lower() != "none":
+        try:
+            for hop in value.split(","):
+                parse_jump(hop.strip())
+        except ConnectError:
+            raise ConnectError([f"command-line line 0: Invalid ProxyJump "
+                                f'"{value}"']) from None
     bad = option_error(lower, value)
     if bad is not None:
         raise ConnectError([*bad[:-1], f"command-line line 0: {bad[-1]}"])
@@ -159,7 +174,7 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
         return None
     if lower not in HONOURED_OPTIONS and lower not in _IRRELEVANT:
         notes.append((LogLevel.ERROR,
-                      f'Warning: option "{keyword}" is not supported by '
+                      f'Warning: option "{given}" is not supported by '
                       "psftp-shell; ignored."))
     return f"{keyword} {value}"
 
@@ -242,6 +257,13 @@ def _path(value: str, table: dict[str, str]) -> str:
     return expand(value, table, PATH_TOKENS, environment=True)
 
 
+def _expand_proxy(value: str | None, table: dict[str, str]) -> str | None:
+    """A ProxyCommand or ProxyJump with its tokens expanded."""
+    if not value:
+        return None
+    return expand(value, table, PROXY_TOKENS, environment=False)
+
+
 def _agent_path(value: object, table: dict[str, str]) -> str | None:
     if value is None:
         return None                 # IdentityAgent none
@@ -291,7 +313,6 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
         identities = list(DEFAULT_IDENTITIES)
     agent = _agent_path(get("IdentityAgent", ()), table)
     timeout = get("ConnectTimeout")
-    proxy = cast("str | None", get("ProxyCommand"))
     return Resolved(
         hostname=hostname,
         port=port,
@@ -315,9 +336,9 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
         agent_path=agent,
         forward_agent=_forward_agent(get("ForwardAgent", False), agent,
                                      table),
-        jump=cast("str | None", get("ProxyJump")),
-        proxy_command=expand(proxy, table, PROXY_TOKENS, environment=False)
-        if proxy else None,
+        jump=_expand_proxy(cast("str | None", get("ProxyJump")), table),
+        proxy_command=_expand_proxy(
+            cast("str | None", get("ProxyCommand")), table),
         connect_timeout=float(cast(int, timeout)) if timeout else None,
         family=int(cast(int, get("AddressFamily", socket.AF_UNSPEC))),
         bind_address=cast("str | None", get("BindAddress")),

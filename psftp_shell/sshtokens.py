@@ -21,6 +21,7 @@ from psftp_shell.sshtarget import ConnectError
 
 PROXY_TOKENS = frozenset("%hnpr")
 PATH_TOKENS = frozenset("%CdhiklLnpru")
+ALL_TOKENS = PATH_TOKENS | frozenset("fHIKTtj")    # LocalCommand's
 
 _TOKEN = re.compile(r"%(.?)|\$\{([^}]*)\}", re.S)
 

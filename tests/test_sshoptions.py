@@ -136,23 +136,6 @@ def test_bad_token_like_ssh(both: Both, option: str) -> None:
     assert result.status == 255
 
 
-def test_identity_file_tokens(both: Both) -> None:
-    sshd = both.sshd
-    keys = both.tmp / f"keys-127.0.0.1-{sshd.port}-{sshd.user}"
-    keys.mkdir()
-    for suffix in ("", ".pub"):
-        (keys / ("id" + suffix)).write_bytes(
-            Path(str(sshd.identity) + suffix).read_bytes())
-    (keys / "id").chmod(0o600)
-    both.config = both.tmp / "cfg"
-    both.config.write_text("".join(
-        line + "\n" for line in sshd.ssh_config.read_text().splitlines()
-        if "IdentityFile" not in line))
-    result, _ = both.check(
-        ["-o", f"IdentityFile={both.tmp}/keys-%h-%p-%r/id", HOST_ALIAS])
-    assert result.status == 0
-
-
 def test_jump_host_loop(both: Both) -> None:
     sshd = both.sshd
     result, _ = both.check(["-J", f"127.0.0.1:{sshd.port}", HOST_ALIAS])
