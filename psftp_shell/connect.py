@@ -43,7 +43,7 @@ from psftp_shell.hostkeys import (
     Message,
     host_identity,
 )
-from psftp_shell.kexprobe import offered_lists, probe
+from psftp_shell.kexprobe import negotiation_failure, offered_lists
 from psftp_shell.optionsfile import OptionsFile
 from psftp_shell.proxycommand import ProxyProcess
 from psftp_shell.sshattempt import (
@@ -332,7 +332,11 @@ class Connector:
                                          attempt.client.version_seen)
                 if attempt.hung_up_in_kex and isinstance(exc, (
                         asyncssh.ConnectionLost, ConnectionError)):
-                    words = await self._negotiation(r, attempt) or words
+                    words = await negotiation_failure(
+                        functools.partial(self._transport, r), r,
+                        functools.partial(offered_lists, self._paths,
+                                          self.target.host, attempt.options),
+                        "SSH-2.0-" + CLIENT_VERSION) or words
                 raise self.error(words) from None
             if r.forward_agent and self._policy.mitm and \
                     attempt.outcome is not None:
@@ -446,32 +450,6 @@ class Connector:
                 "kex_exchange_identification: Connection closed by remote "
                 "host",
                 "Connection closed by UNKNOWN port 65535"]) from None
-
-    async def _negotiation(self, r: Resolved, attempt: Attempt
-                           ) -> list[Message] | None:
-        """ssh's "Unable to negotiate" line, if that is why the server
-        hung up (:mod:`psftp_shell.kexprobe`); None if it is not."""
-        transport: Transport | None = None
-        try:
-            ours = offered_lists(self._paths, self.target.host,
-                                 attempt.options)
-            transport = await self._transport(r)
-            found = await asyncio.wait_for(probe(
-                transport, r.hostname, r.port, ours,
-                "SSH-2.0-" + CLIENT_VERSION, r.host_key_algorithms_set), 15)
-        except (asyncssh.Error, OSError, ValueError, EOFError, FatalError,
-                asyncio.IncompleteReadError, TimeoutError):
-            return None
-        finally:
-            if transport is not None:
-                transport.close()
-        if found is None:
-            return None
-        ip, port = (transport.addr, r.port) if transport.addr else \
-            ("UNKNOWN", 65535)
-        return [(LogLevel.ERROR,
-                 f"Unable to negotiate with {ip} port {port}: no matching "
-                 f"{found[0]} found. Their offer: {found[1]}")]
 
     async def _server_methods(self, r: Resolved, attempt: Attempt) -> str:
         """Ask the server which methods it offers (for the error text)."""

@@ -13,12 +13,18 @@ it with the client's lists in ssh's order.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from psftp_shell.auth import LogLevel
+from psftp_shell.errors import FatalError
+from psftp_shell.hostkeys import Message
+
 if TYPE_CHECKING:
     from psftp_shell.sshattempt import Transport
+    from psftp_shell.sshconfig import Resolved
 
 # The KEXINIT name-lists, in their order on the wire (RFC 4253, 7.1).
 KEX, HOST_KEY, ENC_CS, ENC_SC, MAC_CS, MAC_SC, CMP_CS, CMP_SC = range(8)
@@ -142,3 +148,34 @@ async def probe(transport: Transport, host: str, port: int,
     if found is None and host_keys_set and HOST_KEY not in ours:
         return "host key type", ",".join(theirs[HOST_KEY])
     return found
+
+
+async def negotiation_failure(
+        open_transport: Callable[[], Awaitable[Transport]], r: Resolved,
+        our_lists: Callable[[], dict[int, list[str]]], version: str
+        ) -> list[Message] | None:
+    """ssh's "Unable to negotiate" line, if that is why the server hung
+    up; None if it is not (or the server cannot be asked again).
+
+    *our_lists* gives the client's lists (:func:`offered_lists`).
+    """
+    transport: Transport | None = None
+    try:
+        ours = our_lists()
+        transport = await open_transport()
+        found = await asyncio.wait_for(probe(
+            transport, r.hostname, r.port, ours, version,
+            r.host_key_algorithms_set), 15)
+    except (asyncssh.Error, OSError, ValueError, EOFError, FatalError,
+            asyncio.IncompleteReadError, TimeoutError):
+        return None
+    finally:
+        if transport is not None:
+            transport.close()
+    if found is None:
+        return None
+    ip, port = (transport.addr, r.port) if transport.addr else \
+        ("UNKNOWN", 65535)
+    return [(LogLevel.ERROR,
+             f"Unable to negotiate with {ip} port {port}: no matching "
+             f"{found[0]} found. Their offer: {found[1]}")]
