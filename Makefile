@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_HOME ?= $(if $(XDG_DATA_HOME),$(XDG_DATA_HOME),$(HOME)/.local/share)
 BIN_HOME ?= $(HOME)/.local/bin
+MAN_HOME ?= $(DATA_HOME)/man
 PYTEST_ARGS ?=
 LOCK := requirements/lock.txt
 # The slice of the suite that runs on the newest dependencies and on the
@@ -17,8 +18,8 @@ SMOKE_TESTS ?= tests/test_differential_cli.py tests/test_parallel.py \
 	tests/test_quicklogin.py tests/test_depwarnings.py tests/test_grammar.py \
 	tests/test_protocol.py
 
-.PHONY: test lint man check-man demo install uninstall bench bench-full \
-	clean lock test-newest test-python
+.PHONY: test lint man check-man demo install install-man uninstall bench \
+	bench-full clean lock test-newest test-python
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -90,10 +91,19 @@ install:
 	mkdir -p "$(BIN_HOME)"
 	ln -sf "$(DATA_HOME)/psftp-shell/venv/bin/psftp-shell" \
 	    "$(BIN_HOME)/psftp-shell"
+	@$(MAKE) --no-print-directory install-man
 	@echo "installed $(BIN_HOME)/psftp-shell"
 
+# The man page where man looks for a user's pages: ~/.local/share/man,
+# found through ~/.local/bin on PATH (man's own rule).
+install-man:
+	mkdir -p "$(MAN_HOME)/man1"
+	cp man/psftp-shell.1 "$(MAN_HOME)/man1/psftp-shell.1"
+	chmod 644 "$(MAN_HOME)/man1/psftp-shell.1"
+
 uninstall:
-	rm -rf "$(DATA_HOME)/psftp-shell/venv" "$(BIN_HOME)/psftp-shell"
+	rm -rf "$(DATA_HOME)/psftp-shell/venv" "$(BIN_HOME)/psftp-shell" \
+	    "$(MAN_HOME)/man1/psftp-shell.1"
 
 bench: $(STAMP)
 	$(PY) -m pip install -qq -e '.[bench]'

@@ -11,6 +11,7 @@ import sys
 from psftp_shell import __version__
 from psftp_shell.commands import COMMANDS
 from psftp_shell.helptext import OPTION_HELP, usage
+from psftp_shell.sshoptiontable import rows as ssh_option_rows
 
 
 def esc(text: str) -> str:
@@ -25,9 +26,43 @@ def section(title: str) -> list[str]:
     return [f".SH {title}"]
 
 
+def ssh_options_section() -> list[str]:
+    """The table of ssh options passed with -o (a tbl table)."""
+    out = section("SSH OPTIONS")
+    out += [
+        "How each ssh option given with",
+        ".B \\-o",
+        "(or read from ssh_config) is treated, next to the ssh that sftp",
+        "runs.",
+        ".B as ssh",
+        "options behave as ssh's do under sftp;",
+        ".B differently",
+        "ones as the note says;",
+        ".B ignored",
+        "ones are named in a warning and have no effect;",
+        ".B refused",
+        "ones get ssh's own words.  Tokens",
+        "(%h, %p, %r, %n and the others) are expanded once, after every",
+        "config file, as ssh does.  With",
+        ".BR \"\\-S ssh\" ,",
+        "ssh itself reads them all.",
+        ".na",
+        ".TS",
+        "l l lx.",
+        "Option\tTreatment\tNote",
+        "_",
+    ]
+    for row in ssh_option_rows():
+        note = f"T{{\n{esc(row.note)}\nT}}" if row.note else ""
+        out.append(f"{esc(row.name)}\t{esc(row.treatment.value)}\t{note}")
+    out += [".TE", ".ad"]
+    return out
+
+
 def render() -> str:
     """Return the whole man page as troff source."""
     out = [
+        "'\\\" t",
         f'.TH PSFTP-SHELL 1 "" "psftp-shell {__version__}" "User Commands"',
         *section("NAME"),
         "psftp\\-shell \\- OpenSSH sftp-compatible client with parallel "
@@ -184,6 +219,7 @@ def render() -> str:
         "the result.",
     ]
     out += openssh_fixes()
+    out += ssh_options_section()
     out += section("EXIT STATUS")
     out += [
         "0 on success; 1 for a usage error, a failed batch command or a",

@@ -86,13 +86,21 @@ class Prompter(Protocol):
         ...
 
     def tell(self, text: str) -> None:
-        """Show the message *text* on stderr (it has no line end)."""
+        """Show the message *text* on stderr.
+
+        *text* has no line end, or ends with ``\\n`` when ssh writes it
+        itself rather than through its log (which ends lines with CR LF).
+        """
         ...
 
 
 def _write_message(stream: IO[str] | None, text: str) -> None:
     out = stream or sys.stderr
-    out.write(text + "\r\n")
+    if not text.endswith("\n"):
+        text += "\r\n"
+    elif out.isatty():
+        text = text[:-1] + "\r\n"
+    out.write(text)
     out.flush()
 
 

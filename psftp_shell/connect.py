@@ -8,9 +8,10 @@ Failures raise :class:`ConnectError` worded like ssh's stderr followed by
 sftp's ``Connection closed``.  :mod:`psftp_shell.sshchannel` starts the
 SFTP subsystem (or a server command) on a connection.
 
-Command-line options go first in a small generated ssh_config file that
-both asyncssh and psftp-shell parse ahead of the user's files, so that
-"first value wins" gives them precedence exactly as in ssh.
+Command-line options go first in a small generated ssh_config file (in
+memory, :mod:`psftp_shell.optionsfile`) that both asyncssh and
+psftp-shell parse ahead of the user's files, so that "first value wins"
+gives them precedence exactly as in ssh.
 """
 
 from __future__ import annotations
@@ -20,20 +21,13 @@ import fnmatch
 import functools
 import getpass
 import logging
-import os
 import sys
-import tempfile
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
 import asyncssh
-from asyncssh.encryption import (
-    get_default_encryption_algs,
-    get_encryption_algs,
-)
 
-from psftp_shell import __version__
+from psftp_shell import __version__, sshinternals
 from psftp_shell.auth import (
     AuthContext,
     AuthSettings,
@@ -49,6 +43,9 @@ from psftp_shell.hostkeys import (
     Message,
     host_identity,
 )
+from psftp_shell.kexprobe import negotiation_failure, offered_lists
+from psftp_shell.optionsfile import OptionsFile
+from psftp_shell.proxycommand import ProxyProcess
 from psftp_shell.sshattempt import (
     Attempt,
     Client,
@@ -58,6 +55,7 @@ from psftp_shell.sshattempt import (
     open_socket,
 )
 from psftp_shell.sshconfig import (
+    DEFAULT_PORT,
     Resolved,
     command_line_config,
     config_paths,
@@ -79,26 +77,33 @@ _MAX_JUMP_DEPTH = 8
 CLIENT_VERSION = f"psftp-shell_{__version__} OpenSSH-compatible"
 
 
-def preferred_ciphers(spec: str | None = None) -> list[str]:
+def preferred_ciphers(spec: str | None = None,
+                      lists: tuple[list[str], list[str]] | None = None
+                      ) -> list[str] | None:
     """The ciphers allowed, AES-GCM first: it costs the least CPU.
 
     *spec* is a ``Ciphers`` value (ssh_config, ``-o`` or ``-c``): a list
     of names or wildcard patterns, or one with a ``^`` (before the
     defaults), ``+`` (after them) or ``-`` (removed from them) in front.
     Without one, asyncssh's defaults.  An empty result is returned as
-    is (asyncssh then reports the bad setting itself).
+    is (asyncssh then reports the bad setting itself).  *lists* are
+    asyncssh's (default, known) ciphers, :data:`sshinternals.CIPHERS`
+    by default; without them, None: asyncssh reads ``Ciphers`` itself.
     """
+    lists = lists or sshinternals.CIPHERS
+    if lists is None:
+        return None
+    defaults, known = lists
     gcm = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
-    defaults = [alg.decode("ascii")
-                for alg in get_default_encryption_algs()]
-    allowed = defaults if spec is None else _expand_ciphers(spec, defaults)
+    allowed = defaults if spec is None else _expand_ciphers(spec, defaults,
+                                                            known)
     return [a for a in gcm if a in allowed] + [
         a for a in allowed if a not in gcm]
 
 
-def _expand_ciphers(spec: str, defaults: list[str]) -> list[str]:
+def _expand_ciphers(spec: str, defaults: list[str], known: list[str]
+                    ) -> list[str]:
     """ssh's reading of a ``Ciphers`` value, over asyncssh's ciphers."""
-    known = [alg.decode("ascii") for alg in get_encryption_algs()]
     prefix = spec[:1] if spec[:1] in ("^", "+", "-") else ""
     named = [alg for pattern in spec[len(prefix):].split(",")
              for alg in known if fnmatch.fnmatchcase(alg, pattern)]
@@ -137,16 +142,6 @@ def configure_logging(verbose: int) -> None:
 # The connection
 
 
-def _default_host_key_algs() -> list[bytes]:
-    """asyncssh's default server host key algorithms (internal API)."""
-    from asyncssh.public_key import (
-        get_default_certificate_algs,
-        get_default_public_key_algs,
-    )
-    return list(get_default_certificate_algs()) + \
-        list(get_default_public_key_algs())
-
-
 class Connector:
     """Opens the SSH connections of one session (``-n`` of them).
 
@@ -165,7 +160,7 @@ class Connector:
         self._local_user = getpass.getuser()
         self.resolved: Resolved | None = None
         self._paths: list[str] = []
-        self._finalizer: weakref.finalize[Any, Connector] | None = None
+        self._options_file: OptionsFile | None = None
         self._log_level = LogLevel.QUIET if target.quiet else LogLevel.INFO
         self._first = asyncio.Lock()
         self._prompt_lock = asyncio.Lock()
@@ -230,13 +225,11 @@ class Connector:
             raise ConnectError(["ssh: too many jump hosts"])
         lines, notes = command_line_config(self.target)
         paths = config_paths(self.target)
-        fd, name = tempfile.mkstemp(prefix="psftp-shell-", suffix=".conf")
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write("".join(line + "\n" for line in lines))
-        self._finalizer = weakref.finalize(self, _unlink, name)
+        self._options_file = OptionsFile(lines)
+        name = self._options_file.path
         self._paths = [name, *paths]
         try:
-            r = resolve(self.target, self._paths, self._local_user)
+            r = resolve(self.target, self._paths, self._local_user, lines)
         except ConnectError as exc:
             text = [line.replace(name, "command-line") for line in
                     exc.ssh_lines]
@@ -281,9 +274,9 @@ class Connector:
         return words[1] + "\r\n"
 
     def close(self) -> None:
-        """Remove the generated config file; close jump connectors."""
-        if self._finalizer is not None:
-            self._finalizer()
+        """Release the command line's config file; close jump connectors."""
+        if self._options_file is not None:
+            self._options_file.close()
         if self._jump is not None:
             self._jump.close()
 
@@ -335,8 +328,16 @@ class Connector:
                                   f"denied ({methods})."]) from None
             except (asyncssh.Error, OSError, ValueError) as exc:
                 attempt.session.close()
-                raise self.error(describe_failure(
-                    exc, r, attempt.transport.addr)) from None
+                words = describe_failure(exc, r, attempt.transport.addr,
+                                         attempt.client.version_seen)
+                if attempt.hung_up_in_kex and isinstance(exc, (
+                        asyncssh.ConnectionLost, ConnectionError)):
+                    words = await negotiation_failure(
+                        functools.partial(self._transport, r), r,
+                        functools.partial(offered_lists, self._paths,
+                                          self.target.host, attempt.options),
+                        "SSH-2.0-" + CLIENT_VERSION) or words
+                raise self.error(words) from None
             if r.forward_agent and self._policy.mitm and \
                     attempt.outcome is not None:
                 # the key check turned agent forwarding off: start again
@@ -377,12 +378,13 @@ class Connector:
         ciphers = preferred_ciphers(r.ciphers)
         if ciphers:
             kwargs["encryption_algs"] = ciphers
-        known_algs = self._policy.host_key_algorithms(ident)
-        if known_algs and not r.host_key_algorithms_set:
-            algs = known_algs + [a for a in _default_host_key_algs()
-                                 if a not in known_algs]
-            kwargs["server_host_key_algs"] = [a.decode("ascii")
-                                              for a in algs]
+        known_algs = [a.decode("ascii") for a in
+                      self._policy.host_key_algorithms(ident)]
+        defaults = sshinternals.HOST_KEY_DEFAULTS
+        if known_algs and not r.host_key_algorithms_set and defaults:
+            kwargs["server_host_key_algs"] = known_algs + [
+                a for a in defaults if a not in known_algs]
+        attempt.options = dict(kwargs)
         if transport.sock is not None:
             kwargs["sock"] = transport.sock
         elif transport.tunnel is not None:
@@ -392,25 +394,33 @@ class Connector:
         except BaseException:
             transport.close()
             raise
-        if transport.tunnel is not None:
-            self._close_with(conn, transport.tunnel)
+        if transport.tunnel is not None or transport.proxy is not None:
+            self._close_with(conn, transport)
         self._owners[id(conn)] = attempt.client
         return conn
 
     def _close_with(self, conn: asyncssh.SSHClientConnection,
-                    tunnel: asyncssh.SSHClientConnection) -> None:
+                    transport: Transport) -> None:
         async def watch() -> None:
             await conn.wait_closed()
-            tunnel.close()
+            transport.close()
         task = asyncio.get_running_loop().create_task(watch())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _transport(self, r: Resolved) -> Transport:
         if r.jump:
+            hops = [hop.strip() for hop in r.jump.split(",") if hop.strip()]
+            _, host, port = parse_jump(hops[-1])
+            if host == r.hostname and (port or DEFAULT_PORT) == r.port:
+                raise self.error([f"jumphost loop via {host}"])
             return Transport(tunnel=await self._jump_connection(r.jump))
         if r.proxy_command:
-            return Transport()
+            try:
+                proxy = ProxyProcess(r.proxy_command)
+            except OSError as exc:
+                raise self.error([f"ssh: {exc.strerror}"]) from None
+            return Transport(sock=proxy.sock, proxy=proxy)
         sock = await open_socket(r, self.error)
         try:
             addr = str(sock.getpeername()[0])
@@ -460,10 +470,3 @@ class Connector:
             if transport is not None:
                 transport.close()
         return ",".join(methods)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -16,13 +16,14 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
 from psftp_shell import quicklogin, spread
 from psftp_shell.auth import AuthSession, LogLevel
 from psftp_shell.hostkeys import HostIdentity, HostKeyPolicy, Message, Outcome
+from psftp_shell.proxycommand import ProxyProcess
 from psftp_shell.sshconfig import Resolved
 from psftp_shell.sshtarget import ConnectError
 
@@ -41,13 +42,16 @@ class Transport:
     sock: socket.socket | None = None
     tunnel: asyncssh.SSHClientConnection | None = None
     addr: str | None = None
+    proxy: ProxyProcess | None = None   # ProxyCommand, on sock
 
     def close(self) -> None:
-        """Close the socket or the tunnel, whichever there is."""
+        """Close the socket, tunnel or proxy command, whichever there is."""
         if self.sock is not None:
             self.sock.close()
         if self.tunnel is not None:
             self.tunnel.close()
+        if self.proxy is not None:
+            self.proxy.close()
 
 
 class Client(asyncssh.SSHClient):
@@ -57,6 +61,7 @@ class Client(asyncssh.SSHClient):
         self._attempt = attempt
         self._conn: asyncssh.SSHClientConnection | None = None
         self.lost_reason: Exception | None = None
+        self.kex_done = False
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self._conn = conn
@@ -64,7 +69,14 @@ class Client(asyncssh.SSHClient):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost_reason = exc
 
+    @property
+    def version_seen(self) -> bool:
+        """Whether the server's version line arrived."""
+        return self._conn is not None and \
+            self._conn.get_extra_info("server_version") is not None
+
     def begin_auth(self, username: str) -> None:
+        self.kex_done = True
         if self._conn is not None:
             quicklogin.skip_probe(self._conn)
 
@@ -119,6 +131,13 @@ class Attempt:
         self.ident: HostIdentity | None = None
         self.outcome: Outcome | None = None
         self.transport = Transport()
+        self.options: dict[str, Any] = {}   # asyncssh.connect's, once known
+
+    @property
+    def hung_up_in_kex(self) -> bool:
+        """Whether the server went away between its version line and the
+        end of the key exchange (as when nothing could be agreed)."""
+        return self.client.version_seen and not self.client.kex_done
 
     def host_key(self, key: asyncssh.SSHKey) -> bool:
         """Check the server's host key; whether to go on."""
@@ -183,10 +202,25 @@ def lost_words(reason: Exception | None, r: Resolved) -> Message | None:
     return None
 
 
-def describe_failure(exc: BaseException, r: Resolved,
-                     addr: str | None) -> list[Message]:
-    """Word an asyncssh or socket failure the way ssh does."""
+def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
+                     version_seen: bool = True) -> list[Message]:
+    """Word an asyncssh or socket failure the way ssh does.
+
+    Before the server's version line (*version_seen* false) a closed or
+    reset connection is reported as ssh's version exchange reports it
+    (*addr* None: through a ProxyCommand or a jump host).
+    """
     ip, port = (addr, r.port) if addr else ("UNKNOWN", 65535)
+    if not version_seen and addr and isinstance(exc, ConnectionResetError):
+        return [(LogLevel.ERROR, "kex_exchange_identification: read: "
+                                 "Connection reset by peer"),
+                (LogLevel.INFO, f"Connection reset by {ip} port {port}")]
+    if not version_seen and isinstance(exc, (
+            asyncssh.ConnectionLost, BrokenPipeError, ConnectionResetError)):
+        # (a ProxyCommand's socket pair resets where ssh's pipes close)
+        return [(LogLevel.ERROR, "kex_exchange_identification: "
+                                 "Connection closed by remote host"),
+                (LogLevel.INFO, f"Connection closed by {ip} port {port}")]
     if isinstance(exc, asyncssh.KeyExchangeFailed):
         match = re.match(r"No matching (.+) algorithm found, sent .* "
                          r"and received (.*)$", exc.reason)

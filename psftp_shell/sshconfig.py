@@ -19,17 +19,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from asyncssh.config import SSHClientConfig
-
-from psftp_shell.auth import DEFAULT_IDENTITIES, LogLevel, parse_log_level
+from psftp_shell import configreader
+from psftp_shell.auth import DEFAULT_IDENTITIES, LogLevel
 from psftp_shell.hostkeys import (
     DEFAULT_GLOBAL_FILES,
     DEFAULT_USER_FILES,
     Message,
     StrictMode,
-    parse_strict,
 )
+from psftp_shell.sshalgs import (
+    check_cipher_flag,
+    option_error,
+)
+from psftp_shell.sshrefusals import ALIASES, refusal
 from psftp_shell.sshtarget import ConnectError, SSHTarget
+from psftp_shell.sshtokens import PATH_TOKENS, PROXY_TOKENS, expand, tokens
 
 DEFAULT_PORT = 22
 USER_CONFIG = "~/.ssh/config"
@@ -87,54 +91,8 @@ _OTHER_OPTIONS = frozenset({
 })
 SSH_OPTIONS = _DEPRECATED | _SSH_UNSUPPORTED | _IRRELEVANT | _OTHER_OPTIONS
 
-# The options psftp-shell reads itself (asyncssh's parser ignores them).
-_PROJECT_OPTIONS = frozenset({
-    "stricthostkeychecking", "batchmode", "hashknownhosts", "loglevel",
-    "numberofpasswordprompts",
-})
-# The options asyncssh's ssh_config parser understands.
-_ASYNCSSH_OPTIONS = frozenset(SSHClientConfig._handlers)
-HONOURED_OPTIONS = (_ASYNCSSH_OPTIONS | _PROJECT_OPTIONS) & SSH_OPTIONS
-
-
-# ----------------------------------------------------------------------
-# Configuration
-
-
-def _set_strict(config: SSHClientConfig, option: str,
-                args: list[str]) -> None:
-    value = args.pop(0)
-    try:
-        mode = parse_strict(value)
-    except ValueError:
-        config._error(f'unsupported option "{value}".')
-    config._options.setdefault(option, mode)
-
-
-def _set_log_level(config: SSHClientConfig, option: str,
-                   args: list[str]) -> None:
-    value = args.pop(0)
-    try:
-        level = parse_log_level(value)
-    except ValueError:
-        config._error(f"unsupported log level '{value}'")
-    config._options.setdefault(option, level)
-
-
-class _ProjectConfig(SSHClientConfig):
-    """asyncssh's client config parser, plus the options ssh's policy needs.
-    """
-
-    _percent_expand = SSHClientConfig._percent_expand | {
-        "UserKnownHostsFile", "GlobalKnownHostsFile"}
-    _handlers = {**SSHClientConfig._handlers, **{
-        name.lower(): (name, handler) for name, handler in (
-            ("StrictHostKeyChecking", _set_strict),
-            ("BatchMode", SSHClientConfig._set_bool),
-            ("HashKnownHosts", SSHClientConfig._set_bool),
-            ("LogLevel", _set_log_level),
-            ("NumberOfPasswordPrompts", SSHClientConfig._set_int),
-        )}}
+# The options asyncssh's ssh_config parser, or psftp-shell, understands.
+HONOURED_OPTIONS = configreader.known_options() & SSH_OPTIONS
 
 
 @dataclass(slots=True)
@@ -144,6 +102,7 @@ class Resolved:
     hostname: str
     port: int
     user: str
+    original_host: str                  # as on the command line (%n)
     alias: str | None
     strict: StrictMode
     batch: bool
@@ -190,6 +149,23 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
                             f"option: {lower}"])
     if not value:
         raise ConnectError(["command-line line 0: Missing argument."])
+    given = keyword
+    if lower in ALIASES:
+        keyword = ALIASES[lower]
+        lower = keyword.lower()
+    refused = refusal(lower, value)
+    if refused is not None:
+        raise ConnectError(refused)
+    if lower == "proxyjump" and value.lower() != "none":
+        try:
+            for hop in value.split(","):
+                parse_jump(hop.strip())
+        except ConnectError:
+            raise ConnectError([f"command-line line 0: Invalid ProxyJump "
+                                f'"{value}"']) from None
+    bad = option_error(lower, value)
+    if bad is not None:
+        raise ConnectError([*bad[:-1], f"command-line line 0: {bad[-1]}"])
     if lower in _DEPRECATED:
         return None
     if lower in _SSH_UNSUPPORTED:
@@ -198,7 +174,7 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
         return None
     if lower not in HONOURED_OPTIONS and lower not in _IRRELEVANT:
         notes.append((LogLevel.ERROR,
-                      f'Warning: option "{keyword}" is not supported by '
+                      f'Warning: option "{given}" is not supported by '
                       "psftp-shell; ignored."))
     return f"{keyword} {value}"
 
@@ -215,7 +191,10 @@ def command_line_config(target: SSHTarget
         lines.append(f"LogLevel DEBUG{min(target.verbose, 3)}")
     if target.jump:
         lines.append(f"ProxyJump {quote(target.jump)}")
-    if target.cipher:
+    if target.cipher is not None:
+        bad = check_cipher_flag(target.cipher)
+        if bad is not None:
+            raise ConnectError([bad])
         lines.append(f"Ciphers {quote(target.cipher)}")
     if target.compression:
         lines.append("Compression yes")
@@ -233,7 +212,7 @@ def command_line_config(target: SSHTarget
         except OSError as exc:
             notes.append((LogLevel.QUIET,
                           f"Warning: Identity file {path} not accessible: "
-                          f"{exc.strerror}."))
+                          f"{exc.strerror}.\n"))
             continue
         lines.append(f"IdentityFile {quote(path)}")
     for option in target.options:
@@ -268,74 +247,98 @@ def config_paths(target: SSHTarget) -> list[str]:
     return paths
 
 
-def _expand_list(values: Iterable[str]) -> list[str]:
-    return [os.path.expanduser(v) for v in values]
+def _expand_list(values: Iterable[str], table: dict[str, str]
+                 ) -> list[str]:
+    return [os.path.expanduser(_path(v, table)) for v in values]
 
 
-def _agent_path(value: object) -> str | None:
+def _path(value: str, table: dict[str, str]) -> str:
+    """A path-like value with ssh's tokens and ``${VAR}`` expanded."""
+    return expand(value, table, PATH_TOKENS, environment=True)
+
+
+def _expand_proxy(value: str | None, table: dict[str, str]) -> str | None:
+    """A ProxyCommand or ProxyJump with its tokens expanded."""
+    if not value:
+        return None
+    return expand(value, table, PROXY_TOKENS, environment=False)
+
+
+def _agent_path(value: object, table: dict[str, str]) -> str | None:
     if value is None:
         return None                 # IdentityAgent none
     if value == () or value == "SSH_AUTH_SOCK":
         path = os.environ.get("SSH_AUTH_SOCK", "")
-    elif isinstance(value, str) and value.startswith("$"):
+    elif isinstance(value, str) and value.startswith("$") and \
+            not value.startswith("${"):
         path = os.environ.get(value[1:], "")
     else:
-        path = os.path.expanduser(str(value))
+        path = os.path.expanduser(_path(str(value), table))
     return path or None
 
 
-def _forward_agent(value: object, agent: str | None) -> str | None:
+def _forward_agent(value: object, agent: str | None,
+                   table: dict[str, str]) -> str | None:
     if value is True:
         return agent
     if isinstance(value, str) and value:
-        return _agent_path(value)
+        return _agent_path(value, table)
     return None
 
 
-def resolve(target: SSHTarget, paths: Sequence[str],
-            local_user: str) -> Resolved:
-    """Read the config *paths* for *target* as ssh would."""
+def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
+            command_lines: Sequence[str] = ()) -> Resolved:
+    """Read the config *paths* for *target* as ssh would.
+
+    *command_lines* are the command line's (the first of *paths* holds
+    them too), for a config reader that cannot read psftp-shell's own
+    options from files (:mod:`psftp_shell.configreader`).
+    """
     try:
-        cfg = _ProjectConfig.load(None, paths, False, False, False,
-                                  local_user, (), target.host, ())
-        if cfg.has_match_final():
-            cfg = _ProjectConfig.load(None, paths, False, False, True,
-                                      local_user, (), target.host, ())
+        cfg = configreader.load(paths, target.host, local_user,
+                                command_lines)
     except (ValueError, OSError) as exc:
-        raise ConnectError([str(exc)]) from None
+        raise ConnectError(str(exc).split("\n")) from None
     get = cfg.get
     hostname = str(get("Hostname", target.host))
     if not _is_address(hostname):
         hostname = hostname.lower()
     alias = cast("str | None", get("HostKeyAlias"))
+    port = int(cast(int, get("Port", DEFAULT_PORT)))
+    user = str(get("User", local_user))
+    table = tokens(hostname, port, user, target.host, alias)
     batch = bool(get("BatchMode", False))
     identities = get("IdentityFile")
     if identities is None:
         identities = list(DEFAULT_IDENTITIES)
-    agent = _agent_path(get("IdentityAgent", ()))
+    agent = _agent_path(get("IdentityAgent", ()), table)
     timeout = get("ConnectTimeout")
     return Resolved(
         hostname=hostname,
-        port=int(cast(int, get("Port", DEFAULT_PORT))),
-        user=str(get("User", local_user)),
+        port=port,
+        user=user,
+        original_host=target.host,
         alias=alias.lower() if alias else None,
         strict=cast(StrictMode, get("StrictHostKeyChecking", StrictMode.ASK)),
         batch=batch,
         hash_known_hosts=bool(get("HashKnownHosts", False)),
         user_known_hosts=_expand_list(cast(
-            "list[str]", get("UserKnownHostsFile", DEFAULT_USER_FILES))),
-        global_known_hosts=_expand_list(cast(
-            "list[str]", get("GlobalKnownHostsFile", DEFAULT_GLOBAL_FILES))),
+            "list[str]", get("UserKnownHostsFile", DEFAULT_USER_FILES)),
+            table),
+        global_known_hosts=[os.path.expanduser(path) for path in cast(
+            "list[str]", get("GlobalKnownHostsFile", DEFAULT_GLOBAL_FILES))],
         log_level=cast(LogLevel, get("LogLevel", LogLevel.INFO)),
         password_prompts=0 if batch else int(
             cast(int, get("NumberOfPasswordPrompts", 3))),
-        identities=_expand_list(cast("list[str]", identities)),
+        identities=_expand_list(cast("list[str]", identities), table),
         default_identities=get("IdentityFile") is None,
         identities_only=bool(get("IdentitiesOnly", False)),
         agent_path=agent,
-        forward_agent=_forward_agent(get("ForwardAgent", False), agent),
-        jump=cast("str | None", get("ProxyJump")),
-        proxy_command=cast("str | None", get("ProxyCommand")),
+        forward_agent=_forward_agent(get("ForwardAgent", False), agent,
+                                     table),
+        jump=_expand_proxy(cast("str | None", get("ProxyJump")), table),
+        proxy_command=_expand_proxy(
+            cast("str | None", get("ProxyCommand")), table),
         connect_timeout=float(cast(int, timeout)) if timeout else None,
         family=int(cast(int, get("AddressFamily", socket.AF_UNSPEC))),
         bind_address=cast("str | None", get("BindAddress")),

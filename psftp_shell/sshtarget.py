@@ -39,15 +39,18 @@ class ConnectError(ConnectionClosed):
 
     ``str(exc)`` is the text sftp prints for ``-b`` and ``-q``, lines
     joined by newlines; :attr:`stderr` is the same with ssh's line ends
-    (``\\r\\n``), to be written as it is.  :attr:`ssh_lines` is ssh's
+    (``\\r\\n``, or the ``\\n`` a line of ssh's own ends with), to be
+    written as it is.  :attr:`ssh_lines` is ssh's
     part alone, for front ends that print sftp's interactive
     ``Connection closed.`` notice in between.
     """
 
     def __init__(self, ssh_lines: Sequence[str]) -> None:
         self.ssh_lines = list(ssh_lines)
-        super().__init__("".join(line + "\r\n" for line in self.ssh_lines))
-        self.args = ("\n".join([*self.ssh_lines, "Connection closed"]),)
+        super().__init__("".join(_ended(line) for line in self.ssh_lines))
+        self.args = ("\n".join([*(line.rstrip("\n")
+                                  for line in self.ssh_lines),
+                                "Connection closed"]),)
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -55,5 +58,11 @@ class ConnectError(ConnectionClosed):
     @property
     def stderr(self) -> str:
         """The exact stderr text, as ssh and sftp write it."""
-        return "".join(line + "\r\n"
+        return "".join(_ended(line)
                        for line in [*self.ssh_lines, "Connection closed"])
+
+
+def _ended(line: str) -> str:
+    """*line* ended as ssh ends it: CR LF from its log, or the ``\\n`` of
+    a line it wrote itself."""
+    return line if line.endswith("\n") else line + "\r\n"

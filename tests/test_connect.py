@@ -86,7 +86,8 @@ async def our_stderr(config: Path, options: list[str],
         tail = ""
     finally:
         connector.close()
-    return "".join(t + "\r\n" for t in prompter.told) + tail
+    return "".join(t if t.endswith("\n") else t + "\r\n"
+                   for t in prompter.told) + tail
 
 
 async def check_like_sftp(sftp_bin: str, config: Path, options: list[str],
@@ -456,7 +457,7 @@ def test_command_line_config_order(tmp_path: Path) -> None:
     texts = [text for _, text in notes]
     assert texts == [
         f"Warning: Identity file {tmp_path / 'gone'} not accessible: "
-        "No such file or directory.",
+        "No such file or directory.\n",
         'Warning: option "ControlMaster" is not supported by psftp-shell; '
         "ignored."]
 
