@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+from psftp_shell import sshfast
 from psftp_shell.auth import BatchPrompter
 from psftp_shell.connect import Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
@@ -30,14 +33,21 @@ async def test_channels_share_one_connection(sshd: PrivateSSHD,
         await transport.close()
 
 
+@pytest.mark.parametrize("split", [True, False])
 async def test_window_grows_and_data_stays_intact(
-        sshd: PrivateSSHD, remote_dir: object, clean_ssh_env: None) -> None:
+        sshd: PrivateSSHD, remote_dir: object, clean_ssh_env: None,
+        split: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with asyncssh's reads left whole (sshfast's fallback)."""
+    if not split:
+        monkeypatch.setattr(sshfast, "split_reads", lambda conn: False)
     data = os.urandom(6 << 20)
     path = sshd.root / "window.bin"
     path.write_bytes(data)
     transport = transport_for(sshd)
     try:
         client = await transport.open_client()
+        receive = transport.connections[0].data_received
+        assert getattr(receive, "split_reads", False) is split
         before = transport.get_window(client)
         assert before is not None and before < 16 << 20
         transport.set_window(client, 16 << 20)
