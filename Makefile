@@ -7,7 +7,7 @@ DATA_HOME ?= $(if $(XDG_DATA_HOME),$(XDG_DATA_HOME),$(HOME)/.local/share)
 BIN_HOME ?= $(HOME)/.local/bin
 PYTEST_ARGS ?=
 
-.PHONY: test lint man check-man demo install uninstall bench bench-full clean
+.PHONY: test lint man check-man demo install uninstall bench bench-full clean bench-cpu
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench full
+
+bench-cpu: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench cpu
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache
