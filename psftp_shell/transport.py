@@ -278,6 +278,7 @@ class SSHTransport:
         from psftp_shell.sshchannel import open_sftp_channel
         batch_writes(conn)
         sshfast.split_reads(conn)
+        sshfast.skip_ignores(conn)
         sshfast.quiet_packet_log()
         try:
             reader, writer = await open_sftp_channel(conn, self.subsystem)

@@ -127,3 +127,40 @@ def test_server_processes_get_big_pipes() -> None:
     want = min(transport.PIPE_SIZE, int(
         open("/proc/sys/fs/pipe-max-size").read()))
     assert [int(n) for n in out] == [want, want]
+
+
+class FakeSender:
+    """A connection that records the packets it is asked to send."""
+
+    def __init__(self, cipher: str) -> None:
+        self.cipher = cipher
+        self.sent: list[tuple[Any, ...]] = []
+
+    def send_packet(self, pkttype: int, *args: bytes, **kwargs: Any
+                    ) -> None:
+        self.sent.append((pkttype, *args))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.cipher if name == "send_cipher" else default
+
+
+def test_skip_ignores_drops_empty_ignores_unless_cbc() -> None:
+    gcm = FakeSender("aes128-gcm@openssh.com")
+    assert sshfast.skip_ignores(gcm)
+    assert not sshfast.skip_ignores(gcm)            # once only
+    gcm.send_packet(sshfast.IGNORE, sshfast.EMPTY)
+    gcm.send_packet(sshfast.IGNORE, b"\0\0\0\1x")   # not asyncssh's
+    gcm.send_packet(94, b"data")
+    assert gcm.sent == [(sshfast.IGNORE, b"\0\0\0\1x"), (94, b"data")]
+    cbc = FakeSender("aes256-cbc")
+    sshfast.skip_ignores(cbc)
+    cbc.send_packet(sshfast.IGNORE, sshfast.EMPTY)
+    assert cbc.sent == [(sshfast.IGNORE, sshfast.EMPTY)]
+    assert not sshfast.skip_ignores(object())
+
+
+def test_ignore_is_asyncssh_s_number() -> None:
+    from asyncssh.constants import MSG_IGNORE
+    from asyncssh.packet import String
+    assert sshfast.IGNORE == MSG_IGNORE
+    assert sshfast.EMPTY == String(b"")
