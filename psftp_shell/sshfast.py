@@ -128,4 +128,5 @@ def _quiet(log: Callable[..., None], logger: type
             log(self, *args, **kwargs)
 
     quiet.quiet = True    # type: ignore[attr-defined]
+    quiet.__wrapped__ = log     # type: ignore[attr-defined]
     return quiet

@@ -67,10 +67,13 @@ def test_split_reads_leaves_other_objects_alone() -> None:
 
 @pytest.fixture
 def packet_log_methods(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Put asyncssh's packet logging back as it was after the test."""
+    """asyncssh's own packet logging during the test (earlier tests may
+    have adapted it, for the whole process), as it was after it."""
     for name in ("log_sent_packet", "log_received_packet"):
+        method = getattr(SSHPacketLogger, name)
+        monkeypatch.setattr(SSHPacketLogger, name, method)
         monkeypatch.setattr(SSHPacketLogger, name,
-                            getattr(SSHPacketLogger, name))
+                            getattr(method, "__wrapped__", method))
     monkeypatch.setattr(SSHLogger, "_debug_level", SSHLogger._debug_level)
 
 
