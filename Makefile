@@ -19,7 +19,7 @@ SMOKE_TESTS ?= tests/test_differential_cli.py tests/test_parallel.py \
 	tests/test_protocol.py
 
 .PHONY: test lint man check-man demo install install-man uninstall bench \
-	bench-full clean lock test-newest test-python
+	bench-full bench-cpu clean lock test-newest test-python
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -112,6 +112,10 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(PY) -m pip install -qq -e '.[bench]'
 	$(PY) -m bench full
+
+bench-cpu: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench cpu
 
 clean:
 	rm -rf $(VENV) .venv-* build dist *.egg-info .pytest_cache .mypy_cache

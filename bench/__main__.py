@@ -1,4 +1,4 @@
-"""``python -m bench quick|full``: run the benchmark and write the report.
+"""``python -m bench quick|full|cpu``: run the benchmark, write the report.
 
 Exit status: 0 when the benchmark completed (even if some client failed),
 1 when the benchmark itself broke (no sshd, relay broken, sftp baseline
@@ -25,9 +25,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench",
         description="Benchmark psftp-shell against OpenSSH sftp (and lftp "
                     "and rclone where installed).")
-    parser.add_argument("mode", choices=("quick", "full"))
+    parser.add_argument("mode", choices=("quick", "full", "cpu"))
     parser.add_argument("--runs", type=int, default=None,
-                        help="runs per client and scenario (default 3)")
+                        help="runs per client and scenario (default 3, "
+                             "5 for cpu)")
     parser.add_argument("--only", default="",
                         help="comma-separated scenario keys to run")
     parser.add_argument("--out", type=Path, default=RESULTS,
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         results.warnings.append("the sftp baseline failed everywhere")
         print("bench: the sftp baseline failed everywhere", file=sys.stderr)
         status = 1
-    md = report.write(results, args.out)
+    md = report.write(results, args.out,
+                      "cpu" if args.mode == "cpu" else "latest")
     print(md.read_text())
     print(f"bench: report written to {md}", file=sys.stderr)
     return status

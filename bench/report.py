@@ -76,7 +76,7 @@ def _row(result: ScenarioResult, client: ClientRuns) -> str:
     if not client.good:
         why = client.error.replace("|", "\\|") or "no run"
         return (f"| {client.label} | {runs} | failed: {why} "
-                "| | | | | |")
+                "| | | | | | |")
     rate = result.rate(client)
     speedup = result.speedup(client)
     rss = client.peak_rss_kib()
@@ -87,6 +87,8 @@ def _row(result: ScenarioResult, client: ClientRuns) -> str:
         "1.00" if client.kind == "sftp" else _num(speedup, ".2f"),
         _num(result.cpu_per_gib(client), ".2f") if scenario.mib
         else _num(client.median_cpu(), ".2f"),
+        _num(result.own_cpu_per_gib(client), ".2f") if scenario.mib
+        else _num(client.median_own_cpu(), ".2f"),
         _num(rss / 1024 if rss else None, ".0f"),
         client.error.replace("|", "\\|") if client.failed else "",
     ]
@@ -102,8 +104,8 @@ def _scenario_table(result: ScenarioResult) -> list[str]:
         lines += [f"Engine figure: {scenario.target}.", ""]
     lines += [
         f"| client | runs ok | median s ({what}) | MB/s | vs sftp "
-        f"| {cpu} | peak RSS MiB | note |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| {cpu} | own process {cpu} | peak RSS MiB | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(result, c) for c in result.clients]
     return lines + [""]
@@ -163,6 +165,62 @@ def _targets(results: BenchResults) -> list[str]:
     return ["## Engine figures", ""] + lines + [""]
 
 
+CPU_RATIO = 0.75
+"""Target: psftp-shell's CPU per GiB at most this times sftp's (with
+its ssh), asyncssh transport, -n 1 and -n 8, get and put."""
+OWN_CPU = 1.0
+"""Target: under -S ssh, psftp-shell's own process's s/GiB at most."""
+GET_SPEEDUP = 1.2
+"""Target: get -n 1 at least this times sftp's throughput."""
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _cpu_lines(result: ScenarioResult) -> list[str]:
+    """The CPU targets one cpu scenario measures, each a ratio."""
+    op = result.scenario.op
+    base = result.baseline()
+    base_cpu = result.cpu_per_gib(base) if base else None
+    lines = []
+    for client in result.clients:
+        cpu = result.cpu_per_gib(client)
+        if client.kind == "psftp-shell" and cpu is not None and base_cpu:
+            ratio = cpu / base_cpu
+            lines.append(
+                f"- {op} {client.label}: CPU {cpu:.2f} s/GiB, sftp with "
+                f"its ssh {base_cpu:.2f} (×{ratio:.2f}; target ≤ "
+                f"×{CPU_RATIO}: {_met(ratio <= CPU_RATIO)})")
+        own = result.own_cpu_per_gib(client)
+        if client.kind == SSH_TRANSPORT and own is not None:
+            lines.append(
+                f"- {op} {client.label}: own process {own:.2f} s/GiB "
+                f"(target ≤ {OWN_CPU}: {_met(own <= OWN_CPU)}), with its "
+                f"ssh {_num(cpu, '.2f')}")
+        speedup = result.speedup(client)
+        if op == "get" and client.kind == "psftp-shell" and \
+                client.conns == 1 and speedup is not None:
+            lines.append(
+                f"- {op} {client.label}: throughput ×{speedup:.2f} sftp's "
+                f"(target ≥ ×{GET_SPEEDUP}: {_met(speedup >= GET_SPEEDUP)})")
+    return lines
+
+
+def cpu_figures(results: BenchResults) -> list[str]:
+    """The CPU-per-GiB targets of the ``cpu`` plan, met or not."""
+    lines = [line for r in results.scenarios if r.scenario.cpu_figures
+             for line in _cpu_lines(r)]
+    if not lines:
+        return []
+    return ["## CPU figures", "", *lines, "", LFTP_CPU, ""]
+
+
+LFTP_CPU = ("lftp's CPU figures leave its ssh out: lftp does not wait for "
+            "its ssh process, so that process's time never reaches lftp's "
+            "rusage (its own process is about sftp's own).")
+
+
 def markdown(results: BenchResults, plot: str, no_plot: str = "") -> str:
     """Render the whole report as markdown.
 
@@ -186,7 +244,9 @@ def markdown(results: BenchResults, plot: str, no_plot: str = "") -> str:
         "was byte-identical.  MB/s is 10^6 bytes per second.  *vs sftp* "
         "is sftp's median time divided by the client's (above 1: faster). "
         "CPU is user + system time of the client and its children "
-        "(sftp counts its ssh).  Peak RSS is the sum of each client "
+        "(sftp counts its ssh); *own process* leaves the children out "
+        "(sftp without its ssh, `-S ssh` without its ssh processes).  "
+        "Peak RSS is the sum of each client "
         "process's high-water mark.",
         "- Clients alternate run by run.  `-n N` is psftp-shell's "
         "connection count, lftp's `pget -n`/`mirror -P`, rclone's "
@@ -196,6 +256,7 @@ def markdown(results: BenchResults, plot: str, no_plot: str = "") -> str:
     for warning in results.warnings:
         lines += [f"**Warning:** {warning}", ""]
     lines += _targets(results)
+    lines += cpu_figures(results)
     lines += _ceiling_table(results)
     lines += ["## Results", ""]
     for result in results.scenarios:

@@ -46,6 +46,12 @@ class ClientRuns:
         good = self.good
         return statistics.median(r.cpu for r in good) if good else None
 
+    def median_own_cpu(self) -> float | None:
+        """The median CPU seconds of the client's own process alone
+        (without its ssh), or None."""
+        own = [r.own_cpu for r in self.good if r.own_cpu is not None]
+        return statistics.median(own) if own else None
+
     def peak_rss_kib(self) -> int | None:
         """The largest peak memory over the good runs, or None."""
         good = self.good
@@ -81,7 +87,13 @@ class ScenarioResult:
 
     def cpu_per_gib(self, client: ClientRuns) -> float | None:
         """Client CPU seconds per GiB moved, for big-file scenarios."""
-        cpu = client.median_cpu()
+        return self._per_gib(client.median_cpu())
+
+    def own_cpu_per_gib(self, client: ClientRuns) -> float | None:
+        """The client's own process's CPU seconds per GiB (big files)."""
+        return self._per_gib(client.median_own_cpu())
+
+    def _per_gib(self, cpu: float | None) -> float | None:
         if cpu is None or self.scenario.files or not self.scenario.mib:
             return None
         return cpu / (self.scenario.size / GIB)

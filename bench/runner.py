@@ -3,7 +3,9 @@
 Times are whole-process wall-clock times, from just before the process is
 started to its exit.  CPU seconds come from ``wait4``: on Linux its
 rusage covers the process and the descendants it waited for, so ``sftp``
-is counted together with its ``ssh``.
+is counted together with its ``ssh``.  The process's own share (sftp
+without its ssh, psftp-shell ``-S ssh`` without its ssh processes) is
+read from ``/proc/PID/stat`` once it has exited, before it is reaped.
 
 Peak memory cannot come from the same rusage: a child's ``ru_maxrss``
 starts from the size of the process that forked it (here, the benchmark).
@@ -41,6 +43,7 @@ class RunResult:
     cpu: float = 0.0
     maxrss_kib: int = 0
     error: str = ""
+    own_cpu: float | None = None
 
 
 class MemorySampler:
@@ -123,13 +126,30 @@ def _killer(pid: int, timeout: float) -> threading.Timer:
     return timer
 
 
-def _reap(pid: int, memory: MemorySampler) -> tuple[int, float, int]:
-    """Wait for *pid*; return its exit code, CPU seconds and peak RSS."""
+def own_cpu(pid: int) -> float | None:
+    """User + system seconds of *pid* alone, children not included
+    (None where ``/proc`` does not say)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])   # utime, stime
+    except (OSError, IndexError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _reap(pid: int, memory: MemorySampler
+          ) -> tuple[int, float, int, float | None]:
+    """Wait for *pid*; return its exit code, CPU seconds (with its
+    children), peak RSS and its own CPU seconds."""
     # A last look while the process may still be a zombie with children.
     memory.sample()
+    # Exited but not reaped: /proc still has its own times.
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    own = own_cpu(pid)
     _, status, usage = os.wait4(pid, 0)
     cpu = usage.ru_utime + usage.ru_stime
-    return os.waitstatus_to_exitcode(status), cpu, memory.stop()
+    return os.waitstatus_to_exitcode(status), cpu, memory.stop(), own
 
 
 def run_timed(cmd: list[str], logdir: Path, timeout: float,
@@ -148,7 +168,7 @@ def run_timed(cmd: list[str], logdir: Path, timeout: float,
         memory = MemorySampler(proc.pid)
         timer = _killer(proc.pid, timeout)
         try:
-            code, cpu, rss = _reap(proc.pid, memory)
+            code, cpu, rss, own = _reap(proc.pid, memory)
         except BaseException:
             _kill_group(proc.pid)
             raise
@@ -158,11 +178,12 @@ def run_timed(cmd: list[str], logdir: Path, timeout: float,
         proc.returncode = code
     if seconds >= timeout:
         return RunResult(False, seconds, cpu, rss,
-                         f"timed out after {timeout:.0f} s")
+                         f"timed out after {timeout:.0f} s", own)
     if code != 0:
         why = _first_line(err) or _first_line(out) or "no message"
-        return RunResult(False, seconds, cpu, rss, f"exit {code}: {why}")
-    return RunResult(True, seconds, cpu, rss)
+        return RunResult(False, seconds, cpu, rss, f"exit {code}: {why}",
+                         own)
+    return RunResult(True, seconds, cpu, rss, own_cpu=own)
 
 
 def _set_controlling_tty() -> None:
@@ -238,7 +259,7 @@ def time_to_prompt(cmd: list[str], logdir: Path, timeout: float,
     finally:
         if not prompt_at or not finished:
             _kill_group(proc.pid)
-        code, cpu, rss = _reap(proc.pid, memory)
+        code, cpu, rss, _ = _reap(proc.pid, memory)
         timer.cancel()
         proc.returncode = code
         os.close(master)

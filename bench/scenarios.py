@@ -54,7 +54,9 @@ class Scenario:
     *sconns* those tried for psftp-shell over ``-S ssh``;
     *curve* marks the scenario plotted as throughput against connections;
     *target* names the engine figure the scenario provides, if any, and
-    *target_n* the psftp-shell connection count that figure is about.
+    *target_n* the psftp-shell connection count that figure is about;
+    *cpu_figures* marks the scenarios the CPU-per-GiB targets are read
+    from (:func:`cpu_plan`).
     """
 
     key: str
@@ -69,6 +71,7 @@ class Scenario:
     curve: bool = False
     target: str = ""
     target_n: int = 0
+    cpu_figures: bool = False
 
     @property
     def size(self) -> int:
@@ -153,8 +156,19 @@ def full_plan(runs: int = 3) -> list[Scenario]:
     ]
 
 
+def cpu_plan(runs: int = 5) -> list[Scenario]:
+    """CPU per GiB on loopback, every client in one run (``make
+    bench-cpu``): 512 MiB each way at 1 and 8 streams, both transports."""
+    return [
+        Scenario(f"cpu-{op}", op, LOOPBACK, mib=512, conns=(1, 8),
+                 sconns=(1, 8), runs=runs, cpu_figures=True)
+        for op in (GET, PUT)]
+
+
 def plan(mode: str, runs: int | None = None) -> list[Scenario]:
-    """Return the scenarios of *mode* (``quick`` or ``full``)."""
+    """Return the scenarios of *mode* (``quick``, ``full`` or ``cpu``)."""
+    if mode == "cpu":
+        return cpu_plan(runs or 5)
     if mode == "quick":
         return quick_plan(runs or 3)
     if mode == "full":

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
+import pytest
+
+from psftp_shell import sshfast
 from psftp_shell.auth import BatchPrompter
 from psftp_shell.connect import Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.protocol import OPEN_READ
+from psftp_shell.protocol import OPEN_CREAT, OPEN_READ, OPEN_WRITE
 from psftp_shell.transport import SSHTransport
 
 
@@ -30,14 +34,24 @@ async def test_channels_share_one_connection(sshd: PrivateSSHD,
         await transport.close()
 
 
+@pytest.mark.parametrize("split", [True, False])
 async def test_window_grows_and_data_stays_intact(
-        sshd: PrivateSSHD, remote_dir: object, clean_ssh_env: None) -> None:
+        sshd: PrivateSSHD, remote_dir: object, clean_ssh_env: None,
+        split: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with asyncssh left as it is (sshfast's fallbacks)."""
+    if not split:
+        monkeypatch.setattr(sshfast, "split_reads", lambda conn: False)
+        monkeypatch.setattr(sshfast, "skip_ignores", lambda conn: False)
     data = os.urandom(6 << 20)
     path = sshd.root / "window.bin"
+    copy = sshd.root / "window-up.bin"
     path.write_bytes(data)
     transport = transport_for(sshd)
     try:
         client = await transport.open_client()
+        conn = transport.connections[0]
+        assert getattr(conn.data_received, "split_reads", False) is split
+        assert getattr(conn.send_packet, "skip_ignores", False) is split
         before = transport.get_window(client)
         assert before is not None and before < 16 << 20
         transport.set_window(client, 16 << 20)
@@ -49,6 +63,14 @@ async def test_window_grows_and_data_stays_intact(
         got = b"".join([await f for f in futures])
         await client.close_handle(handle)
         assert got == data
+        # and back up again: the send side, IGNORE packets skipped or not
+        handle = await client.open(str(copy), OPEN_WRITE | OPEN_CREAT)
+        await asyncio.gather(*[
+            client.write_nowait(handle, off, data[off:off + block])
+            for off in range(0, len(data), block)])
+        await client.close_handle(handle)
+        assert copy.read_bytes() == data
     finally:
         await transport.close()
         path.unlink()
+        copy.unlink(missing_ok=True)
