@@ -320,6 +320,8 @@ class SFTPCore:
     def _write(self, data: bytes) -> None:
         try:
             self._writer.write(data)
+        except ConnectionError:     # the channel closed: it is lost
+            self._shutdown(ConnectionLost("Connection closed"), lost=True)
         except Exception as exc:   # any failure is fatal
             self._shutdown(ConnectionLost(f"Couldn't send packet: {exc}"),
                            lost=True)

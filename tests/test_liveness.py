@@ -1,0 +1,112 @@
+"""Every transfer ends: the regression tests of issue 15.
+
+The first finding of the fault campaign: a relay in front of the sshd
+cuts every connection once it has carried 12 MiB of file data (toward
+the client for ``get``, toward the server for ``put``), control and
+replacements included.  ``get`` of a 96 MiB file at ``-n 2`` or
+``-n 4`` used to sit idle for ever: the control connection was cut while
+every pool stream was lost, so the copy counted as interrupted and the
+replacements that opened never took its queued chunks, and nothing else
+would finish it.  Now each such command ends, finished and identical or
+failed as sftp's (``Connection closed``, exit 255) with its temporary and
+journal kept, and ``reget``/``reput`` then moves only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from psftp_shell.devserver import HOST_ALIAS
+from tests.faultrelay import DOWN, UP, FaultRelay, Rule
+from tests.test_engine import payload
+from tests.test_faults import Site, site  # noqa: F401 (a fixture)
+from tests.test_faults import _journals as journals
+from tests.test_parallel import leftovers
+
+MIB = 1 << 20
+CUT = 12 * MIB
+
+
+@dataclass
+class Ended:
+    """How a psftp-shell run ended."""
+
+    status: int
+    out: str
+    err: str
+    seconds: float
+
+
+async def run_bounded(where: Site, batch: str, *args: str,
+                      bound: float) -> Ended:
+    """Run psftp-shell on *batch*; fail the test (killing it) if it has
+    not ended within *bound* seconds: that is a hang."""
+    env = {**os.environ, "XDG_STATE_HOME": str(where.tmp / "state")}
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "psftp_shell", "-F", str(where.config), *args,
+        "-b", "-", HOST_ALIAS, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=where.local, env=env)
+    try:
+        out, err = await asyncio.wait_for(
+            proc.communicate(batch.encode()), bound)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        states = [link.state for link in where.relay.links]
+        pytest.fail(f"no end within {bound} s: a hang (relay: {states})")
+    assert proc.returncode is not None
+    return Ended(proc.returncode, out.decode(), err.decode(),
+                 time.monotonic() - started)
+
+
+def cut_everything(relay: FaultRelay, way: str, after: int = CUT) -> None:
+    """Close every connection from the next one on, control and
+    replacements too, once it has carried *after* bytes *way*."""
+    relay.apply([Rule(i, after=after, direction=way, action="close")
+                 for i in range(256)])
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+@pytest.mark.parametrize("streams", [2, 4, 8])
+@pytest.mark.parametrize("direction", ["get", "put"])
+async def test_every_connection_cut_after_12_mib_ends(
+        site: Site, direction: str, streams: int) -> None:  # noqa: F811
+    size = 96 * MIB + 5
+    data = payload(size, seed=streams)
+    way = DOWN if direction == "get" else UP
+    if direction == "get":
+        (site.remote / "f").write_bytes(data)
+        command, result = f"get {site.remote}/f down", site.local / "down"
+    else:
+        (site.local / "f").write_bytes(data)
+        command, result = f"put f {site.remote}/up", site.remote / "up"
+    cut_everything(site.relay, way)
+    ended = await run_bounded(site, command + "\n", "-n", str(streams),
+                              bound=60)
+    if ended.status == 0:           # enough connections to finish
+        assert ended.err == ""
+        assert result.read_bytes() == data
+        assert leftovers(site.local, site.remote) == []
+        return
+    assert (ended.status, ended.err) == (255, "Connection closed\r\n")
+    assert not result.exists()              # nothing under the final name
+    assert len(journals(site, direction)) == 1
+    assert leftovers(site.local, site.remote) != []     # the temporary
+    before = site.relay.moved(None, way)
+    site.rules()
+    ended = await run_bounded(site, "re" + command + "\n", "-n",
+                              str(streams), bound=60)
+    assert (ended.status, ended.err) == (0, "")
+    assert result.read_bytes() == data
+    assert site.relay.moved(None, way) - before < size - CUT
+    assert journals(site, direction) == []
+    assert leftovers(site.local, site.remote) == []
