@@ -279,6 +279,12 @@ class SSHTransport:
             raise ConnectionClosed() from None
         return client
 
+    def login_patience(self) -> float | None:
+        """ConnectTimeout, if the user set one: how long the pool waits
+        for a stream before it starts a command on the control."""
+        resolved = getattr(self.connector, "resolved", None)
+        return getattr(resolved, "connect_timeout", None)
+
     def set_window(self, client: SFTPClient, nbytes: int) -> None:
         """Make *client*'s channel advertise an *nbytes* receive window.
 

@@ -84,7 +84,7 @@ class Plan:
     sizes: list[int]
     mode: str
     faults: list[Fault] = field(default_factory=list)
-    kill_after: float | None = None     # seconds, with mode "kill"
+    kill_at: int | None = None  # bytes relayed, with mode "kill"
 
     @property
     def total(self) -> int:
@@ -123,7 +123,7 @@ def make_plan(seed: int, trial: int) -> Plan:
     plan = Plan(seed, trial, streams, rng.choice(("get", "put")), shape,
                 sizes, rng.choice(MODES))
     if plan.mode == "kill":
-        plan.kill_after = rng.uniform(0.2, 2.0)
+        plan.kill_at = rng.randrange(0, plan.total + plan.total // 8)
     pool = range(1, streams + 1)
     if plan.mode == "all":
         targets = list(pool)
@@ -149,7 +149,7 @@ def bound(plan: Plan) -> float:
     and one connection attempt (ConnectTimeout); plus time to move the
     data on a busy machine."""
     alive = ALIVE_INTERVAL * (ALIVE_COUNT + 1)
-    faults = len(plan.faults) + (1 if plan.kill_after is not None else 0)
+    faults = len(plan.faults) + (1 if plan.kill_at is not None else 0)
     return 30 + faults * (alive + CONNECT_TIMEOUT)
 
 
@@ -165,6 +165,7 @@ class Outcome:
     hang: bool = False
     wrong: list[str] = field(default_factory=list)
     resumed: bool = False       # a failure resumed to identical files
+    afresh: bool = False        # nothing was left: copied again instead
     resume_moved: int = 0
     kept: int = 0               # bytes the failed run left for resume
     problems: list[str] = field(default_factory=list)
@@ -229,9 +230,11 @@ class Trial:
         return self.remote if self.plan.direction == "get" else self.local
 
     def _result_root(self) -> Path:
-        if self.plan.direction == "get":
-            return self.local / "dst"
-        return self.remote / "dst"
+        """The file copied, or the copy of the tree (made inside an
+        existing directory, so that a resume names the same place)."""
+        side = self.local if self.plan.direction == "get" else self.remote
+        return side / "dst" if self.plan.shape == "file" \
+            else side / "dst" / "src"
 
     def _result(self, name: str) -> Path:
         if self.plan.shape == "file":
@@ -248,6 +251,8 @@ class Trial:
         return f"{verb}{flag} {src} {self.remote}/dst\n"
 
     def _write_source(self) -> None:
+        if self.plan.shape == "tree":
+            self._result_root().parent.mkdir()
         root = self._source_root() / "src"
         for name, data in self.files.items():
             path = root / name
@@ -268,7 +273,7 @@ class Trial:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=self.local, env=env)
         killer = None
-        if kill and self.plan.kill_after is not None:
+        if kill and self.plan.kill_at is not None:
             killer = asyncio.ensure_future(self._kill_sessions())
         try:
             _, err = await asyncio.wait_for(
@@ -288,9 +293,12 @@ class Trial:
             time.monotonic() - started
 
     async def _kill_sessions(self) -> None:
-        """Kill sshd's session processes (not the listener) mid-trial."""
-        assert self.plan.kill_after is not None
-        await asyncio.sleep(self.plan.kill_after)
+        """Kill sshd's session processes (not the listener) once the
+        relay has carried the plan's number of bytes."""
+        assert self.plan.kill_at is not None
+        while self.relay.moved(None, UP) + self.relay.moved(None, DOWN) \
+                < self.plan.kill_at:
+            await asyncio.sleep(0.01)
         assert self.sshd.proc is not None
         for pid in _descendants(self.sshd.proc.pid):
             try:
@@ -322,16 +330,19 @@ class Trial:
     async def _resume(self) -> None:
         out = self.out
         out.kept = self._kept()
+        # nothing to resume from (no journal, no file complete: the
+        # fault came before any data): copy afresh
+        out.afresh = not out.kept
         self.relay.apply([])
-        before = self.relay.moved(None, UP) + self.relay.moved(None, DOWN)
-        ran = await self._run(self._command(True), RESUME_BOUND)
+        way = DOWN if self.plan.direction == "get" else UP
+        before = self.relay.moved(None, way)
+        ran = await self._run(self._command(not out.afresh), RESUME_BOUND)
         if ran is None:
             out.hang = True
             out.problems.append("the resume did not end")
             return
         status, err, _ = ran
-        moved = self.relay.moved(None, UP) + self.relay.moved(None, DOWN)
-        out.resume_moved = moved - before
+        out.resume_moved = self.relay.moved(None, way) - before
         wrong = self._wrong(complete=True)
         if status != 0 or wrong:
             there = sorted(str(p.relative_to(self._result_root().parent))
@@ -340,7 +351,9 @@ class Trial:
                                 f" (there: {there})")
             return
         out.resumed = True
-        if out.kept and out.resume_moved >= self._whole():
+        # (the bytes moved count SSH's own: logins, packet headers)
+        if out.kept >= self._whole() // 4 and \
+                out.resume_moved >= self._whole():
             out.problems.append(
                 f"resume moved {out.resume_moved} of {self._whole()} "
                 f"with {out.kept} kept")
@@ -422,6 +435,7 @@ class Figures:
     failed: int = 0             # trials whose first run failed
     resumed: int = 0            # of those, resumed to identical files
     resumed_less: int = 0       # ... moving less than the whole
+    afresh: int = 0             # ... copied afresh: nothing was left
     problems: int = 0
     seconds: float = 0.0
 
@@ -430,13 +444,14 @@ class Figures:
         self.trials += 1
         self.faults += len(o.plan.faults)
         self.fired += o.fired
-        self.kills += o.plan.kill_after is not None
+        self.kills += o.plan.kill_at is not None
         self.hangs += o.hang
         self.wrong += bool(o.wrong)
         self.failed += o.failed
         self.resumed += o.resumed
         self.resumed_less += o.resumed and \
             o.resume_moved < o.plan.total
+        self.afresh += o.resumed and o.afresh
         self.problems += bool(o.problems or o.wrong)
         self.seconds += o.seconds
 
@@ -447,7 +462,8 @@ class Figures:
                 f"{self.hangs} hangs, {self.wrong} with a wrong file; "
                 f"{self.failed} failed and {self.resumed} of them resumed "
                 f"to identical files ({self.resumed_less} moving less than "
-                f"the whole); {self.problems} trials with a problem")
+                f"the whole, {self.afresh} copied afresh as the fault came "
+                f"before any data); {self.problems} trials with a problem")
 
 
 def report(o: Outcome) -> str:
@@ -477,7 +493,8 @@ async def campaign(sshd: PrivateSSHD, workdir: Path, seed: int,
                   f"{outcome.plan.direction} {outcome.plan.shape} "
                   f"status={outcome.status} {outcome.seconds:.1f}s "
                   f"fired={outcome.fired} kept={outcome.kept} "
-                  f"resumed={outcome.resumed} moved={outcome.resume_moved}",
+                  f"resumed={outcome.resumed} afresh={outcome.afresh} "
+                  f"moved={outcome.resume_moved}",
                   flush=True)
     return figures
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -110,3 +111,51 @@ async def test_every_connection_cut_after_12_mib_ends(
     assert site.relay.moved(None, way) - before < size - CUT
     assert journals(site, direction) == []
     assert leftovers(site.local, site.remote) == []
+
+
+async def _until(check: object, seconds: float = 30) -> None:
+    """Wait until *check()* is true (polling), failing after *seconds*."""
+    deadline = time.monotonic() + seconds
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the relay never got there"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_ends_a_transfer_stalled_everywhere(
+        site: Site, signum: int) -> None:  # noqa: F811
+    """No keepalive set: every connection silent (control too) waits, as
+    ssh would; SIGTERM or Ctrl-C still ends it at once, journal kept."""
+    data = payload(24 * MIB, seed=3)
+    (site.remote / "f").write_bytes(data)
+    site.rules(Rule(0, watch=1, after=2 * MIB, action="silent"),
+               *(Rule(i, after=2 * MIB, action="silent")
+                 for i in range(1, 5)))
+    env = {**os.environ, "XDG_STATE_HOME": str(site.tmp / "state")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "psftp_shell", "-F", str(site.config), "-n",
+        "4", "-b", "-", HOST_ALIAS, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=site.local, env=env)
+    assert proc.stdin is not None
+    proc.stdin.write(f"get {site.remote}/f down\n".encode())
+    await _until(lambda: sum(link.state == "silent"
+                             for link in site.relay.links) == 5)
+    await asyncio.sleep(0.5)
+    proc.send_signal(signum)
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail("still running 10 s after the signal")
+    assert proc.returncode == 1
+    assert not (site.local / "down").exists()
+    assert journals(site, "get") == [".down.psftp-journal"]
+    site.rules()
+    ended = await run_bounded(site, f"reget {site.remote}/f down\n", "-n",
+                              "4", bound=60)
+    assert (ended.status, ended.err) == (0, "")
+    assert (site.local / "down").read_bytes() == data
