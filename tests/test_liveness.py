@@ -159,3 +159,20 @@ async def test_a_signal_ends_a_transfer_stalled_everywhere(
                               "4", bound=60)
     assert (ended.status, ended.err) == (0, "")
     assert (site.local / "down").read_bytes() == data
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+async def test_every_stream_silent_at_login_the_control_carries_it(
+        site: Site) -> None:  # noqa: F811
+    """Each stream's connection goes silent during its login (asyncssh's
+    keepalives start only after it): the command starts on the control
+    connection after ConnectTimeout instead of waiting for ever."""
+    data = payload(3 * MIB + 1, seed=5)
+    (site.remote / "f").write_bytes(data)
+    site.rules(*(Rule(i, after=1000, action="silent") for i in range(1, 5)))
+    ended = await run_bounded(site, f"get {site.remote}/f down\n", "-n",
+                              "4", "-o", "ConnectTimeout=2", bound=30)
+    assert (ended.status, ended.err) == (0, "")
+    assert (site.local / "down").read_bytes() == data
+    assert site.relay.moved(0, DOWN) > 3 * MIB      # the control's work
