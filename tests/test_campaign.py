@@ -17,7 +17,7 @@ from psftp_shell.devserver import PrivateSSHD
 from tests.campaign import campaign
 
 SEED = 2026
-TRIALS = 40
+TRIALS = 32
 
 
 @pytest.mark.sshd

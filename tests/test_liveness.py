@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS
+from psftp_shell.pool import Stream
+from psftp_shell.watchdog import watch
 from tests.faultrelay import DOWN, UP, FaultRelay, Rule
 from tests.test_engine import payload
 from tests.test_faults import Site, site  # noqa: F401 (a fixture)
@@ -176,3 +178,40 @@ async def test_every_stream_silent_at_login_the_control_carries_it(
     assert (ended.status, ended.err) == (0, "")
     assert (site.local / "down").read_bytes() == data
     assert site.relay.moved(0, DOWN) > 3 * MIB      # the control's work
+
+
+class _Quiet:
+    """A client whose requests stay pending until it is given up."""
+
+    def __init__(self, oldest: int | None) -> None:
+        self.oldest = oldest
+        self.closed = False
+
+    def oldest_pending(self) -> int | None:
+        return self.oldest
+
+    def give_up(self) -> None:
+        self.closed = True
+
+
+async def test_the_watchdog_gives_up_only_silent_streams_when_stopping(
+        ) -> None:
+    silent, moving, idle = _Quiet(7), _Quiet(1), _Quiet(None)
+    streams = [Stream.make(i, c, 1)  # type: ignore[arg-type]
+               for i, c in enumerate((silent, moving, idle))]
+    stopping = False
+    task = asyncio.ensure_future(watch(lambda: streams, lambda: stopping,
+                                       grace=0.6))
+    try:
+        for _ in range(8):              # not stopping: nothing happens
+            moving.oldest = (moving.oldest or 0) + 1
+            await asyncio.sleep(0.1)
+        assert not silent.closed
+        stopping = True
+        for _ in range(16):             # 1.6 s: the oldest of one moves
+            moving.oldest = (moving.oldest or 0) + 1
+            await asyncio.sleep(0.1)
+        assert (silent.closed, moving.closed, idle.closed) == \
+            (True, False, False)
+    finally:
+        task.cancel()
