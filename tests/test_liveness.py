@@ -215,3 +215,23 @@ async def test_the_watchdog_gives_up_only_silent_streams_when_stopping(
             (True, False, False)
     finally:
         task.cancel()
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+async def test_a_control_silent_during_its_key_exchange_ends_as_sftp(
+        site: Site, sftp_bin: str) -> None:  # noqa: F811
+    """asyncssh's keepalives start only after login; in batch mode the
+    login is bounded, and ends with ssh's line and sftp's status."""
+    (site.remote / "f").write_bytes(b"x")
+    settings = ["-o", "ConnectTimeout=2", "-o", "ServerAliveInterval=1",
+                "-o", "ServerAliveCountMax=2"]
+    results = []
+    for program in ([sftp_bin], None):
+        site.rules(Rule(0, after=500, action="silent"))
+        status, _, err = await site.cli(f"get {site.remote}/f down\n",
+                                        *settings, program=program)
+        results.append((status, err.replace(str(site.relay.port), "P")))
+    assert results[0] == (255, "Connection to 127.0.0.1 port P timed out"
+                               "\r\nConnection closed\r\n")
+    assert results[1] == results[0]
