@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from psftp_shell import spread
 from psftp_shell.errors import ConnectionClosed
 from psftp_shell.protocol import ConnectionLost, SFTPClient
+from psftp_shell.sftpcore import retrieved
 
 if TYPE_CHECKING:
     import asyncssh
@@ -267,6 +268,7 @@ class SSHTransport:
         asked) one whose login takes longer than :data:`LOGIN_LIMIT`
         ConnectTimeouts fails as ssh's packet timeout does."""
         task = asyncio.ensure_future(self.connector.connect())
+        task.add_done_callback(retrieved)   # (when we were cancelled)
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
