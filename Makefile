@@ -119,3 +119,10 @@ bench-cpu: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-* build dist *.egg-info .pytest_cache .mypy_cache
+
+# The randomized fault campaign (tests/campaign.py): every transfer ends.
+TRIALS ?= 300
+SEED ?= 1
+.PHONY: campaign
+campaign: $(STAMP)
+	$(PY) -m tests.campaign --trials $(TRIALS) --seed $(SEED) -v

@@ -47,6 +47,11 @@ Closed = list[tuple[Stream, BaseException | None]]
 """What each stream's CLOSE gave: None, or the error."""
 
 
+WATCH_SECONDS = 0.2
+"""How often a copy waiting for its streams looks whether it was
+interrupted (Ctrl-C, or the control connection lost) with no stream at
+work on it: then nothing would ever finish it, and it stops."""
+
 MORE_ROUNDS = 3
 """How often a copy goes over its file again: for holes left by a source
 that shrank and grew, or for a source rewritten meanwhile."""
@@ -241,8 +246,17 @@ class ChunkedFile:
         self.notify()
 
     async def wait(self) -> None:
-        """Wait until the data phase is over (done, failed or stopped)."""
-        await self._finished.wait()
+        """Wait until the data phase is over (done, failed or stopped).
+
+        Interrupted while no stream works on it (every stream lost, its
+        chunks queued for a replacement that may never help), the copy
+        stops instead of waiting for ever.
+        """
+        while not self._finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), WATCH_SECONDS)
+            if self.runs == 0 and self.ctx.is_interrupted():
+                self.stop()
         await self.settle_checkpoint()
 
     # ---- checkpoints

@@ -30,6 +30,7 @@ order), :mod:`~psftp_shell.ratelimit` (``-l``) and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -50,6 +51,7 @@ from psftp_shell.protocol import (
 )
 from psftp_shell.ratelimit import RateLimiter, kbps_to_bytes
 from psftp_shell.verify import exec_runner
+from psftp_shell.watchdog import watch
 from psftp_shell.window import WindowTuner
 from psftp_shell.xfer import (
     DEFAULT_BUFFER,
@@ -265,14 +267,23 @@ class TransferEngine:
     async def _board(self) -> Board:
         """The board for one command: the pool's streams, or control.
 
-        The command starts as soon as one pool stream is open; the
-        others join it as they open.
+        The command starts as soon as one pool stream is open, or on
+        the control connection if none has opened within the pool's
+        first wait; the others join it as they open.
         """
         pool = self.pool
-        if pool is None or not await pool.first():
+        if pool is None:
             return Board(self.ctx, [self._control()], parallel=False)
-        board = Board(self.ctx, [], parallel=True, planned=pool.size,
-                      fallback=self._control, on_lost=pool.lost)
+        if not await pool.first():
+            if not pool.opening:    # none could be opened
+                return Board(self.ctx, [self._control()], parallel=False)
+            # none yet: start on the control; the streams join it
+            board = Board(self.ctx, [], parallel=True, planned=pool.size,
+                          on_lost=pool.lost)
+            board.add_stream(self._control())
+        else:
+            board = Board(self.ctx, [], parallel=True, planned=pool.size,
+                          fallback=self._control, on_lost=pool.lost)
         pool.subscribe(board.add_stream)
         for stream in pool.live():
             board.add_stream(stream)
@@ -283,17 +294,22 @@ class TransferEngine:
         """One transfer command: hand the batch its files, then finish.
 
         Opens the pool's streams the first time they are needed.  If the
-        body raises, the copies still running are stopped.
+        body raises, the copies still running are stopped.  Once the
+        command is stopping, silent streams are given up
+        (:mod:`psftp_shell.watchdog`).
         """
         board = await self._board()
         batch = Batch(self.ctx, self.client, board, Sequencer(self.out))
         self.ctx.observer.command_started(streams=board.planned)
+        watcher = asyncio.ensure_future(
+            watch(lambda: board.streams, self._must_stop))
         try:
             yield batch
         except BaseException:
             await batch.abort()
             raise
         finally:
+            watcher.cancel()
             if self.pool is not None:
                 self.pool.unsubscribe(board.add_stream)
             report_links(self.ctx.observer,

@@ -38,6 +38,14 @@ from psftp_shell.protocol import SFTPClient
 
 MAX_HANDSHAKES = 8
 ATTEMPTS = 4
+FIRST_WAIT = 10.0
+"""Seconds a command waits for its first stream (ConnectTimeout, when
+set, instead) before it starts on the control connection; the streams
+join it as they open."""
+ATTEMPT_LIMIT = 3
+"""An attempt to open a stream is given up after this many first waits:
+a login that went silent (asyncssh's keepalives start only once logged
+in) counts as a failed attempt instead of holding a stream for ever."""
 BACKOFF = 0.25          # seconds before the second attempt; doubles
 REPLACEMENTS_PER_STREAM = 2
 """Replacement connections a session may open, per stream asked for."""
@@ -132,6 +140,9 @@ class StreamPool:
         self._replacing: set[asyncio.Task[None]] = set()
         self._closing = False
         self._connections = 0           # numbers given out so far
+        patience = getattr(transport, "login_patience", None)
+        found = patience() if callable(patience) else None
+        self.first_wait = float(found) if found else FIRST_WAIT
 
     @property
     def opened(self) -> bool:
@@ -162,16 +173,29 @@ class StreamPool:
             self._task = asyncio.ensure_future(self._open_all())
         return self._task
 
+    @property
+    def opening(self) -> bool:
+        """Whether streams are still being opened."""
+        return self._task is not None and not self._task.done()
+
     async def first(self) -> list[Stream]:
-        """The live streams once at least one is open (or none can be).
+        """The live streams once at least one is open (or none can be,
+        or none has opened after :attr:`first_wait` seconds).
 
         The others keep opening; :meth:`subscribe` to hear of them.
         """
         task = self._start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.first_wait
         while not self.live() and not task.done():
+            left = deadline - loop.time()
+            if left <= 0:
+                break
             self._wake.clear()
-            await asyncio.wait([task, asyncio.ensure_future(
-                self._wake.wait())], return_when=asyncio.FIRST_COMPLETED)
+            woken = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait([task, woken], timeout=left,
+                               return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
         if task.done():
             task.result()
         return self.live()
@@ -271,10 +295,11 @@ class StreamPool:
                    ) -> SFTPClient | None:
         async with self._gate:
             try:
-                return await open_one()
+                return await asyncio.wait_for(
+                    open_one(), self.first_wait * ATTEMPT_LIMIT)
             except asyncio.CancelledError:
                 raise
-            except Exception:   # a refused or dropped connection: retry
+            except Exception:   # refused, dropped or silent: retry
                 return None
 
     def lost(self, stream: Stream) -> None:

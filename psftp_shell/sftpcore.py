@@ -142,6 +142,15 @@ class SFTPCore:
         """Return why the session ended (None while open)."""
         return self._reason
 
+    def oldest_pending(self) -> int | None:
+        """The id of the oldest request still unanswered, if any."""
+        return next(iter(self._pending), None)
+
+    def give_up(self) -> None:
+        """The peer is taken for gone: fail every pending request, as
+        a lost connection does (tells :attr:`on_lost`)."""
+        self._shutdown(ConnectionLost("Connection closed"), lost=True)
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self
@@ -320,6 +329,8 @@ class SFTPCore:
     def _write(self, data: bytes) -> None:
         try:
             self._writer.write(data)
+        except ConnectionError:     # the channel closed: it is lost
+            self._shutdown(ConnectionLost("Connection closed"), lost=True)
         except Exception as exc:   # any failure is fatal
             self._shutdown(ConnectionLost(f"Couldn't send packet: {exc}"),
                            lost=True)

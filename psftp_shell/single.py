@@ -180,9 +180,19 @@ async def _fetch(ctx: CopyContext, client: SFTPClient, out: Printer,
     try:
         await pull(ctx, client, remote.handle, dest.fd, job.offset,
                    job.size, job, stream, pulled)
-    except BaseException:       # lost connection, SIGTERM
+        return await _finish_download(ctx, client, out, remote, dest, job,
+                                      attrs, mode, flags, pulled)
+    except BaseException:       # lost connection (the finish's too), SIGTERM
         keep_partial(dest, job, attrs, pulled, ctx.local(local_path))
         raise
+
+
+async def _finish_download(ctx: CopyContext, client: SFTPClient,
+                           out: Printer, remote: RemoteFile, dest: LocalDest,
+                           job: TransferJob, attrs: Attrs, mode: int,
+                           flags: Flags, pulled: Pulled) -> bool:
+    """Check, close and commit a download whose data has all arrived."""
+    local_path = job.destination
     interrupted = ctx.is_interrupted()
     failed = (pulled.read_error is not None
               or pulled.write_error is not None or interrupted)
@@ -361,9 +371,18 @@ async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
     try:
         await push(ctx, client, dest.handle, fd, job.offset, job, stream,
                    pushed, ask_size)
-    except BaseException:       # lost connection, SIGTERM
+        return await _finish_upload(ctx, client, out, fd, dest, job, attrs,
+                                    flags, pushed, sized)
+    except BaseException:       # lost connection (the finish's too), SIGTERM
         keep_partial_upload(ctx, dest, fd, job, pushed)
         raise
+
+
+async def _finish_upload(ctx: CopyContext, client: SFTPClient, out: Printer,
+                         fd: int, dest: RemoteFile, job: TransferJob,
+                         attrs: Attrs, flags: Flags, pushed: Pushed,
+                         sized: list[asyncio.Future[Attrs]]) -> bool:
+    """Check, close and rename an upload whose data has all been sent."""
     interrupted = ctx.is_interrupted()
     if pushed.write_error is not None:
         out.error(f'write remote "{dest.final}": '

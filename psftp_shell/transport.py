@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from psftp_shell import children, spread, sshfast
 from psftp_shell.errors import ConnectionClosed
 from psftp_shell.protocol import ConnectionLost, SFTPClient
+from psftp_shell.sftpcore import retrieved
 
 if TYPE_CHECKING:
     import asyncssh
@@ -220,6 +221,15 @@ def batch_writes(conn: object) -> None:
         conn._transport = batcher    # type: ignore[attr-defined]
 
 
+LOGIN_LIMIT = 3
+"""ConnectTimeouts a login may take in batch mode: asyncssh's keepalives
+start only once logged in, so a server that goes silent during the key
+exchange would otherwise be waited for for ever (ssh's
+ServerAliveInterval covers its login too)."""
+LOGIN_DEFAULT = 10.0
+"""ConnectTimeout's stand-in for :data:`LOGIN_LIMIT` when it is unset."""
+
+
 class SSHTransport:
     """Open SFTP clients on SSH connections made by a connector.
 
@@ -249,13 +259,13 @@ class SSHTransport:
         """
         spreader = self.spreader
         if spreader is None:
-            conn = await self.connector.connect()
+            conn = await self._connect()
             self.connections.append(conn)
             return await self._start(conn, ahead)
         choice = spreader.next_choice()
         token = spread.CHOICE.set(choice)
         try:
-            conn = await self.connector.connect()
+            conn = await self._connect()
         finally:
             spread.CHOICE.reset(token)
         self.connections.append(conn)
@@ -268,6 +278,36 @@ class SSHTransport:
             raise ConnectionClosed(f"{address} does not show the same "
                                    "files as the first address")
         return client
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        """The connector's connection; in batch mode (nothing can be
+        asked) one whose login takes longer than :data:`LOGIN_LIMIT`
+        ConnectTimeouts fails as ssh's packet timeout does."""
+        task = asyncio.ensure_future(self.connector.connect())
+        task.add_done_callback(retrieved)   # (when we were cancelled)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            while True:
+                resolved = self.connector.resolved
+                limit = None if resolved is None or not resolved.batch \
+                    else LOGIN_LIMIT * (resolved.connect_timeout
+                                        or LOGIN_DEFAULT)
+                wait = 0.1 if limit is None \
+                    else max(0.0, started + limit - loop.time())
+                done, _ = await asyncio.wait([task], timeout=wait)
+                if done:
+                    return task.result()
+                if limit is not None and loop.time() >= started + limit:
+                    assert resolved is not None
+                    raise ConnectionClosed(
+                        f"Connection to {resolved.hostname} port "
+                        f"{resolved.port} timed out\r\n")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
 
     async def open_channel(self, client: SFTPClient) -> SFTPClient:
         """Start one more SFTP channel on *client*'s connection."""
@@ -297,6 +337,12 @@ class SSHTransport:
         except ConnectionLost:
             raise ConnectionClosed() from None
         return client
+
+    def login_patience(self) -> float | None:
+        """ConnectTimeout, if the user set one: how long the pool waits
+        for a stream before it starts a command on the control."""
+        resolved = getattr(self.connector, "resolved", None)
+        return getattr(resolved, "connect_timeout", None)
 
     def set_window(self, client: SFTPClient, nbytes: int) -> None:
         """Make *client*'s channel advertise an *nbytes* receive window.

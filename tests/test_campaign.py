@@ -1,0 +1,35 @@
+"""CI's sample of the randomized fault campaign (:mod:`tests.campaign`).
+
+A fixed seed and a fixed number of trials, so that CI runs the same
+trials every time, in about two minutes; ``make campaign TRIALS=300``
+runs a long one.  Every trial must end within its bound, leave nothing
+wrong under a final name, and a failed one must resume to identical
+files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from psftp_shell.devserver import PrivateSSHD
+from tests.campaign import campaign
+
+SEED = 2026
+TRIALS = 32
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+@pytest.mark.campaign
+async def test_fault_campaign_ci_sample(sshd: PrivateSSHD,
+                                        tmp_path: Path) -> None:
+    reports: list[str] = []
+    figures = await campaign(sshd, tmp_path, SEED, list(range(TRIALS)),
+                             reports=reports)
+    assert figures.trials == TRIALS
+    assert figures.fired > TRIALS // 2     # the faults did happen
+    assert reports == [], "\n".join(reports)
+    assert (figures.hangs, figures.wrong) == (0, 0)
+    assert figures.resumed == figures.failed
