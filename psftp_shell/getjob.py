@@ -54,7 +54,7 @@ from psftp_shell.single import (
     sync_local,
 )
 from psftp_shell.verify import verify_download
-from psftp_shell.xfer import TEMP_MARK, Flags, reported
+from psftp_shell.xfer import TEMP_MARK, Flags, reported, tell_kept
 
 
 class GetFile(ChunkedFile):
@@ -339,8 +339,10 @@ class GetJob:
         if file.done.total == 0 or dest.temp is None or dest.closed:
             journal.remove(jpath)
             return
-        keep_local_temp(dest, jpath, journal.Journal(
-            self.src, file.size, file.mtime, dest.temp, file.done))
+        temp = dest.temp
+        if keep_local_temp(dest, jpath, journal.Journal(
+                self.src, file.size, file.mtime, temp, file.done)):
+            tell_kept(file.ctx.observer, file.job, temp, file.done.total)
 
     async def _finish(self, lane: Lane, file: GetFile, attrs: Attrs,
                       dest: LocalDest, jpath: str) -> bool:

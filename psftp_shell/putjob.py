@@ -60,7 +60,7 @@ from psftp_shell.samefile import onto_itself, upload_guard
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
-from psftp_shell.xfer import SHARE_MIN, CopyContext, Flags, reported
+from psftp_shell.xfer import SHARE_MIN, CopyContext, Flags, reported, tell_kept
 
 
 class PutFile(ChunkedFile):
@@ -466,8 +466,12 @@ class PutJob:
         if file.done.total == 0 or dest.temp is None:
             journal.remove(jpath)
             return False
-        return keep_remote_temp(dest, jpath, journal.Journal(
-            self._source, file.size, file.mtime, dest.temp, file.done))
+        temp = dest.temp
+        if not keep_remote_temp(dest, jpath, journal.Journal(
+                self._source, file.size, file.mtime, temp, file.done)):
+            return False
+        tell_kept(file.ctx.observer, file.job, temp, file.done.total)
+        return True
 
     async def _finish(self, lane: Lane, file: PutFile, st: os.stat_result,
                       attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:
