@@ -29,7 +29,6 @@ from bench.runner import (
     _set_controlling_tty,
 )
 
-
 # prompt_toolkit turns bracketed paste on for each prompt and off after
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 
