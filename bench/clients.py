@@ -22,6 +22,9 @@ GET, PUT, GET_R, PUT_R, PROMPT = "get", "put", "get -r", "put -r", "prompt"
 PWD = "pwd"
 # psftp-shell over OpenSSH's own ssh (-S ssh: one ssh process per stream)
 SSH_TRANSPORT = "psftp-shell-S"
+# psftp-shell with the command typed at its prompt on a pty: the live
+# view draws (bench/terminal.py)
+TYPED = "psftp-shell-typed"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Client:
             return "sftp"
         if self.kind == SSH_TRANSPORT:
             return f"psftp-shell -S ssh -n {self.conns}"
+        if self.kind == TYPED:
+            return f"psftp-shell -n {self.conns}, typed (view on)"
         return f"{self.kind} -n {self.conns}"
 
     def supports(self, kind: str) -> bool:
@@ -94,6 +99,8 @@ def command(client: Client, op: Op, target: Target,
     """
     if client.kind in ("sftp", "psftp-shell", SSH_TRANSPORT):
         return _sftp_like(client, op, target, batch)
+    if client.kind == TYPED:        # the line is typed: sftp_batch(op)
+        return _sftp_like(client, Op(PROMPT), target, batch)
     if client.kind == "lftp":
         return _lftp(client, op, target)
     if client.kind == "rclone":

@@ -2,7 +2,7 @@
 
 A :class:`~psftp_shell.observer.TransferObserver` for ``-n N`` on a
 terminal.  Its cost is bounded per screen refresh, not per file: events
-only update counters, and the lines are rendered (with rich) and drawn
+only update counters, and the lines are formatted and drawn
 at most :data:`LIVE_INTERVAL` apart, from a timer, with work bounded by
 the lines shown.  The block is drawn by :class:`~psftp_shell.liveregion
 .Region`: never taller than the terminal (extra streams are summed up
@@ -20,13 +20,12 @@ files and, after an interrupt, the temporaries kept for ``reget`` and
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from psftp_shell.escape import vis_field
 from psftp_shell.listing import (
@@ -37,10 +36,7 @@ from psftp_shell.listing import (
 from psftp_shell.liveregion import Region
 from psftp_shell.observer import TransferJob
 from psftp_shell.output import Output
-from psftp_shell.viewtext import Failures, Kept
-
-if TYPE_CHECKING:
-    from rich.console import RenderableType
+from psftp_shell.viewtext import Failures, Kept, fit
 
 Clock = Callable[[], float]
 TermSize = Callable[[], tuple[int, int]]
@@ -374,30 +370,23 @@ class LiveView:
                      human_rate(self.total.bytes_per_second)))
         return rows
 
-    def render(self, height: int = 1 << 16) -> RenderableType:
-        """The live lines as a rich grid: streams, then the total."""
-        from rich.table import Table
-        from rich.text import Text
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        for width in (4, 6, 10):        # 100%, 9999KB, 999.9KB/s
-            grid.add_column(justify="right", no_wrap=True,
-                            min_width=width)
-        for number, label, *rest in self.rows(height):
-            grid.add_row(number, Text(label), *rest)
-        return grid
-
     def lines(self, columns: int, height: int) -> list[str]:
-        """The block as plain lines, each shorter than *columns*."""
-        from rich.console import Console
-        sink = io.StringIO()
-        console = Console(file=sink, width=max(columns - 1, 20),
-                          height=height, force_terminal=False,
-                          color_system=None, highlight=False, markup=False,
-                          emoji=False, soft_wrap=False)
-        console.print(self.render(height))
-        return [line.rstrip() for line in sink.getvalue().splitlines()]
+        """The block as plain lines, each shorter than *columns*: the
+        number, the name (cut to what is left), the percent, the bytes
+        and the rate, in columns."""
+        rows = self.rows(height)
+        numbers = max(len(row[0]) for row in rows)
+        widths = [max(least, *(len(row[n]) for row in rows))
+                  for n, least in ((2, 4), (3, 6), (4, 9))]
+        fixed = numbers + sum(w + 1 for w in widths) + 1
+        name = max(columns - 1 - fixed, 8)
+        lines = []
+        for number, label, *rest in rows:
+            cells = [number.rjust(numbers), fit(label, name)]
+            cells += [cell.rjust(w) for cell, w in zip(rest, widths,
+                                                       strict=True)]
+            lines.append(" ".join(cells).rstrip()[:columns - 1])
+        return lines
 
     # ---- drawing
 

@@ -22,7 +22,6 @@ import os
 import struct
 import termios
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -40,10 +39,10 @@ from psftp_shell.listing import (
 )
 from psftp_shell.liveview import LiveView
 from psftp_shell.observer import NullObserver, TransferJob, TransferObserver
-from psftp_shell.viewtext import Failures, Kept
+from psftp_shell.viewtext import Failures, Kept, char_width
 
-__all__ = ["Failures", "LiveView", "SftpMeter", "choose_observer",
-           "observing"]
+__all__ = ["Failures", "LiveView", "SftpMeter", "char_width",
+           "choose_observer", "observing"]
 
 if TYPE_CHECKING:
     from psftp_shell.context import Shell
@@ -55,7 +54,6 @@ MAX_COLUMNS = 512
 DEFAULT_ROWS = 24
 UPDATE_INTERVAL = 1.0   # sftp redraws its meter once a second
 AGE_FACTOR = 0.9        # weight of the old rate in the running average
-_ZERO_WIDTH = frozenset({"Mn", "Me", "Cf"})
 _WIDTH_ESCAPED = frozenset("\t\n\r")
 
 
@@ -100,13 +98,6 @@ def _fileno(stream: object) -> int | None:
 
 
 # -- sftp's meter line --------------------------------------------------------
-
-def char_width(char: str) -> int:
-    """Columns a printable character takes (glibc's wcwidth, roughly)."""
-    if unicodedata.category(char) in _ZERO_WIDTH:
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
-
 
 def name_field(label: str, width: int, *, utf8: bool | None = None) -> str:
     """The meter's file name: ``%-*s`` padded in bytes, then escaped and

@@ -8,10 +8,35 @@ batch mode and redirected output (no view) stay byte for byte sftp's.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from psftp_shell.escape import vis_field
 from psftp_shell.listing import format_meter_size
+
+_ZERO_WIDTH = frozenset({"Mn", "Me", "Cf"})
+
+
+def char_width(char: str) -> int:
+    """Columns a printable character takes (glibc's wcwidth, roughly)."""
+    if unicodedata.category(char) in _ZERO_WIDTH:
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def fit(text: str, width: int) -> str:
+    """*text* (printable) padded or cut to *width* columns; a cut ends
+    in an ellipsis."""
+    used = 0
+    for index, char in enumerate(text):
+        used += char_width(char)
+        if used > width:
+            cut = text[:index]
+            while cut and sum(map(char_width, cut)) > width - 1:
+                cut = cut[:-1]
+            return cut + "\u2026" + " " * (width - 1 - sum(
+                map(char_width, cut)))
+    return text + " " * (width - used)
 
 
 @dataclass(slots=True)
