@@ -276,6 +276,8 @@ class PutJob:
             return False
         jpath = journal.upload_path(ctx.environ, ctx.site, self.dst,
                                     st.st_size, st.st_mtime_ns)
+        for other in journal.other_uploads(jpath):
+            await self._discard(client, other, changed=True)
         attrs = upload_attrs(st, self.flags.preserve)
         if self.flags.resume or self.again:
             found = journal.load(jpath)
@@ -310,15 +312,24 @@ class PutJob:
         return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
                                    jpath, room, early)
 
-    async def _discard(self, client: SFTPClient, jpath: str) -> None:
-        """Drop an unused journal and the remote temporary it names."""
+    async def _discard(self, client: SFTPClient, jpath: str,
+                       changed: bool = False) -> None:
+        """Drop an unused journal and the remote temporary it names, and
+        say so (*changed*: the source was rewritten since)."""
         found = journal.load(jpath)
         if found is None:
+            if changed:             # garbage
+                journal.remove(jpath)
             return
+        removed = False
         if named_by_temp(found.temp) is not None:     # ours
             with contextlib.suppress(StatusError):
                 await client.remove(found.temp)
+                removed = True
         journal.remove(jpath)
+        if removed:
+            self.slot.logit(journal.dropped_text(
+                found.temp, found.done.total, found.source, changed))
 
     async def _reopen(self, client: SFTPClient, found: journal.Journal
                       ) -> RemoteFile | None:
