@@ -78,6 +78,11 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
     size.  Replies are taken in request order.  *result*, if given, is
     filled in as the data arrives, so that it tells how far a copy got
     even when the connection is lost or the task cancelled.
+
+    One difference from sftp: when what is left of the expected size
+    fits one block, the first request asks for exactly that and the
+    read at the expected end goes with it, so a small file costs one
+    round trip for its data and its EOF instead of two.
     """
     buflen = ctx.read_size
     if result is None:
@@ -87,6 +92,13 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
     observer, tuner = ctx.observer, ctx.tuner
     sent = time.monotonic()
     try:
+        if 0 < size - offset < buflen and ctx.max_requests > 1 \
+                and not ctx.is_interrupted():
+            for start, length in ((offset, size - offset), (size, buflen)):
+                await ctx.throttle(length)
+                queue.append((client.read_nowait(handle, start, length),
+                              start, length))
+            offset = size + buflen
         while queue or max_req > 0:
             if ctx.is_interrupted():
                 if not queue:
