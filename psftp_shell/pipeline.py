@@ -186,9 +186,9 @@ async def push(ctx: CopyContext, client: SFTPClient, handle: bytes,
                 queue.append((client.write_nowait(handle, offset, data),
                               offset, len(data)))
                 offset += len(data)
-                await client.drain()
-                if first:   # read on before the wait: EOF is known then
-                    ahead = read_next()
+                if first:   # read on before the wait: EOF is known then,
+                    ahead = read_next()     # and at_eof's request leaves
+                await client.drain()        # with this WRITE
             elif not queue:
                 break
             if first or not data or len(queue) > ctx.max_requests:

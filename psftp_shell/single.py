@@ -361,7 +361,7 @@ async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
 
     def ask_size() -> None:     # rides along with the last WRITEs
         if dest.temp is not None and ctx.verify != "none":
-            sized.append(asyncio.ensure_future(client.fstat(dest.handle)))
+            sized.append(client.fstat_nowait(dest.handle))
             sized[0].add_done_callback(retrieved)
     try:
         await push(ctx, client, dest.handle, fd, job.offset, job, stream,
