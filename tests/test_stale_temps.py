@@ -83,3 +83,28 @@ async def test_put_after_the_source_was_rewritten(
     assert f"Removed {kept[0]} (" in prig.messages()
     assert (f" bytes) of an interrupted copy of {prig.local / 'f'}: it "
             "has changed since\r\n") in prig.messages()
+
+
+@pytest.mark.parametrize("upload", [False, True])
+async def test_a_kept_temporary_is_reported_with_its_finish(
+        prig: PRig, upload: bool) -> None:
+    """The observer hears which temporary a stopped copy kept, with how
+    much it holds and the command that finishes it (the views print
+    'kept ... : reget SRC DST to finish')."""
+    kept: list[tuple[str, int, str]] = []
+    prig.seen.kept_temp = lambda *args: kept.append(args)  # type: ignore[attr-defined]
+    data = payload(40 * CHUNK + 3)
+    stop_after(prig, 10 * CHUNK)
+    if upload:
+        (prig.local / "f").write_bytes(data)
+        assert not await prig.put("f", "up")
+        where, finish = prig.remote, f"reput f {prig.remote / 'up'}"
+    else:
+        (prig.remote / "f").write_bytes(data)
+        assert not await prig.get("f", "down")
+        where, finish = prig.local, f"reget {prig.remote / 'f'} down"
+    temps = [n for n in leftovers(where) if "journal" not in n]
+    assert len(kept) == 1 and len(temps) == 1, (kept, temps)
+    temp, nbytes, command = kept[0]
+    assert temp.endswith("/" + temps[0]) and command == finish
+    assert 10 * CHUNK <= nbytes < len(data)
