@@ -24,10 +24,22 @@ from typing import Any
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS
+from tests.conftest import require
 from tests.test_pty import PROMPT, Session, environment
 
-pexpect = pytest.importorskip("pexpect")
-pyte = pytest.importorskip("pyte")
+try:
+    import pexpect
+    import pyte
+except ImportError:     # skipped outside CI, failed under CI=true
+    pexpect = pyte = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.usefixtures("emulator")
+
+
+@pytest.fixture
+def emulator() -> None:
+    """pexpect and pyte (the test extras) are installed."""
+    require(pexpect is not None and pyte is not None, "pexpect and pyte")
 
 
 class Screen:
