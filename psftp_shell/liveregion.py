@@ -7,11 +7,13 @@ never draws more rows than the terminal has minus one, so moving up
 never reaches above the screen (into the shell's own lines, which a
 terminal cannot give back).  Each line is cut to one column less than
 the width: no line wraps, so the count of rows is exact.
+:class:`AboveWriter` stands in for the shell's output streams meanwhile.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import BinaryIO
 
 ERASE_LINE = "\x1b[2K"
 ERASE_BELOW = "\x1b[J"
@@ -53,3 +55,35 @@ class Region:
         """The screen changed under us (the job was stopped and resumed):
         the next drawing starts where the cursor is."""
         self.rows = 0
+
+
+class AboveWriter:
+    """A binary stream whose lines are printed above the live block.
+
+    While the view is up, the shell's messages (``Retrieving ...``,
+    errors, ``Interrupt``) go to *above* with the stream they were meant
+    for, whole lines at a time: the view erases its block, prints them
+    and draws the block again at its next refresh.
+    """
+
+    def __init__(self, above: Callable[[BinaryIO, bytes], None],
+                 stream: BinaryIO) -> None:
+        self.above = above
+        self.stream = stream
+        self._pending = b""
+
+    def write(self, data: bytes) -> int:
+        """Print each complete line; keep the rest."""
+        self._pending += bytes(data)
+        head, sep, self._pending = self._pending.rpartition(b"\n")
+        if sep:
+            self.above(self.stream, head + sep)
+        return len(data)
+
+    def flush(self) -> None:
+        """Lines are printed as they complete."""
+
+    def take_pending(self) -> bytes:
+        """Return (and forget) an unfinished last line."""
+        pending, self._pending = self._pending, b""
+        return pending

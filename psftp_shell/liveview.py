@@ -29,68 +29,25 @@ from typing import BinaryIO
 
 from psftp_shell.escape import vis_field
 from psftp_shell.listing import (
-    format_meter_rate,
-    format_meter_size,
     meter_percent,
 )
-from psftp_shell.liveregion import Region
+from psftp_shell.liveregion import AboveWriter, Region
 from psftp_shell.observer import TransferJob
 from psftp_shell.output import Output
-from psftp_shell.viewtext import Failures, Kept, fit
+from psftp_shell.viewtext import (
+    Failures,
+    Kept,
+    Rate,
+    clock_text,
+    fit,
+    human_rate,
+    human_size,
+)
 
 Clock = Callable[[], float]
 TermSize = Callable[[], tuple[int, int]]
 
 LIVE_INTERVAL = 0.25    # the live view redraws at most four times a second
-AGE_FACTOR = 0.9        # weight of the old rate in the running average
-
-
-def human_size(nbytes: int) -> str:
-    """A compact size: ``512B``, ``9999B``, ``10KB``, ``5120KB``."""
-    text = format_meter_size(nbytes).strip()
-    return text if text[-1:] == "B" else text + "B"
-
-
-def human_rate(bytes_per_second: int) -> str:
-    """A compact rate: ``68.2KB/s``."""
-    return format_meter_rate(bytes_per_second).strip() + "/s"
-
-
-def clock_text(seconds: float) -> str:
-    """``MM:SS``, or ``H:MM:SS`` from an hour on."""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes:02d}:{secs:02d}"
-
-
-@dataclass(slots=True)
-class _Rate:
-    """A rate sampled at each refresh, averaged as sftp does."""
-
-    bytes_per_second: int = 0
-    _last_bytes: int = 0
-    _last_time: float | None = None
-
-    def sample(self, total_bytes: int, now: float) -> None:
-        """Fold the bytes moved since the last sample into the average."""
-        if self._last_time is None:
-            self._last_time = now
-            self._last_bytes = total_bytes
-            return
-        elapsed = now - self._last_time
-        if elapsed <= 0:
-            return
-        speed = int((total_bytes - self._last_bytes) / elapsed)
-        if self.bytes_per_second:
-            self.bytes_per_second = int(self.bytes_per_second * AGE_FACTOR
-                                        + speed * (1.0 - AGE_FACTOR))
-        else:
-            self.bytes_per_second = speed
-        self._last_time = now
-        self._last_bytes = total_bytes
 
 
 @dataclass(slots=True)
@@ -100,37 +57,7 @@ class _Stream:
     job: TransferJob | None = None
     of_job: int = 0             # bytes of the current file it moved
     moved: int = 0              # bytes it moved in this command
-    rate: _Rate = field(default_factory=_Rate)
-
-
-class _AboveWriter:
-    """A binary stream whose lines are printed above the live block.
-
-    While the view is up, the shell's messages (``Retrieving ...``,
-    errors, ``Interrupt``) erase the block, go out, and the block comes
-    back at the next refresh.
-    """
-
-    def __init__(self, view: LiveView, stream: BinaryIO) -> None:
-        self.view = view
-        self.stream = stream
-        self._pending = b""
-
-    def write(self, data: bytes) -> int:
-        """Print each complete line; keep the rest."""
-        self._pending += bytes(data)
-        head, sep, self._pending = self._pending.rpartition(b"\n")
-        if sep:
-            self.view.above(self.stream, head + sep)
-        return len(data)
-
-    def flush(self) -> None:
-        """Lines are printed as they complete."""
-
-    def take_pending(self) -> bytes:
-        """Return (and forget) an unfinished last line."""
-        pending, self._pending = self._pending, b""
-        return pending
+    rate: Rate = field(default_factory=Rate)
 
 
 class LiveView:
@@ -170,12 +97,12 @@ class LiveView:
         self.bytes_before = 0       # already in place at their start
         self.bytes_done = 0         # bytes moved by this command
         self.walks = 0              # trees still being read
-        self.total = _Rate()
+        self.total = Rate()
         self.region = Region(self._write_text)
         self._started_at: float | None = None
         self._up = False
         self._saved: tuple[BinaryIO, BinaryIO] | None = None
-        self._writers: list[_AboveWriter] = []
+        self._writers: list[AboveWriter] = []
         self._last_draw = -LIVE_INTERVAL
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -496,8 +423,8 @@ class LiveView:
     def _route_output(self) -> None:
         out = self.out
         self._saved = (out.stdout, out.stderr)
-        self._writers = [_AboveWriter(self, out.stdout),
-                         _AboveWriter(self, out.stderr)]
+        self._writers = [AboveWriter(self.above, out.stdout),
+                         AboveWriter(self.above, out.stderr)]
         out.stdout = self._writers[0]  # type: ignore[assignment]
         out.stderr = self._writers[1]  # type: ignore[assignment]
 

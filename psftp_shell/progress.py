@@ -9,9 +9,7 @@ process group is ours; otherwise nothing is drawn at all.
 With one stream, :class:`SftpMeter` reproduces OpenSSH 9.2's
 ``progressmeter.c`` byte for byte.  With several, :class:`LiveView`
 (:mod:`psftp_shell.liveview`) draws one line per stream and a total
-line, then a one-line summary.  rich is imported only when that view
-draws, so batch runs
-never load it.
+line, then a one-line summary.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What the progress views print when a command ends (a pure leaf).
+"""The progress views' text (a pure leaf): sizes, rates, times, names
+cut to a width, and what the views print when a command ends.
 
 :class:`Failures` lists the files that failed; :class:`Kept` names the
 temporaries an interrupted command left, and the command that finishes
@@ -12,9 +13,58 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from psftp_shell.escape import vis_field
-from psftp_shell.listing import format_meter_size
+from psftp_shell.listing import format_meter_rate, format_meter_size
 
 _ZERO_WIDTH = frozenset({"Mn", "Me", "Cf"})
+AGE_FACTOR = 0.9        # weight of the old rate in the running average
+
+
+def human_size(nbytes: int) -> str:
+    """A compact size: ``512B``, ``9999B``, ``10KB``, ``5120KB``."""
+    text = format_meter_size(nbytes).strip()
+    return text if text[-1:] == "B" else text + "B"
+
+
+def human_rate(bytes_per_second: int) -> str:
+    """A compact rate: ``68.2KB/s``."""
+    return format_meter_rate(bytes_per_second).strip() + "/s"
+
+
+def clock_text(seconds: float) -> str:
+    """``MM:SS``, or ``H:MM:SS`` from an hour on."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes:02d}:{secs:02d}"
+
+
+@dataclass(slots=True)
+class Rate:
+    """A rate sampled at each refresh, averaged as sftp does."""
+
+    bytes_per_second: int = 0
+    _last_bytes: int = 0
+    _last_time: float | None = None
+
+    def sample(self, total_bytes: int, now: float) -> None:
+        """Fold the bytes moved since the last sample into the average."""
+        if self._last_time is None:
+            self._last_time = now
+            self._last_bytes = total_bytes
+            return
+        elapsed = now - self._last_time
+        if elapsed <= 0:
+            return
+        speed = int((total_bytes - self._last_bytes) / elapsed)
+        if self.bytes_per_second:
+            self.bytes_per_second = int(self.bytes_per_second * AGE_FACTOR
+                                        + speed * (1.0 - AGE_FACTOR))
+        else:
+            self.bytes_per_second = speed
+        self._last_time = now
+        self._last_bytes = total_bytes
 
 
 def char_width(char: str) -> int:
