@@ -25,10 +25,11 @@ from bench.clients import (
     PROMPT,
     PWD,
     TYPED,
+    TYPED_OFF,
     Client,
     Op,
     Target,
-    sftp_batch,
+    typed_lines,
 )
 from bench.clients import command as client_command
 from bench.progress import Progress
@@ -220,8 +221,8 @@ class Harness:
         if op.kind == PROMPT:
             result = time_to_prompt(cmd, logdir, scenario.timeout, self.env)
         else:
-            if client.kind == TYPED:
-                result = run_typed(cmd, sftp_batch(op).strip(), logdir,
+            if client.kind in (TYPED, TYPED_OFF):
+                result = run_typed(cmd, typed_lines(client, op), logdir,
                                    scenario.timeout, self.env)
             else:
                 result = run_timed(cmd, logdir, scenario.timeout, self.env)

@@ -58,7 +58,9 @@ class Scenario:
     A *mixed* tree has *files* files of 0.1 to 4 KB in 20 directories
     (:func:`bench.data.mixed_tree`); *typed* are the connection counts
     for which psftp-shell also runs with the command typed at its prompt
-    on a terminal, so that its live view draws.
+    on a terminal, so that its live view draws (and once more with the
+    view turned off first, which tells the view's cost from the
+    interactive session's).
     """
 
     key: str
@@ -203,7 +205,8 @@ def scenario_clients(scenario: Scenario,
     chosen = [Client("sftp")]
     chosen += [Client("psftp-shell", n) for n in scenario.conns]
     chosen += [Client(clients.SSH_TRANSPORT, n) for n in scenario.sconns]
-    chosen += [Client(clients.TYPED, n) for n in scenario.typed]
+    for n in scenario.typed:
+        chosen += [Client(clients.TYPED, n), Client(clients.TYPED_OFF, n)]
     for kind in optional:
         if not clients.installed(kind):
             continue

@@ -58,7 +58,8 @@ def _until(master: int, seen: bytearray, start: int, deadline: float
 
 def run_typed(cmd: list[str], line: str, logdir: Path, timeout: float,
               env: dict[str, str] | None = None) -> RunResult:
-    """Start *cmd* on a terminal, type *line* at its prompt, then ``quit``.
+    """Start *cmd* on a terminal, type *line* at its prompt (several
+    lines one by one, each after the prompt is back), then ``quit``.
 
     Everything the terminal showed goes to ``tty.log`` in *logdir*.
     """
@@ -79,14 +80,18 @@ def run_typed(cmd: list[str], line: str, logdir: Path, timeout: float,
     deadline = start + timeout
     done = False
     try:
-        if _until(master, seen, 0, deadline):
+        ready = _until(master, seen, 0, deadline)
+        for text in line.split("\n"):
+            if not ready:
+                break
             typed = len(seen)
-            os.write(master, line.encode() + b"\r")
-            if _until(master, seen, typed, deadline):
-                os.write(master, b"quit\r")
-                while _read_some(master, deadline - time.perf_counter()):
-                    pass
-                done = True
+            os.write(master, text.encode() + b"\r")
+            ready = _until(master, seen, typed, deadline)
+        if ready:
+            os.write(master, b"quit\r")
+            while _read_some(master, deadline - time.perf_counter()):
+                pass
+            done = True
     finally:
         if not done:
             _kill_group(proc.pid)
