@@ -58,6 +58,8 @@ class _Stream:
     of_job: int = 0             # bytes of the current file it moved
     moved: int = 0              # bytes it moved in this command
     rate: Rate = field(default_factory=Rate)
+    ended: bool = False         # its file is done; shown until a refresh
+                                # finds the stream moved nothing since
 
 
 class LiveView:
@@ -147,6 +149,7 @@ class LiveView:
         if slot.job is not job:
             slot.job = job
             slot.of_job = 0
+            slot.ended = False
         slot.of_job += nbytes
         slot.moved += nbytes
         self.bytes_done += nbytes
@@ -162,7 +165,7 @@ class LiveView:
             self.files_failed += 1
         for slot in self.streams:
             if slot.job is job:
-                slot.job = None
+                slot.ended = True
 
     def file_failed(self, path: str, reason: str) -> None:
         """Note a failed file for the list under the summary."""
@@ -287,7 +290,8 @@ class LiveView:
             shown, hidden = streams, []
         rows = [self._stream_cells(n, slot) for n, slot in shown]
         if hidden and room > 0:
-            busy = sum(1 for _, slot in hidden if slot.job is not None)
+            busy = sum(1 for _, slot in hidden
+                       if slot.job is not None and not slot.ended)
             rate = sum(slot.rate.bytes_per_second for _, slot in hidden)
             rows.append(("", f"and {len(hidden)} more streams "
                          f"({busy} busy)", "", "",
@@ -336,6 +340,8 @@ class LiveView:
     def _sample(self, now: float) -> None:
         self.total.sample(self.bytes_done, now)
         for slot in self.streams:
+            if slot.ended and slot.moved == slot.rate.last_bytes:
+                slot.job, slot.ended = None, False      # idle since
             slot.rate.sample(slot.moved, now)
 
     def _redraw(self, force: bool = False) -> None:

@@ -45,26 +45,26 @@ class Rate:
     """A rate sampled at each refresh, averaged as sftp does."""
 
     bytes_per_second: int = 0
-    _last_bytes: int = 0
+    last_bytes: int = 0
     _last_time: float | None = None
 
     def sample(self, total_bytes: int, now: float) -> None:
         """Fold the bytes moved since the last sample into the average."""
         if self._last_time is None:
             self._last_time = now
-            self._last_bytes = total_bytes
+            self.last_bytes = total_bytes
             return
         elapsed = now - self._last_time
         if elapsed <= 0:
             return
-        speed = int((total_bytes - self._last_bytes) / elapsed)
+        speed = int((total_bytes - self.last_bytes) / elapsed)
         if self.bytes_per_second:
             self.bytes_per_second = int(self.bytes_per_second * AGE_FACTOR
                                         + speed * (1.0 - AGE_FACTOR))
         else:
             self.bytes_per_second = speed
         self._last_time = now
-        self._last_bytes = total_bytes
+        self.last_bytes = total_bytes
 
 
 def char_width(char: str) -> int:

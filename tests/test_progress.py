@@ -341,6 +341,28 @@ def test_live_view_stream_lines_show_their_own_part(
     assert lines[2][-3:-1] == ["37%", "3072KB"]
 
 
+def test_live_view_shows_a_small_file_until_the_stream_rests(
+        live: LiveFixture) -> None:
+    """A file that came and went between two refreshes is shown at the
+    next one, with the stream's rate; a refresh later, with nothing
+    moved since, the stream is idle."""
+    view, clock, sink, out = live
+    view.command_started(streams=2)
+    job = TransferJob(False, "/r/small", "small", 2000)
+    view.file_started(job)
+    clock.now += 0.5
+    job.transferred = 2000
+    view.advanced(job, 2000, 0)
+    view.file_finished(job, None)
+    clock.now += 0.25               # the next refresh
+    view._redraw(force=True)
+    first = _text(view).splitlines()[0].split()
+    assert first[:3] == ["1", "small", "100%"] and first[-1] == "7.8KB/s"
+    clock.now += 0.5
+    view._redraw(force=True)
+    assert _text(view).splitlines()[0].split() == ["1", "idle"]
+
+
 def test_live_view_says_the_tree_is_still_read(live: LiveFixture) -> None:
     view, clock, sink, out = live
     view.command_started(streams=2)
