@@ -22,6 +22,12 @@ GET, PUT, GET_R, PUT_R, PROMPT = "get", "put", "get -r", "put -r", "prompt"
 PWD = "pwd"
 # psftp-shell over OpenSSH's own ssh (-S ssh: one ssh process per stream)
 SSH_TRANSPORT = "psftp-shell-S"
+# psftp-shell with the command typed at its prompt on a pty: the live
+# view draws (bench/terminal.py)
+TYPED = "psftp-shell-typed"
+# the same with the view turned off first (``progress``): what the
+# interactive session costs without the view
+TYPED_OFF = "psftp-shell-typed-off"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,10 @@ class Client:
             return "sftp"
         if self.kind == SSH_TRANSPORT:
             return f"psftp-shell -S ssh -n {self.conns}"
+        if self.kind == TYPED:
+            return f"psftp-shell -n {self.conns}, typed (view on)"
+        if self.kind == TYPED_OFF:
+            return f"psftp-shell -n {self.conns}, typed (view off)"
         return f"{self.kind} -n {self.conns}"
 
     def supports(self, kind: str) -> bool:
@@ -85,6 +95,12 @@ def sftp_batch(op: Op) -> str:
     return f"{verb}{flag} {op.src} {op.dst}\n"
 
 
+def typed_lines(client: Client, op: Op) -> str:
+    """What a typed client types at the prompt, line by line."""
+    line = sftp_batch(op).strip()
+    return "progress\n" + line if client.kind == TYPED_OFF else line
+
+
 def command(client: Client, op: Op, target: Target,
             batch: Path) -> list[str]:
     """Return the command line that runs *op* with *client*.
@@ -94,6 +110,8 @@ def command(client: Client, op: Op, target: Target,
     """
     if client.kind in ("sftp", "psftp-shell", SSH_TRANSPORT):
         return _sftp_like(client, op, target, batch)
+    if client.kind in (TYPED, TYPED_OFF):   # typed: typed_lines()
+        return _sftp_like(client, Op(PROMPT), target, batch)
     if client.kind == "lftp":
         return _lftp(client, op, target)
     if client.kind == "rclone":

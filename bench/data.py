@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,36 @@ def small_tree(root: Path, count: int, kib: int) -> Path:
     tmp.mkdir(parents=True)
     for name in names:
         (tmp / name).write_bytes(os.urandom(kib * KIB))
+    tmp.replace(path)
+    return path
+
+
+MIXED_DIRS = 20
+MIXED_BYTES = (100, 4096)
+
+
+def mixed_sizes(count: int) -> list[int]:
+    """The sizes of :func:`mixed_tree`'s files, always the same."""
+    pick = random.Random(count)
+    return [pick.randint(*MIXED_BYTES) for _ in range(count)]
+
+
+def mixed_tree(root: Path, count: int) -> Path:
+    """A tree of *count* files of 0.1 to 4 KB in 20 directories (what a
+    source tree holds), creating it."""
+    path = root / "src" / f"mixed-{count}"
+    sizes = mixed_sizes(count)
+    names = [f"d{i % MIXED_DIRS:02d}/f{i:05d}" for i in range(count)]
+    if path.is_dir() and all(
+            (path / n).is_file() and (path / n).stat().st_size == size
+            for n, size in zip(names, sizes, strict=True)):
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, size in zip(names, sizes, strict=True):
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_bytes(os.urandom(size))
     tmp.replace(path)
     return path
 

@@ -19,12 +19,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import data, probe
-from bench.clients import GET, GET_R, PROMPT, PWD, Client, Op, Target
+from bench.clients import (
+    GET,
+    GET_R,
+    PROMPT,
+    PWD,
+    TYPED,
+    TYPED_OFF,
+    Client,
+    Op,
+    Target,
+    typed_lines,
+)
 from bench.clients import command as client_command
 from bench.progress import Progress
 from bench.results import BenchResults, ClientRuns, ScenarioResult
 from bench.runner import RunResult, run_timed, time_to_prompt
 from bench.scenarios import NetPath, Scenario, scenario_clients
+from bench.terminal import run_typed
 from psftp_shell.devserver import PrivateSSHD, sshd_available
 
 CEILING_STREAMS = 8
@@ -164,6 +176,9 @@ class Harness:
             if scenario.mib:
                 self.progress.show(f"data: {scenario.mib} MiB file")
                 data.big_file(self.root, scenario.mib)
+            elif scenario.mixed:
+                self.progress.show(f"data: {scenario.files} mixed files")
+                data.mixed_tree(self.root, scenario.files)
             elif scenario.files:
                 self.progress.show(f"data: {scenario.files} small files")
                 data.small_tree(self.root, scenario.files, scenario.kib)
@@ -176,7 +191,10 @@ class Harness:
         """Return the operation, its local source and the copy to check."""
         if scenario.op == PROMPT:
             return Op(PROMPT), Path(), Path()
-        if scenario.files:
+        if scenario.mixed:
+            src = data.mixed_tree(self.root, scenario.files)
+            name = "tree"
+        elif scenario.files:
             src = data.small_tree(self.root, scenario.files, scenario.kib)
             name = "tree"
         else:
@@ -203,7 +221,11 @@ class Harness:
         if op.kind == PROMPT:
             result = time_to_prompt(cmd, logdir, scenario.timeout, self.env)
         else:
-            result = run_timed(cmd, logdir, scenario.timeout, self.env)
+            if client.kind in (TYPED, TYPED_OFF):
+                result = run_typed(cmd, typed_lines(client, op), logdir,
+                                   scenario.timeout, self.env)
+            else:
+                result = run_timed(cmd, logdir, scenario.timeout, self.env)
             if result.ok:
                 why = self.checker.same(src, copy)
                 if why:

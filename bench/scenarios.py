@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench import clients
+from bench import clients, data
 from bench.clients import GET, GET_R, PROMPT, PUT, PUT_R, Client
 
 MIB = 1 << 20
@@ -57,6 +57,12 @@ class Scenario:
     *target_n* the psftp-shell connection count that figure is about;
     *cpu_figures* marks the scenarios the CPU-per-GiB targets are read
     from (:func:`cpu_plan`).
+    A *mixed* tree has *files* files of 0.1 to 4 KB in 20 directories
+    (:func:`bench.data.mixed_tree`); *typed* are the connection counts
+    for which psftp-shell also runs with the command typed at its prompt
+    on a terminal, so that its live view draws (and once more with the
+    view turned off first, which tells the view's cost from the
+    interactive session's).
     """
 
     key: str
@@ -72,10 +78,14 @@ class Scenario:
     target: str = ""
     target_n: int = 0
     cpu_figures: bool = False
+    mixed: bool = False
+    typed: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
         """The bytes one run moves (0 for the prompt)."""
+        if self.mixed:
+            return sum(data.mixed_sizes(self.files))
         return self.mib * MIB + self.files * self.kib * KIB
 
     @property
@@ -83,6 +93,8 @@ class Scenario:
         """What the report calls it, e.g. ``get 256 MiB, loopback``."""
         if self.op == PROMPT:
             what = "time to first prompt"
+        elif self.mixed:
+            what = f"{self.op} {self.files} × 0.1–4 KB"
         elif self.files:
             what = f"{self.op} {self.files} × {self.kib} KiB"
         else:
@@ -102,6 +114,22 @@ def _size_text(mib: int) -> str:
         else f"{mib} MiB"
 
 
+def small_files(runs: int) -> list[Scenario]:
+    """2,000 files of 0.1-4 KB on loopback, each way: the per-file cost
+    (-n 1 against sftp, -n 8 against sftp), and the live view's (-n 8
+    typed on a terminal against -n 8 in batch)."""
+    return [
+        Scenario("loopback-get-r-small", GET_R, LOOPBACK, files=2000,
+                 mixed=True, conns=(1, 8), typed=(8,), runs=runs,
+                 target="get -r 2,000 small files -n 8, loopback",
+                 target_n=8),
+        Scenario("loopback-put-r-small", PUT_R, LOOPBACK, files=2000,
+                 mixed=True, conns=(1, 8), typed=(8,), runs=runs,
+                 target="put -r 2,000 small files -n 8, loopback",
+                 target_n=8),
+    ]
+
+
 def quick_plan(runs: int = 3) -> list[Scenario]:
     """The ``make bench`` subset: a few minutes on two cores."""
     return [
@@ -116,6 +144,7 @@ def quick_plan(runs: int = 3) -> list[Scenario]:
                  runs=runs),
         Scenario("rtt50-put-r", PUT_R, RTT50, files=40, conns=(1, 8),
                  runs=runs),
+        *small_files(runs),
     ]
 
 
@@ -153,6 +182,7 @@ def full_plan(runs: int = 3) -> list[Scenario]:
         Scenario("loopback-get-1g", GET, LOOPBACK, mib=1024, conns=(16,),
                  runs=runs, target="peak memory, 1 GiB get -n 16",
                  target_n=16),
+        *small_files(runs),
     ]
 
 
@@ -189,6 +219,8 @@ def scenario_clients(scenario: Scenario,
     chosen = [Client("sftp")]
     chosen += [Client("psftp-shell", n) for n in scenario.conns]
     chosen += [Client(clients.SSH_TRANSPORT, n) for n in scenario.sconns]
+    for n in scenario.typed:
+        chosen += [Client(clients.TYPED, n), Client(clients.TYPED_OFF, n)]
     for kind in optional:
         if not clients.installed(kind):
             continue

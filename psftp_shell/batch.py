@@ -21,7 +21,7 @@ from psftp_shell import trees
 from psftp_shell.attrs import Attrs
 from psftp_shell.board import Board, Lane
 from psftp_shell.getjob import GetJob
-from psftp_shell.observer import report_failure
+from psftp_shell.observer import report_failure, report_queued, report_walking
 from psftp_shell.ordered import Sequencer, Slot
 from psftp_shell.protocol import SFTPClient
 from psftp_shell.putjob import MaybeDir, PutJob
@@ -144,14 +144,17 @@ class Batch:
         """Copy remote *src* to local *dst* (now, or queued)."""
         slot = self._take_slot()
         job = GetJob(self._absolute(src), dst, attrs, flags, slot, failure)
+        report_queued(self.ctx.observer, attrs.size if attrs else None)
         if self.ctx.spread:     # the control connection's view counts
             job.viewer = self.client
         await self.board.submit(Watched(job, slot, self.ctx))
 
     async def upload(self, src: str, dst: str, flags: Flags,
                      failure: str | None = None,
-                     maybe_dir: MaybeDir | None = None) -> None:
-        """Copy local *src* to remote *dst* (now, or queued).
+                     maybe_dir: MaybeDir | None = None, *,
+                     size: int | None = None) -> None:
+        """Copy local *src* to remote *dst* (now, or queued); *size* is
+        its size if the caller knows it (for the progress view's totals).
 
         With *maybe_dir*, *dst* may be a directory; the job finds out
         and prints the ``Uploading`` line (:class:`MaybeDir`).
@@ -159,6 +162,7 @@ class Batch:
         slot = self._take_slot()
         if maybe_dir is not None:
             self._absolute(maybe_dir.inside)
+        report_queued(self.ctx.observer, size)
         await self.board.submit(Watched(PutJob(
             src, self._absolute(dst), flags, slot, failure, maybe_dir),
             slot, self.ctx))
@@ -166,13 +170,21 @@ class Batch:
     async def download_dir(self, src: str, dst: str, attrs: Attrs | None,
                            flags: Flags) -> None:
         """Copy a remote tree."""
-        if not await trees.download_dir(self, src, dst, attrs, flags):
-            self.failed = True
+        report_walking(self.ctx.observer, True)
+        try:
+            if not await trees.download_dir(self, src, dst, attrs, flags):
+                self.failed = True
+        finally:
+            report_walking(self.ctx.observer, False)
 
     async def upload_dir(self, src: str, dst: str, flags: Flags) -> None:
         """Copy a local tree."""
-        if not await trees.upload_dir(self, src, dst, flags):
-            self.failed = True
+        report_walking(self.ctx.observer, True)
+        try:
+            if not await trees.upload_dir(self, src, dst, flags):
+                self.failed = True
+        finally:
+            report_walking(self.ctx.observer, False)
 
     async def defer(self, finish: Finisher) -> None:
         """Run a directory epilogue after the files handed over so far."""

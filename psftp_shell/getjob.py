@@ -54,7 +54,7 @@ from psftp_shell.single import (
     sync_local,
 )
 from psftp_shell.verify import verify_download
-from psftp_shell.xfer import TEMP_MARK, Flags, reported
+from psftp_shell.xfer import TEMP_MARK, Flags, reported, tell_kept
 
 
 class GetFile(ChunkedFile):
@@ -101,15 +101,25 @@ def stale(temp: str, final: str) -> bool:
             and TEMP_MARK in os.path.basename(temp))
 
 
-def _discard(jpath: str, local: str) -> None:
-    """Drop a journal that will not be used, and its temporary."""
+def _discard(jpath: str, local: str, out: Slot | None = None,
+             src: str = "", attrs: Attrs | None = None) -> None:
+    """Drop a journal that will not be used, and its temporary; tell
+    *out* what was removed and whether the source *src* (now *attrs*)
+    changed since."""
     found = journal.load(jpath)
     if found is None:
         return
+    removed = False
     if stale(found.temp, final_path(local)):
         with contextlib.suppress(OSError):
             os.unlink(found.temp)
+            removed = True
     journal.remove(jpath)
+    if removed and out is not None:
+        changed = attrs is None or not found.matches(
+            src, attrs.size or 0, attrs.mtime)
+        out.logit(journal.dropped_text(found.temp, found.done.total,
+                                       found.source, changed))
 
 
 @dataclass(eq=False)
@@ -168,7 +178,7 @@ class GetJob:
                 return found
             if self.flags.resume:
                 return await self._single(lane, attrs)
-        _discard(jpath, local)
+        _discard(jpath, local, self.slot, self.src, attrs)
         if not lane.board.parallel or (attrs.size or 0) < ctx.share_min:
             return await self._single(lane, attrs)
         lead = asyncio.ensure_future(
@@ -235,7 +245,7 @@ class GetJob:
                 if dest is not None:
                     return await self._chunked(lane, attrs, dest,
                                                found.done, jpath, None)
-            _discard(jpath, local)
+            _discard(jpath, local, self.slot, self.src, attrs)
         return None
 
     async def _chunked(self, lane: Lane, attrs: Attrs, dest: LocalDest,
@@ -339,8 +349,10 @@ class GetJob:
         if file.done.total == 0 or dest.temp is None or dest.closed:
             journal.remove(jpath)
             return
-        keep_local_temp(dest, jpath, journal.Journal(
-            self.src, file.size, file.mtime, dest.temp, file.done))
+        temp = dest.temp
+        if keep_local_temp(dest, jpath, journal.Journal(
+                self.src, file.size, file.mtime, temp, file.done)):
+            tell_kept(file.ctx.observer, file.job, temp, file.done.total)
 
     async def _finish(self, lane: Lane, file: GetFile, attrs: Attrs,
                       dest: LocalDest, jpath: str) -> bool:

@@ -76,6 +76,16 @@ class Journal:
         return (self.source, self.size, self.mtime) == (source, size, mtime)
 
 
+def dropped_text(temp: str, nbytes: int, source: str, changed: bool
+                 ) -> str:
+    """What the user is told when a copy starts over and removes the
+    temporary (with *nbytes* recorded) an interrupted copy left."""
+    name = temp.rpartition("/")[2] or temp
+    why = "it has changed since" if changed else "copying it again"
+    return (f"Removed {name} ({nbytes} bytes) of an interrupted copy of "
+            f"{source}: {why}")
+
+
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
@@ -127,10 +137,29 @@ def state_dir(environ: Mapping[str, str]) -> str:
     return os.path.join(state, APP_NAME, "journal")
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256(_encode("\0".join(parts))).hexdigest()
+
+
 def upload_key(site: str, remote: str, size: int, mtime_ns: int) -> str:
-    """The file name of an upload's journal in :func:`state_dir`."""
-    text = "\0".join((site, remote, str(size), str(mtime_ns)))
-    return hashlib.sha256(_encode(text)).hexdigest()[:32] + ".json"
+    """The file name of an upload's journal in :func:`state_dir`: the
+    target's part, then the source's (size and mtime)."""
+    return (f"{_digest(site, remote)[:24]}-"
+            f"{_digest(str(size), str(mtime_ns))[:12]}.json")
+
+
+def other_uploads(path: str) -> list[str]:
+    """The journals of other uploads to the target of the journal path
+    *path*: of a source since rewritten (they can never be resumed)."""
+    head, name = os.path.split(path)
+    target = name.partition("-")[0] + "-"
+    try:
+        names = os.listdir(head)
+    except OSError:
+        return []
+    return [os.path.join(head, other) for other in names
+            if other.startswith(target) and other != name
+            and other.endswith(".json")]
 
 
 def upload_path(environ: Mapping[str, str], site: str, remote: str,

@@ -123,3 +123,44 @@ def report_links(observer: Any, connections: dict[int, int]) -> None:
     listener = getattr(observer, "links", None)
     if callable(listener):
         listener(connections)
+
+
+class PlanListener(Protocol):
+    """An observer that also learns what a command will copy, before
+    the files start (an optional extension, for totals)."""
+
+    def queued(self, size: int | None) -> None:
+        """A file was handed to the streams; *size* if known."""
+
+    def walking(self, active: bool) -> None:
+        """A tree walk began (True) or ended (False)."""
+
+
+def report_queued(observer: Any, size: int | None) -> None:
+    """Tell *observer* a file was queued, if it listens for that."""
+    listener = getattr(observer, "queued", None)
+    if listener is not None:
+        listener(size)
+
+
+def report_walking(observer: Any, active: bool) -> None:
+    """Tell *observer* a tree walk began or ended, if it listens."""
+    listener = getattr(observer, "walking", None)
+    if listener is not None:
+        listener(active)
+
+
+class KeptListener(Protocol):
+    """An observer that also learns which temporaries a stopped copy
+    kept, and the command that finishes each (an optional extension)."""
+
+    def kept_temp(self, temp: str, nbytes: int, finish: str) -> None:
+        """*temp* holds *nbytes*; the command *finish* completes it."""
+
+
+def report_kept(observer: Any, temp: str, nbytes: int, finish: str
+                ) -> None:
+    """Tell *observer* a temporary was kept, if it listens for that."""
+    listener = getattr(observer, "kept_temp", None)
+    if listener is not None:
+        listener(temp, nbytes, finish)

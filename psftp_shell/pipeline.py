@@ -78,6 +78,11 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
     size.  Replies are taken in request order.  *result*, if given, is
     filled in as the data arrives, so that it tells how far a copy got
     even when the connection is lost or the task cancelled.
+
+    One difference from sftp: when what is left of the expected size
+    fits one block, the first request asks for exactly that and the
+    read at the expected end goes with it, so a small file costs one
+    round trip for its data and its EOF instead of two.
     """
     buflen = ctx.read_size
     if result is None:
@@ -87,6 +92,13 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
     observer, tuner = ctx.observer, ctx.tuner
     sent = time.monotonic()
     try:
+        if 0 < size - offset < buflen and ctx.max_requests > 1 \
+                and not ctx.is_interrupted():
+            for start, length in ((offset, size - offset), (size, buflen)):
+                await ctx.throttle(length)
+                queue.append((client.read_nowait(handle, start, length),
+                              start, length))
+            offset = size + buflen
         while queue or max_req > 0:
             if ctx.is_interrupted():
                 if not queue:
@@ -174,9 +186,9 @@ async def push(ctx: CopyContext, client: SFTPClient, handle: bytes,
                 queue.append((client.write_nowait(handle, offset, data),
                               offset, len(data)))
                 offset += len(data)
-                await client.drain()
-                if first:   # read on before the wait: EOF is known then
-                    ahead = read_next()
+                if first:   # read on before the wait: EOF is known then,
+                    ahead = read_next()     # and at_eof's request leaves
+                await client.drain()        # with this WRITE
             elif not queue:
                 break
             if first or not data or len(queue) > ctx.max_requests:

@@ -10,6 +10,8 @@ modules that callers use are re-exported here.
 
 from __future__ import annotations
 
+import asyncio
+
 from .attrs import Attrs
 from .replies import (
     on_attrs,
@@ -171,6 +173,10 @@ class SFTPClient(SFTPCore):
     async def fstat(self, handle: bytes) -> Attrs:
         """Return the attributes of an open handle."""
         return await self._call(FXP_FSTAT, pack_string(handle), on_attrs)
+
+    def fstat_nowait(self, handle: bytes) -> asyncio.Future[Attrs]:
+        """FSTAT sent in this turn (with the requests made in it)."""
+        return self._submit(FXP_FSTAT, pack_string(handle), on_attrs)
 
     async def setstat(self, path: str, attrs: Attrs) -> None:
         """Set the attributes of *path* that are not None."""

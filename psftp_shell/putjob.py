@@ -60,7 +60,7 @@ from psftp_shell.samefile import onto_itself, upload_guard
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.single import open_source, upload_attrs, upload_fd
 from psftp_shell.verify import verify_upload
-from psftp_shell.xfer import SHARE_MIN, CopyContext, Flags, reported
+from psftp_shell.xfer import SHARE_MIN, CopyContext, Flags, reported, tell_kept
 
 
 class PutFile(ChunkedFile):
@@ -276,6 +276,8 @@ class PutJob:
             return False
         jpath = journal.upload_path(ctx.environ, ctx.site, self.dst,
                                     st.st_size, st.st_mtime_ns)
+        for other in journal.other_uploads(jpath):
+            await self._discard(client, other, changed=True)
         attrs = upload_attrs(st, self.flags.preserve)
         if self.flags.resume or self.again:
             found = journal.load(jpath)
@@ -310,15 +312,24 @@ class PutJob:
         return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
                                    jpath, room, early)
 
-    async def _discard(self, client: SFTPClient, jpath: str) -> None:
-        """Drop an unused journal and the remote temporary it names."""
+    async def _discard(self, client: SFTPClient, jpath: str,
+                       changed: bool = False) -> None:
+        """Drop an unused journal and the remote temporary it names, and
+        say so (*changed*: the source was rewritten since)."""
         found = journal.load(jpath)
         if found is None:
+            if changed:             # garbage
+                journal.remove(jpath)
             return
+        removed = False
         if named_by_temp(found.temp) is not None:     # ours
             with contextlib.suppress(StatusError):
                 await client.remove(found.temp)
+                removed = True
         journal.remove(jpath)
+        if removed:
+            self.slot.logit(journal.dropped_text(
+                found.temp, found.done.total, found.source, changed))
 
     async def _reopen(self, client: SFTPClient, found: journal.Journal
                       ) -> RemoteFile | None:
@@ -466,8 +477,12 @@ class PutJob:
         if file.done.total == 0 or dest.temp is None:
             journal.remove(jpath)
             return False
-        return keep_remote_temp(dest, jpath, journal.Journal(
-            self._source, file.size, file.mtime, dest.temp, file.done))
+        temp = dest.temp
+        if not keep_remote_temp(dest, jpath, journal.Journal(
+                self._source, file.size, file.mtime, temp, file.done)):
+            return False
+        tell_kept(file.ctx.observer, file.job, temp, file.done.total)
+        return True
 
     async def _finish(self, lane: Lane, file: PutFile, st: os.stat_result,
                       attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:

@@ -49,7 +49,7 @@ from psftp_shell.remotedest import (
 from psftp_shell.samefile import onto_itself, upload_guard
 from psftp_shell.sftpcore import retrieved
 from psftp_shell.verify import verify_download, verify_upload
-from psftp_shell.xfer import CopyContext, Flags, reported
+from psftp_shell.xfer import CopyContext, Flags, reported, tell_kept
 
 
 async def source_attrs(client: SFTPClient, out: Printer, path: str,
@@ -154,8 +154,8 @@ async def download_file(ctx: CopyContext, client: SFTPClient, out: Printer,
             await asyncio.shield(abandon(client, remote))
 
 
-def keep_partial(dest: LocalDest, job: TransferJob, attrs: Attrs,
-                 pulled: Pulled, local: str) -> None:
+def keep_partial(ctx: CopyContext, dest: LocalDest, job: TransferJob,
+                 attrs: Attrs, pulled: Pulled, local: str) -> None:
     """Keep a stopped download's temporary, with a journal of the bytes
     in it, so that ``reget`` goes on from there (as it would after
     sftp's partial file).  Nothing is kept after a local write error:
@@ -165,9 +165,12 @@ def keep_partial(dest: LocalDest, job: TransferJob, attrs: Attrs,
             or pulled.write_error is not None or pulled.highwater <= 0:
         return      # (after reordered replies, highwater is still the
                     # prefix that arrived whole)
-    keep_local_temp(dest, journal.beside(final_path(local)), journal.Journal(
-        job.source, attrs.size or 0, attrs.mtime, dest.temp,
-        RangeSet([(0, pulled.highwater)])))
+    temp = dest.temp
+    if keep_local_temp(dest, journal.beside(final_path(local)),
+                       journal.Journal(job.source, attrs.size or 0,
+                                       attrs.mtime, temp,
+                                       RangeSet([(0, pulled.highwater)]))):
+        tell_kept(ctx.observer, job, temp, pulled.highwater)
 
 
 async def _fetch(ctx: CopyContext, client: SFTPClient, out: Printer,
@@ -183,7 +186,7 @@ async def _fetch(ctx: CopyContext, client: SFTPClient, out: Printer,
         return await _finish_download(ctx, client, out, remote, dest, job,
                                       attrs, mode, flags, pulled)
     except BaseException:       # lost connection (the finish's too), SIGTERM
-        keep_partial(dest, job, attrs, pulled, ctx.local(local_path))
+        keep_partial(ctx, dest, job, attrs, pulled, ctx.local(local_path))
         raise
 
 
@@ -197,7 +200,7 @@ async def _finish_download(ctx: CopyContext, client: SFTPClient,
     failed = (pulled.read_error is not None
               or pulled.write_error is not None or interrupted)
     if failed:
-        keep_partial(dest, job, attrs, pulled, ctx.local(local_path))
+        keep_partial(ctx, dest, job, attrs, pulled, ctx.local(local_path))
     if failed and dest.temp is None:
         if flags.resume and pulled.reordered:
             out.error(f'Unable to resume download of "{local_path}": '
@@ -352,9 +355,11 @@ def keep_partial_upload(ctx: CopyContext, dest: RemoteFile, fd: int,
         return
     jpath = journal.upload_path(ctx.environ, ctx.site, job.destination,
                                 st.st_size, st.st_mtime_ns)
-    keep_remote_temp(dest, jpath, journal.Journal(
-        os.path.abspath(ctx.local(job.source)), st.st_size, st.st_mtime_ns,
-        dest.temp, RangeSet([(0, pushed.highwater)])))
+    temp = dest.temp
+    if keep_remote_temp(dest, jpath, journal.Journal(
+            os.path.abspath(ctx.local(job.source)), st.st_size,
+            st.st_mtime_ns, temp, RangeSet([(0, pushed.highwater)]))):
+        tell_kept(ctx.observer, job, temp, pushed.highwater)
 
 
 async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
@@ -366,7 +371,7 @@ async def _send(ctx: CopyContext, client: SFTPClient, out: Printer, fd: int,
 
     def ask_size() -> None:     # rides along with the last WRITEs
         if dest.temp is not None and ctx.verify != "none":
-            sized.append(asyncio.ensure_future(client.fstat(dest.handle)))
+            sized.append(client.fstat_nowait(dest.handle))
             sized[0].add_done_callback(retrieved)
     try:
         await push(ctx, client, dest.handle, fd, job.offset, job, stream,

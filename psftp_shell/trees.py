@@ -46,8 +46,9 @@ class Submitter(Protocol):
         """Copy one remote file (now, or queued)."""
 
     async def upload(self, src: str, dst: str, flags: Flags,
-                     failure: str | None = None) -> None:
-        """Copy one local file (now, or queued)."""
+                     failure: str | None = None, *,
+                     size: int | None = None) -> None:
+        """Copy one local file (now, or queued); *size* as lstat saw it."""
 
     async def defer(self, finish: Finisher) -> None:
         """Run *finish* once the files handed over so far are done."""
@@ -258,18 +259,20 @@ async def _upload_entries(sub: Submitter, src: str, dst: str, depth: int,
             break
         new_src, new_dst = path_append(src, name), path_append(dst, name)
         try:
-            mode = os.lstat(sub.ctx.local(new_src)).st_mode
+            st = os.lstat(sub.ctx.local(new_src))
         except OSError as exc:
             sub.out.logit(f'local lstat "{name}": {exc.strerror}')
             ok = False
             continue
+        mode = st.st_mode
         if stat_mod.S_ISDIR(mode):
             if not await _upload_tree(sub, new_src, new_dst, depth + 1,
                                       flags):
                 ok = False
         elif stat_mod.S_ISREG(mode):
             await sub.upload(new_src, new_dst, flags,
-                             f'upload "{new_src}" to "{new_dst}" failed')
+                             f'upload "{new_src}" to "{new_dst}" failed',
+                             size=st.st_size)
         else:
             sub.out.logit(f"{name}: not a regular file")
     return ok

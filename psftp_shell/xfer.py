@@ -14,7 +14,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from psftp_shell.observer import NullObserver, TransferJob, TransferObserver
+from psftp_shell.observer import (
+    NullObserver,
+    TransferJob,
+    TransferObserver,
+    report_kept,
+)
 from psftp_shell.paths import local_against
 from psftp_shell.ratelimit import RateLimiter
 from psftp_shell.window import WindowTuner
@@ -61,6 +66,22 @@ async def reported(observer: TransferObserver, job: TransferJob,
         raise
     finally:
         observer.file_finished(job, error)
+
+
+def _quoted(word: str) -> str:
+    """*word* as the shell's grammar reads it back (double quotes)."""
+    if word and not any(c in word for c in ' \t"\'\\#'):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def tell_kept(observer: TransferObserver, job: TransferJob, temp: str,
+              nbytes: int) -> None:
+    """Tell *observer* that *job*'s temporary was kept with *nbytes*,
+    and which command finishes the copy."""
+    verb = "reput" if job.upload else "reget"
+    report_kept(observer, temp, nbytes, f"{verb} {_quoted(job.source)} "
+                f"{_quoted(job.destination)}")
 
 
 @dataclass(frozen=True, slots=True)

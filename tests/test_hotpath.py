@@ -38,6 +38,7 @@ from tests.test_protocol import spawn, stop
 T = TypeVar("T")
 FXP_READ, FXP_WRITE, FXP_STATUS, FXP_DATA = 5, 6, 101, 103
 FXP_EXTENDED, FXP_EXTENDED_REPLY = 200, 201
+FXP_OPEN, FXP_CLOSE, FXP_LSTAT, FXP_FSTAT = 3, 4, 7, 8
 
 
 async def within(aw: Awaitable[T]) -> T:
@@ -318,7 +319,7 @@ async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
     session = await spawn(sftp_server_bin, tmp_path)
     client = session.client
     events: list[str] = []
-    write_nowait, fstat = client.write_nowait, client.fstat
+    write_nowait, fstat = client.write_nowait, client.fstat_nowait
 
     def recording_write(handle: bytes, offset: int, data: bytes
                         ) -> asyncio.Future[None]:
@@ -326,12 +327,12 @@ async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
         fut.add_done_callback(lambda _: events.append("ack"))
         return fut
 
-    async def recording_fstat(handle: bytes) -> Attrs:
+    def recording_fstat(handle: bytes) -> asyncio.Future[Attrs]:
         events.append("fstat")
-        return await fstat(handle)
+        return fstat(handle)
 
     client.write_nowait = recording_write  # type: ignore[method-assign,assignment]
-    client.fstat = recording_fstat             # type: ignore[method-assign]
+    client.fstat_nowait = recording_fstat      # type: ignore[method-assign]
     data = os.urandom(size)
     (tmp_path / "src").write_bytes(data)
     said = Said()
@@ -348,3 +349,31 @@ async def test_the_size_check_of_an_upload_rides_with_its_last_writes(
     else:
         assert events.count("fstat") == 1
         assert events.index("fstat") < len(events) - 1   # an ACK after it
+
+
+async def test_a_one_block_upload_takes_three_writes(
+        sftp_server_bin: str, tmp_path: Path) -> None:
+    """A small file's upload leaves in three pieces, one per round trip:
+    LSTAT and OPEN, the WRITE with the FSTAT of the size check, CLOSE
+    and RENAME."""
+    session = await spawn(sftp_server_bin, tmp_path)
+    client = session.client
+    sent: list[bytes] = []
+    write = client._write
+
+    def recording(data: bytes) -> None:
+        sent.append(bytes(data))
+        write(data)
+
+    client._write = recording       # type: ignore[method-assign]
+    (tmp_path / "src").write_bytes(os.urandom(3000))
+    ctx = CopyContext(local_cwd=str(tmp_path))
+    try:
+        assert await within(upload_file(ctx, client, Said(), "src",
+                                        str(tmp_path / "dst"), Flags()))
+    finally:
+        await stop(session)
+    assert (tmp_path / "dst").read_bytes() == (tmp_path / "src").read_bytes()
+    kinds = [[p[0] for p in packets(piece)] for piece in sent]
+    assert kinds == [[FXP_LSTAT, FXP_OPEN], [FXP_WRITE, FXP_FSTAT],
+                     [FXP_CLOSE, FXP_EXTENDED]], kinds

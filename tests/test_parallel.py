@@ -675,34 +675,6 @@ async def test_a_put_to_a_link_loop_ends(prig: PRig,
     assert leftovers(prig.remote) == []
 
 
-async def test_a_stale_journal_is_dropped(prig: PRig) -> None:
-    data = payload(20 * CHUNK)
-    (prig.remote / "f").write_bytes(data)
-    stop_after(prig, 5 * CHUNK)
-    assert not await prig.get("f", "down")
-    prig.engine.is_interrupted = lambda: False
-    prig.seen.on_advance = None
-    newer = payload(20 * CHUNK, seed=9)
-    (prig.remote / "f").write_bytes(newer)
-    os.utime(prig.remote / "f", (1, 1))
-    # sftp's meaning now: nothing under the final name, so from zero
-    assert await prig.get("f", "down", resume=True)
-    assert (prig.local / "down").read_bytes() == newer
-    assert leftovers(prig.local) == []
-
-
-async def test_a_new_get_replaces_a_stopped_one(prig: PRig) -> None:
-    data = payload(20 * CHUNK)
-    (prig.remote / "f").write_bytes(data)
-    stop_after(prig, 5 * CHUNK)
-    assert not await prig.get("f", "down")
-    prig.engine.is_interrupted = lambda: False
-    prig.seen.on_advance = None
-    assert await prig.get("f", "down")
-    assert (prig.local / "down").read_bytes() == data
-    assert leftovers(prig.local) == []
-
-
 async def test_reget_without_journal_appends_like_sftp(prig: PRig) -> None:
     data = payload(12 * CHUNK + 1)
     (prig.remote / "f").write_bytes(data)

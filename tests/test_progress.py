@@ -1,4 +1,4 @@
-"""The progress views: sftp's one-line meter and the rich live view.
+"""The progress views: sftp's one-line meter and the per-stream live view.
 
 The meter's drawings are compared with the real sftp's, captured in a
 pseudo-terminal; its timing (one drawing a second, the running average
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from rich.console import Console
 
 from psftp_shell import progress
 from psftp_shell.context import Settings, Shell
@@ -268,31 +267,29 @@ def test_name_field_is_cut_by_columns() -> None:
 
 # -- the live view ------------------------------------------------------------
 
-def _console() -> tuple[Console, io.StringIO]:
-    sink = io.StringIO()
-    return Console(file=sink, width=100, force_terminal=True,
-                   color_system=None, highlight=False, markup=False), sink
+def _text(view: LiveView) -> str:
+    return "\n".join(view.lines(100, 24))
 
 
-def _text(renderable: Any) -> str:
-    console = Console(file=io.StringIO(), width=100, record=True,
-                      highlight=False, markup=False)
-    console.print(renderable)
-    return console.export_text()
+LiveFixture = tuple[LiveView, FakeClock, io.BytesIO, Output]
 
 
 @pytest.fixture
-def live() -> Iterator[tuple[LiveView, FakeClock, io.StringIO, Output]]:
+def live() -> Iterator[LiveFixture]:
     clock = FakeClock()
-    console, sink = _console()
+    sink = io.BytesIO()
     out = Output(io.BytesIO(), io.BytesIO())
-    view = LiveView(out, console=console, clock=clock, timer=False)
+    view = LiveView(out, stream=sink, size=lambda: (100, 24), clock=clock,
+                    timer=False)
     yield view, clock, sink, out
     view.close()
 
 
-def test_live_view_lines(live: tuple[LiveView, FakeClock, io.StringIO,
-                                     Output]) -> None:
+def _shown(sink: io.BytesIO) -> str:
+    return ANSI.sub("", sink.getvalue().decode())
+
+
+def test_live_view_lines(live: LiveFixture) -> None:
     view, clock, sink, out = live
     view.command_started(streams=3)
     first = TransferJob(False, "/r/[red]x", "a", 4 * 1024 * 1024)
@@ -305,12 +302,12 @@ def test_live_view_lines(live: tuple[LiveView, FakeClock, io.StringIO,
         view.advanced(first, 256 * 1024, 0)
         second.transferred += 768 * 1024
         view.advanced(second, 768 * 1024, 1)
-    lines = [line.split() for line in _text(view.render()).splitlines()]
+    lines = [line.split() for line in _text(view).splitlines()]
     assert lines[0] == ["1", "[red]x", "25%", "1024KB", "1.0MB/s"]
     assert lines[1] == ["2", "\\033[31mevil", "75%", "3072KB", "3.0MB/s"]
     assert lines[2] == ["3", "idle"]
-    assert lines[3] == ["total:", "0/2", "files,", "ETA", "00:01",
-                        "50%", "4096KB", "4.0MB/s"]
+    assert lines[3] == ["total:", "0/2", "files,", "4096KB", "of", "8192KB,",
+                        "ETA", "00:01", "50%", "4096KB", "4.0MB/s"]
     view.file_finished(first, None)
     view.file_finished(second, OSError("lost"))
     # two channels of one connection moved the data; stream 3 (its own
@@ -318,35 +315,165 @@ def test_live_view_lines(live: tuple[LiveView, FakeClock, io.StringIO,
     view.links({0: 1, 1: 1, 2: 2})
     clock.now += 1
     view.close()
-    shown = sink.getvalue()
+    shown = sink.getvalue().decode()
     assert "\x1b[31m" not in shown and "[red]x" in shown
-    plain = ANSI.sub("", shown)
-    assert plain.rstrip().splitlines()[-1] == (
+    assert _shown(sink).rstrip().splitlines()[-1] == (
         "2 files (1 failed), 4096KB in 00:02 (2.0MB/s), 2 streams, "
         "1 connection")
 
 
-def test_live_view_routes_messages_above_itself(
-        live: tuple[LiveView, FakeClock, io.StringIO, Output]) -> None:
+def test_live_view_stream_lines_show_their_own_part(
+        live: LiveFixture) -> None:
+    """Streams sharing one file show what each moved, not the file's
+    whole percent and bytes each."""
     view, clock, sink, out = live
-    real_stdout = out.stdout
+    view.command_started(streams=2)
+    job = TransferJob(False, "/r/big", "big", 8 << 20)
+    view.file_started(job)
+    clock.now += 0.5
+    job.transferred += 3 << 20
+    view.advanced(job, 1 << 20, 0)
+    view.advanced(job, 2 << 20, 1)
+    lines = [line.split() for line in _text(view).splitlines()]
+    assert lines[0][:3] == ["1", "big", "(1"] and "1024KB" in lines[0]
+    assert lines[1][:3] == ["2", "big", "(1"] and "2048KB" in lines[1]
+    assert not any("%" in cell for cell in lines[0] + lines[1])
+    assert lines[2][-3:-1] == ["37%", "3072KB"]
+
+
+def test_live_view_shows_a_small_file_until_the_stream_rests(
+        live: LiveFixture) -> None:
+    """A file that came and went between two refreshes is shown at the
+    next one, with the stream's rate; a refresh later, with nothing
+    moved since, the stream is idle."""
+    view, clock, sink, out = live
+    view.command_started(streams=2)
+    job = TransferJob(False, "/r/small", "small", 2000)
+    view.file_started(job)
+    clock.now += 0.5
+    job.transferred = 2000
+    view.advanced(job, 2000, 0)
+    view.file_finished(job, None)
+    clock.now += 0.25               # the next refresh
+    view._redraw(force=True)
+    first = _text(view).splitlines()[0].split()
+    assert first[:3] == ["1", "small", "100%"] and first[-1] == "7.8KB/s"
+    clock.now += 0.5
+    view._redraw(force=True)
+    assert _text(view).splitlines()[0].split() == ["1", "idle"]
+
+
+def test_live_view_says_the_tree_is_still_read(live: LiveFixture) -> None:
+    view, clock, sink, out = live
+    view.command_started(streams=2)
+    view.walking(True)
+    for size in (100, 200, 300):
+        view.queued(size)
+    job = TransferJob(False, "/r/a", "a", 100)
+    view.file_started(job)
+    job.transferred = 100
+    view.advanced(job, 100, 0)
+    view.file_finished(job, None)
+    total = _text(view).splitlines()[-1]
+    assert "total: 1/3+ files, 100B so far (reading the tree)" in total
+    assert "%" not in total
+    view.walking(False)
+    total = _text(view).splitlines()[-1]
+    assert "total: 1/3 files, 100B of 600B" in total and "16%" in total
+
+
+def test_live_view_events_only_count(monkeypatch: pytest.MonkeyPatch
+                                     ) -> None:
+    """Without a refresh timer tick, 2,000 files draw nothing more: per
+    file events only update counters."""
+    sink = io.BytesIO()
+    view = LiveView(Output(io.BytesIO(), io.BytesIO()), stream=sink,
+                    timer=True)           # no running loop: no ticks
+    renders: list[int] = []
+    real = view.lines
+    monkeypatch.setattr(view, "lines",
+                        lambda c, h: renders.append(1) or real(c, h))
+    view.command_started(streams=8)
+    for number in range(2000):
+        job = TransferJob(False, f"/r/f{number}", f"f{number}", 100)
+        view.queued(100)
+        view.file_started(job)
+        job.transferred = 100
+        view.advanced(job, 100, number % 8)
+        view.file_finished(job, None)
+    assert len(renders) == 1            # the first drawing only
+    view.close()
+    assert _shown(sink).splitlines()[-1].startswith(
+        "2000 files, 195KB in ")
+
+
+def test_live_view_fits_the_terminal() -> None:
+    """A view taller than the terminal shows the rows that fit (one row
+    stays the shell's) and sums up the others."""
+    sink = io.BytesIO()
+    view = LiveView(Output(io.BytesIO(), io.BytesIO()), stream=sink,
+                    size=lambda: (80, 8), timer=False)
+    view.command_started(streams=64)
+    jobs = [TransferJob(False, f"/r/f{n}", f"f{n}", 1000) for n in range(3)]
+    for number, job in enumerate(jobs):
+        view.file_started(job)
+        view.advanced(job, 10, number * 20)
+    lines = view.lines(80, 8)
+    assert len(lines) == 7
+    numbers = [line.split()[0] for line in lines[:5]]
+    assert numbers == ["1", "2", "3", "21", "41"]     # the busy ones shown
+    assert "and 59 more streams (0 busy)" in lines[5]
+    assert lines[6].split()[0] == "total:"
+    view.close()
+
+
+def test_live_view_after_an_interrupt(live: LiveFixture) -> None:
+    """No "(N failed) ..., verified by size" after Ctrl-C: what was
+    copied, and the temporaries kept with the command that ends each."""
+    view, clock, sink, out = live
+    stop = [False]
+    view.interrupted = lambda: stop[0]
+    view.command_started(streams=2)
+    done = TransferJob(False, "/r/a", "a", 10, verified="size")
+    view.queued(10)
+    view.queued(1 << 30)
+    view.file_started(done)
+    view.advanced(done, 10, 0)
+    done.verified = "size"
+    view.file_finished(done, None)
+    big = TransferJob(False, "/r/big.bin", "big.bin", 1 << 30)
+    view.file_started(big)
+    view.advanced(big, 750 << 20, 1)
+    stop[0] = True
+    view.kept_temp("/l/.big.bin.psftp-x1", 750 << 20, "reget /r/big.bin "
+                   "big.bin")
+    view.file_finished(big, OSError())
+    view.close()
+    tail = _shown(sink).splitlines()[-2:]
+    assert tail[0].startswith("interrupted: 1 of 2 files copied, ")
+    assert "failed" not in tail[0] and "verified" not in tail[0]
+    assert tail[1] == ("kept .big.bin.psftp-x1 (750MB): "
+                       "reget /r/big.bin big.bin to finish")
+
+
+def test_live_view_routes_messages_above_itself(live: LiveFixture) -> None:
+    view, clock, sink, out = live
+    real_stdout, real_stderr = out.stdout, out.stderr
     view.file_started(TransferJob(True, "a", "/r/a", 10))
     out.info("Uploading a to /r/a")
     out.error("remote open: Permission denied")
-    assert real_stdout.getvalue() == b""    # type: ignore[attr-defined]
+    assert real_stdout.getvalue() == b"Uploading a to /r/a\n"  # type: ignore[attr-defined]
+    assert real_stderr.getvalue() == (    # type: ignore[attr-defined]
+        b"remote open: Permission denied\r\n")
     view.close()
     assert out.stdout is real_stdout
-    shown = sink.getvalue()
-    assert "Uploading a to /r/a\n" in shown
-    assert "remote open: Permission denied\n" in shown   # no \r\n
 
 
-def test_live_view_without_files_prints_nothing(
-        live: tuple[LiveView, FakeClock, io.StringIO, Output]) -> None:
+def test_live_view_without_files_prints_nothing(live: LiveFixture) -> None:
     view, clock, sink, out = live
     view.command_started(streams=3)
     view.command_finished()
-    assert sink.getvalue() == ""
+    assert sink.getvalue() == b""
 
 
 # -- choosing -----------------------------------------------------------------
