@@ -1,5 +1,6 @@
-"""The progress views' text (a pure leaf): sizes, rates, times, names
-cut to a width, and what the views print when a command ends.
+"""The progress views' text: sizes, rates, times, names cut to a width
+(rich measures and cuts them), and what the views print when a command
+ends.
 
 :class:`Failures` lists the files that failed; :class:`Kept` names the
 temporaries an interrupted command left, and the command that finishes
@@ -9,13 +10,11 @@ batch mode and redirected output (no view) stay byte for byte sftp's.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 
 from psftp_shell.escape import vis_field
 from psftp_shell.listing import format_meter_rate, format_meter_size
 
-_ZERO_WIDTH = frozenset({"Mn", "Me", "Cf"})
 AGE_FACTOR = 0.9        # weight of the old rate in the running average
 
 
@@ -68,25 +67,19 @@ class Rate:
 
 
 def char_width(char: str) -> int:
-    """Columns a printable character takes (glibc's wcwidth, roughly)."""
-    if unicodedata.category(char) in _ZERO_WIDTH:
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+    """Columns a printable character takes on the terminal (rich's
+    cell widths; imported here, since batch runs never load rich)."""
+    from rich.cells import cell_len
+    return cell_len(char)
 
 
 def fit(text: str, width: int) -> str:
     """*text* (printable) padded or cut to *width* columns; a cut ends
-    in an ellipsis."""
-    used = 0
-    for index, char in enumerate(text):
-        used += char_width(char)
-        if used > width:
-            cut = text[:index]
-            while cut and sum(map(char_width, cut)) > width - 1:
-                cut = cut[:-1]
-            return cut + "\u2026" + " " * (width - 1 - sum(
-                map(char_width, cut)))
-    return text + " " * (width - used)
+    in an ellipsis (rich's own truncation)."""
+    from rich.text import Text
+    line = Text(text)
+    line.truncate(width, overflow="ellipsis", pad=True)
+    return line.plain
 
 
 @dataclass(slots=True)
