@@ -24,7 +24,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from psftp_shell.attrs import Attrs
 from psftp_shell.chunks import Chunk, ChunkQueue, RangeSet, chunk_size
@@ -39,8 +39,20 @@ from psftp_shell.xfer import CopyContext
 CHECKPOINT_SECONDS = 5.0
 """How often a chunked copy records its progress in its journal."""
 
-if TYPE_CHECKING:
-    from psftp_shell.chunkpipe import Run
+
+class StreamRun(Protocol):
+    """One stream's pipeline over the file's chunks, as the file sees it
+    (:class:`psftp_shell.chunkpipe.Run`; that module imports this one)."""
+
+    stream: Stream
+    handle: bytes
+    closed: bool                # its handle was closed early
+
+    async def run(self) -> None:
+        """Take chunks and move their bytes until there are none."""
+
+    def _sent_all(self) -> bool:
+        """Whether it has sent its last request for its chunks."""
 
 
 Closed = list[tuple[Stream, BaseException | None]]
@@ -188,7 +200,7 @@ class ChunkedFile:
         self.closes_early = True    # each run closes behind its last
         self.look_each = False      # and each, not just the last, FSTATs
         self.closing: list[tuple[Stream, asyncio.Future[None]]] = []
-        self.running: list[Run] = []    # the runs at work on the file
+        self.running: list[StreamRun] = []    # the runs at work on the file
         self.opens = 0              # OPENs made by the streams so far
         self._looks: list[tuple[int, asyncio.Future[Attrs]]] = []
         self.excluded: set[Stream] = set()
@@ -476,7 +488,7 @@ class ChunkedFile:
         """Open the remote file on *stream* (subclasses)."""
         raise NotImplementedError
 
-    def make_run(self, stream: Stream, handle: bytes) -> Run:
+    def make_run(self, stream: Stream, handle: bytes) -> StreamRun:
         """The pipeline for *stream* (subclasses)."""
         raise NotImplementedError
 

@@ -16,23 +16,32 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncssh
 
 from psftp_shell import quicklogin, spread
-from psftp_shell.auth import AuthSession, LogLevel
+from psftp_shell.auth import AuthContext, AuthSession, LogLevel
 from psftp_shell.hostkeys import HostIdentity, HostKeyPolicy, Message, Outcome
 from psftp_shell.proxycommand import ProxyProcess
 from psftp_shell.sshconfig import Resolved
 from psftp_shell.sshtarget import ConnectError
 
-if TYPE_CHECKING:
-    from psftp_shell.connect import Connector
-
 ErrorMaker = Callable[[Iterable[Message | str]], ConnectError]
 
 quicklogin.install()
+
+
+class Owner(Protocol):
+    """What an attempt needs of the connector that makes it
+    (:class:`psftp_shell.connect.Connector`; that module imports this one)."""
+
+    @property
+    def auth(self) -> AuthContext:
+        """What every connection of the session shares for logins."""
+
+    def notify(self, level: LogLevel, text: str) -> None:
+        """Tell the user *text* if LogLevel allows it."""
 
 
 @dataclass(slots=True)
@@ -122,7 +131,7 @@ class Client(asyncssh.SSHClient):
 class Attempt:
     """One try at one connection."""
 
-    def __init__(self, connector: Connector, session: AuthSession,
+    def __init__(self, connector: Owner, session: AuthSession,
                  policy: HostKeyPolicy) -> None:
         self.connector = connector
         self.session = session
