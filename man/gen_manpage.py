@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 
 from psftp_shell import __version__
-from psftp_shell.commands import COMMANDS
-from psftp_shell.helptext import OPTION_HELP, usage
-from psftp_shell.sshoptiontable import rows as ssh_option_rows
+from psftp_shell.frontend.usage import OPTION_HELP, usage
+from psftp_shell.shell.commands import COMMANDS
+from psftp_shell.ssh.option_table import rows as ssh_option_rows
 
 
 def esc(text: str) -> str:

@@ -1,6 +1,6 @@
 """psftp-shell: an OpenSSH sftp-compatible client with parallel transfers."""
 
-from psftp_shell import depwarnings
+from psftp_shell.core import depwarnings
 
 __version__ = "0.1.0"
 

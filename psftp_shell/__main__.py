@@ -2,6 +2,6 @@
 
 import sys
 
-from psftp_shell.cli import main
+from psftp_shell.frontend.cli import main
 
 sys.exit(main())

@@ -38,8 +38,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from psftp_shell import journal
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from psftp_shell.filecopy import journal
 from tests.faultrelay import DOWN, UP, FaultRelay, Rule, relay_config
 
 KIB = 1 << 10

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from psftp_shell.commands import COMMANDS, Syntax, lookup, parse
-from psftp_shell.grammar import GrammarError, split_prefix, tokenize
+from psftp_shell.shell.commands import COMMANDS, Syntax, lookup, parse
+from psftp_shell.shell.grammar import GrammarError, split_prefix, tokenize
 
 MAX_LINE = 2047
 """The longest line sftp reads in one piece (its 2048-byte buffer)."""

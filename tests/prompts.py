@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from psftp_shell.connect import Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS
+from psftp_shell.ssh.connect import Connector, SSHTarget
 
 
 class Scripted:

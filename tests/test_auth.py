@@ -19,17 +19,16 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from psftp_shell.auth import (
+from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
+from psftp_shell.ssh.auth import LogLevel, parse_log_level
+from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
+from psftp_shell.ssh.identities import identity_public_key
+from psftp_shell.ssh.prompter import (
     BatchPrompter,
-    LogLevel,
     PromptRefused,
     SecretCache,
     TerminalPrompter,
-    identity_public_key,
-    parse_log_level,
 )
-from psftp_shell.connect import ConnectError, Connector, SSHTarget
-from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
 from tests.prompts import Scripted, log_in
 
 PASSWORD = "correct horse"
@@ -131,7 +130,7 @@ def test_askpass_failure_is_no_answer(tmp_path: Path) -> None:
 def test_tty_prompt_hides_the_answer() -> None:
     pexpect = pytest.importorskip("pexpect")
     code = textwrap.dedent("""
-        from psftp_shell.auth import TerminalPrompter
+        from psftp_shell.ssh.prompter import TerminalPrompter
         p = TerminalPrompter()
         secret = p.ask("Password for test: ", echo=False)
         shown = p.ask("Name: ", echo=True)

@@ -19,7 +19,7 @@ from typing import TypeVar
 import asyncssh
 import pytest
 
-from psftp_shell.checkfile import (
+from psftp_shell.sftp.checkfile import (
     check_file_handle,
     check_file_name,
     decode_reply,
@@ -30,7 +30,7 @@ from psftp_shell.checkfile import (
     probe_check_file,
     split_hashes,
 )
-from psftp_shell.protocol import (
+from psftp_shell.sftp.client import (
     FX_NO_SUCH_FILE,
     FX_OP_UNSUPPORTED,
     OPEN_READ,
@@ -38,7 +38,7 @@ from psftp_shell.protocol import (
     SFTPClient,
     StatusError,
 )
-from psftp_shell.sshchannel import open_sftp_channel
+from psftp_shell.ssh.channel import open_sftp_channel
 from tests.proftpd import ProFTPD, proftpd  # noqa: F401
 from tests.test_protocol import spawn, stop
 

@@ -80,7 +80,7 @@ def test_batch_run_never_imports_the_repl(tmp_path: Path,
     import sys
     batch = tmp_path / "batch"
     batch.write_text("pwd\n")
-    code = ("import sys\nfrom psftp_shell import cli\n"
+    code = ("import sys\nfrom psftp_shell.frontend import cli\n"
             f"rc = cli.main(['psftp-shell', '-b', {str(batch)!r}, '-D', "
             f"{sftp_server_bin!r}])\n"
             "print([m for m in ('prompt_toolkit', 'rich') "

@@ -16,11 +16,11 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import to_formatted_text
 
-from psftp_shell.attrs import Attrs
-from psftp_shell.completion import (
+from psftp_shell.core.output import Output
+from psftp_shell.frontend.completion import ShellCompleter
+from psftp_shell.frontend.completion_words import (
     Candidate,
     Entry,
-    ShellCompleter,
     Target,
     WordContext,
     analyse,
@@ -29,8 +29,8 @@ from psftp_shell.completion import (
     path_candidates,
     unescape_word,
 )
-from psftp_shell.output import Output
-from psftp_shell.protocol import FX_NO_SUCH_FILE, Name, StatusError
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.client import FX_NO_SUCH_FILE, Name, StatusError
 
 DIR = 0o040755
 FILE = 0o100644
@@ -302,7 +302,7 @@ async def test_local_paths_from_the_shell_local_cwd(tmp_path: Path) -> None:
 
 
 def test_menu_text_is_plain_not_markup() -> None:
-    from psftp_shell.completion import _completion
+    from psftp_shell.frontend.completion import _completion
     completion = _completion(Candidate("x", "<b>[red]n\\033"))
     assert to_formatted_text(completion.display) == [
         ("", "<b>[red]n\\033")]

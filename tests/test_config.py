@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.config import (
+from psftp_shell.frontend.cli_messages import exit_status, format_error
+from psftp_shell.frontend.config_file import (
     ENV_CONNECTIONS,
     SETTINGS,
     Config,
@@ -17,7 +18,7 @@ from psftp_shell.config import (
     parse_connections,
     resolve_connections,
 )
-from psftp_shell.options import exit_status, format_error, parse_args
+from psftp_shell.frontend.options import parse_args
 
 PROG = "psftp-shell"
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from psftp_shell.connect import (
+from psftp_shell.core.errors import FatalError
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
+from psftp_shell.ssh.channel import open_sftp_channel
+from psftp_shell.ssh.connect import (
     ConnectError,
     Connector,
     SSHTarget,
     preferred_ciphers,
 )
-from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
-from psftp_shell.errors import FatalError
-from psftp_shell.sshchannel import open_sftp_channel
-from psftp_shell.sshconfig import command_line_config, parse_jump
+from psftp_shell.ssh.ssh_config import command_line_config, parse_jump
 from tests.prompts import Scripted
 
 pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
@@ -480,8 +480,8 @@ def test_parse_jump() -> None:
 def test_verbose_logs_asyncssh_debug(sshd: PrivateSSHD) -> None:
     code = (
         "import asyncio, sys\n"
-        "from psftp_shell.connect import Connector, SSHTarget\n"
-        "from psftp_shell.auth import BatchPrompter\n"
+        "from psftp_shell.ssh.connect import Connector, SSHTarget\n"
+        "from psftp_shell.ssh.prompter import BatchPrompter\n"
         "async def main():\n"
         f"    c = Connector(SSHTarget({HOST_ALIAS!r}, verbose=2,\n"
         f"        config_file={str(sshd.ssh_config)!r}), BatchPrompter())\n"

@@ -119,7 +119,8 @@ def test_filter_is_narrow(tmp_path: Path) -> None:
     assert own_and_theirs(tmp_path, "asyncssh.crypto.misc") == b""
     assert own_and_theirs(tmp_path, "cryptography.utils",
                           "UserWarning") == b""
-    assert b"probe" in own_and_theirs(tmp_path, "psftp_shell.engine")
+    assert b"probe" in own_and_theirs(tmp_path,
+                                      "psftp_shell.engine.transfer_engine")
     assert b"probe" in own_and_theirs(tmp_path, "asyncssh_lookalike")
     assert b"probe" in own_and_theirs(tmp_path, "asyncssh.connection",
                                       "RuntimeWarning")

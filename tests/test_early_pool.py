@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell import cli
-from psftp_shell.commands import is_transfer
-from psftp_shell.loop import transfers_ahead
-from psftp_shell.options import parse_args
-from psftp_shell.output import Output
-from psftp_shell.protocol import SFTPClient
-from psftp_shell.transport import Ahead, PipeTransport
+from psftp_shell.core.output import Output
+from psftp_shell.frontend import cli
+from psftp_shell.frontend.batch_loop import transfers_ahead
+from psftp_shell.frontend.options import parse_args
+from psftp_shell.sftp.client import SFTPClient
+from psftp_shell.shell.commands import is_transfer
+from psftp_shell.ssh.transport import Ahead, PipeTransport
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -119,8 +119,8 @@ class _Resolved:
 
 async def _started_with_the_first(*, overlap: bool, batch: bool) -> int:
     """How many of three connects log in while the first one does."""
-    from psftp_shell.auth import BatchPrompter
-    from psftp_shell.connect import Connector, SSHTarget
+    from psftp_shell.ssh.connect import Connector, SSHTarget
+    from psftp_shell.ssh.prompter import BatchPrompter
     connector = Connector(SSHTarget(host="127.0.0.1", config_file="none"),
                           BatchPrompter())
     connector.overlap = overlap

@@ -23,25 +23,25 @@ from typing import TypeVar
 import asyncssh
 import pytest
 
-from psftp_shell import journal
-from psftp_shell.attrs import Attrs
+from psftp_shell.core.output import Output
 from psftp_shell.devserver import PrivateSSHD
-from psftp_shell.engine import (
+from psftp_shell.engine.transfer_engine import (
     MAX_BUFFER,
     TEMP_MARK,
     TransferEngine,
     TransferJob,
 )
-from psftp_shell.output import Output
-from psftp_shell.protocol import (
+from psftp_shell.filecopy import journal
+from psftp_shell.filecopy.onto_itself import same_file
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.client import (
     FX_NO_SUCH_FILE,
     ConnectionLost,
     SFTPClient,
     SFTPError,
     StatusError,
 )
-from psftp_shell.samefile import same_file
-from psftp_shell.transport import StdinWriter
+from psftp_shell.ssh.transport import StdinWriter
 
 T = TypeVar("T")
 TIMEOUT = 60.0

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.attrs import Attrs
-from psftp_shell.escape import to_bytes, vis_log, vis_name
-from psftp_shell.listing import columns, long_line, name_len, sort_entries
+from psftp_shell.core.escape import to_bytes, vis_log, vis_name
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.shell.listing import (
+    columns,
+    long_line,
+    name_len,
+    sort_entries,
+)
 
 # Raw names (bytes) that exercise every escaping rule: controls that are
 # escaped or passed, invalid UTF-8, and Unicode that glibc considers
@@ -132,7 +137,7 @@ def test_printable_rule_matches_glibc_wcwidth() -> None:
     """Every code point of planes 0-1 and 14-16: escaped iff wcwidth < 0."""
     script = r"""
 import ctypes, locale, sys
-from psftp_shell.escape import vis_name
+from psftp_shell.core.escape import vis_name
 locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
 wcwidth = ctypes.CDLL(None).wcwidth
 wcwidth.argtypes = [ctypes.c_wchar]
@@ -174,7 +179,7 @@ def test_locale_detection(env: dict[str, str], expected: str,
     result = subprocess.run(
         [sys.executable, "-c",
          "import sys\n"
-         "from psftp_shell.escape import vis_name, locale_is_utf8\n"
+         "from psftp_shell.core.escape import vis_name, locale_is_utf8\n"
          "sys.stdout.buffer.write(b'%s %s' % (str(locale_is_utf8()).encode(),"
          " vis_name('\\u00e9').encode()))"],
         capture_output=True, timeout=30, env=full_env)

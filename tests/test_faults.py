@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.auth import BatchPrompter
-from psftp_shell.connect import Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.pool import ATTEMPTS
-from psftp_shell.ratelimit import RateLimiter, kbps_to_bytes
-from psftp_shell.transport import SSHTransport
+from psftp_shell.engine.pool import ATTEMPTS
+from psftp_shell.filecopy.ratelimit import RateLimiter, kbps_to_bytes
+from psftp_shell.ssh.connect import Connector, SSHTarget
+from psftp_shell.ssh.prompter import BatchPrompter
+from psftp_shell.ssh.transport import SSHTransport
 from tests.faultrelay import DOWN, UP, FaultRelay, Rule, relay_config
 from tests.test_engine import payload, within
 from tests.test_parallel import PRig, leftovers, make_rig

@@ -37,21 +37,21 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.commands import COMMANDS, Command, Syntax, parse
-from psftp_shell.context import Invocation, Settings, Shell
+from psftp_shell.core.output import Output
 from psftp_shell.devserver import (
     HOST_ALIAS,
     SFTP_SERVER,
     PrivateSSHD,
     sshd_available,
 )
-from psftp_shell.engine import TransferEngine
-from psftp_shell.grammar import GrammarError, split_prefix
-from psftp_shell.local_cmds import quit as quit_handler
-from psftp_shell.loop import run_lines
-from psftp_shell.output import Output
-from psftp_shell.session import RemoteSession
-from psftp_shell.transport import PipeTransport
+from psftp_shell.engine.transfer_engine import TransferEngine
+from psftp_shell.frontend.batch_loop import run_lines
+from psftp_shell.shell.commands import COMMANDS, Command, Syntax, parse
+from psftp_shell.shell.context import Invocation, Settings, Shell
+from psftp_shell.shell.grammar import GrammarError, split_prefix
+from psftp_shell.shell.local_cmds import quit as quit_handler
+from psftp_shell.shell.remote_session import RemoteSession
+from psftp_shell.ssh.transport import PipeTransport
 from tests.conftest import require
 from tests.fuzzlines import (
     DIRS,

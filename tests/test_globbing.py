@@ -1,4 +1,4 @@
-"""Tests for psftp_shell.globbing: OpenBSD glob(3) over a GlobFS.
+"""Tests for psftp_shell.shell.globbing: OpenBSD glob(3) over a GlobFS.
 
 An in-memory file system pins down the flags, errors and call pattern;
 a real directory compares the results with the real sftp client (whose
@@ -19,18 +19,9 @@ from typing import Any
 
 import pytest
 
-from psftp_shell.globbing import (
-    PATH_MAX,
-    LocalGlobFS,
-    glob,
-    match_count,
-)
-from psftp_shell.grammar import GrammarError, getopt, tokenize
-from psftp_shell.paths import (
-    basename,
-    make_absolute_glob,
-    path_strip,
-)
+from psftp_shell.core.paths import basename, make_absolute_glob, path_strip
+from psftp_shell.shell.globbing import PATH_MAX, LocalGlobFS, glob, match_count
+from psftp_shell.shell.grammar import GrammarError, getopt, tokenize
 
 
 @pytest.fixture

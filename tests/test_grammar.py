@@ -1,4 +1,4 @@
-"""Tests for psftp_shell.grammar: prefixes, makeargv, getopt, numbers.
+"""Tests for psftp_shell.shell.grammar: prefixes, makeargv, getopt, numbers.
 
 Besides the rules of spec §3.1 checked one by one, the tokenizer, the
 flag parser and the number parser are compared with the real sftp
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.grammar import (
+from psftp_shell.core.paths import make_absolute, undo_glob_escape
+from psftp_shell.shell.grammar import (
     MAXARGLEN,
     MAXARGS,
     CursorContext,
@@ -30,7 +31,6 @@ from psftp_shell.grammar import (
     tokenize,
     tokenize_sloppy,
 )
-from psftp_shell.paths import make_absolute, undo_glob_escape
 
 
 @pytest.fixture

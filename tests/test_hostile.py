@@ -21,20 +21,20 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell import protocol
-from psftp_shell.completion import (
+from psftp_shell.core.errors import CommandError
+from psftp_shell.core.observer import TransferJob
+from psftp_shell.core.output import Output
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from psftp_shell.frontend.completion import list_remote
+from psftp_shell.frontend.completion_words import (
     Entry,
     analyse,
-    list_remote,
     path_candidates,
 )
-from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.errors import CommandError
-from psftp_shell.observer import TransferJob
-from psftp_shell.output import Output
-from psftp_shell.progress import LiveView
-from psftp_shell.protocol import SFTPClient
-from psftp_shell.session import read_directory
+from psftp_shell.frontend.progress import LiveView
+from psftp_shell.sftp import client as protocol
+from psftp_shell.sftp.client import SFTPClient
+from psftp_shell.sftp.directory import read_directory
 from tests.twins import PSFTP, Run, clean_environ, run_env, snapshot_tree
 
 HOSTILE = Path(__file__).with_name("hostile.py")

@@ -11,20 +11,22 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from psftp_shell.auth import LogLevel
-from psftp_shell.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.hostkeys import (
+from psftp_shell.ssh.auth import LogLevel
+from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
+from psftp_shell.ssh.hostkeys import (
     NO_PROXY_IP,
     HostKeyPolicy,
+    StrictMode,
+    host_identity,
+    parse_strict,
+)
+from psftp_shell.ssh.known_hosts import (
     KnownHosts,
     Status,
-    StrictMode,
     hash_hostname,
-    host_identity,
     hostfile_name,
     key_type,
-    parse_strict,
     read_known_hosts_file,
 )
 from tests.prompts import Scripted
@@ -293,7 +295,7 @@ async def test_ask_prompt_is_ssh_prompt(sshd: PrivateSSHD, sftp_bin: str,
 @pytest.mark.sshd
 async def test_ask_without_a_way_to_ask_fails(sshd: PrivateSSHD,
                                               tmp_path: Path) -> None:
-    from psftp_shell.auth import BatchPrompter
+    from psftp_shell.ssh.prompter import BatchPrompter
     known = tmp_path / "kh"
     connector = Connector(SSHTarget(HOST_ALIAS, config_file=str(
         ask_config(sshd, tmp_path, known))), BatchPrompter())

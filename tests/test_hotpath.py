@@ -21,18 +21,19 @@ from typing import TypeVar
 
 import pytest
 
-from psftp_shell import localdest, transport
-from psftp_shell.attrs import Attrs
-from psftp_shell.localdest import pwrite_all
-from psftp_shell.protocol import (
+from psftp_shell.filecopy import localdest
+from psftp_shell.filecopy.copy_context import CopyContext, Flags
+from psftp_shell.filecopy.localdest import pwrite_all
+from psftp_shell.filecopy.single_stream import upload_file
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.client import (
     OPEN_CREAT,
     OPEN_READ,
     OPEN_TRUNC,
     OPEN_WRITE,
     SFTPClient,
 )
-from psftp_shell.single import upload_file
-from psftp_shell.xfer import CopyContext, Flags
+from psftp_shell.ssh import transport
 from tests.test_protocol import spawn, stop
 
 T = TypeVar("T")

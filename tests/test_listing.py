@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.attrs import Attrs
-from psftp_shell.listing import (
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.wire import StatVFS
+from psftp_shell.shell.listing import (
     columns,
     df_lines,
     fmt_scaled,
@@ -26,7 +27,6 @@ from psftp_shell.listing import (
     sort_entries,
     strmode,
 )
-from psftp_shell.wire import StatVFS
 
 NOW = int(time.time())
 HALF_YEAR = 15768000

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS
-from psftp_shell.pool import Stream
-from psftp_shell.watchdog import watch
+from psftp_shell.engine.pool import Stream
+from psftp_shell.engine.stream_watchdog import watch
 from tests.faultrelay import DOWN, UP, FaultRelay, Rule
 from tests.test_engine import payload
 from tests.test_faults import Site, site  # noqa: F401 (a fixture)

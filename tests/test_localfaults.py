@@ -30,13 +30,14 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell import chunkpipe, getjob
-from psftp_shell.batch import NotedSlot
-from psftp_shell.observer import report_failure
-from psftp_shell.ordered import Sequencer
-from psftp_shell.output import Output
-from psftp_shell.progress import Failures, LiveView, SftpMeter
-from psftp_shell.xfer import TEMP_MARK, Flags
+from psftp_shell.core.observer import report_failure
+from psftp_shell.core.ordered_output import Sequencer
+from psftp_shell.core.output import Output
+from psftp_shell.engine import chunk_pipeline as chunkpipe
+from psftp_shell.engine import getjob
+from psftp_shell.engine.transfer_batch import NotedSlot
+from psftp_shell.filecopy.copy_context import TEMP_MARK, Flags
+from psftp_shell.frontend.progress import Failures, LiveView, SftpMeter
 from tests.conftest import require
 from tests.test_engine import Recorder
 from tests.test_parallel import CHUNK, make_rig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from psftp_shell.loop import MAX_LINE, decode_line
+from psftp_shell.frontend.batch_loop import MAX_LINE, decode_line
 from tests.twins import psftp, sftp
 
 

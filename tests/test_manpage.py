@@ -6,7 +6,7 @@ import runpy
 import subprocess
 from pathlib import Path
 
-from psftp_shell.commands import COMMANDS
+from psftp_shell.shell.commands import COMMANDS
 
 TOP = Path(__file__).resolve().parent.parent
 PAGE = TOP / "man" / "psftp-shell.1"

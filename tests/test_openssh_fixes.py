@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from psftp_shell.engine import TransferEngine
-from psftp_shell.output import Output
-from psftp_shell.wire import Limits, decode_attrs
-from psftp_shell.xfer import DEFAULT_REQUESTS
+from psftp_shell.core.output import Output
+from psftp_shell.engine.transfer_engine import TransferEngine
+from psftp_shell.filecopy.copy_context import DEFAULT_REQUESTS
+from psftp_shell.sftp.wire import Limits, decode_attrs
 from tests.test_hostile import BIG, hostile, run_both
 from tests.twins import PSFTP, clean_environ, run_env
 

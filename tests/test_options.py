@@ -18,31 +18,30 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.config import ConfigError
-from psftp_shell.cparse import (
+from psftp_shell.core.errors import FatalError, ShellError, UsageError
+from psftp_shell.frontend.cli_messages import (
+    OwnUsageError,
+    exit_status,
+    format_error,
+    message_line,
+    program_name,
+)
+from psftp_shell.frontend.config_file import ConfigError
+from psftp_shell.frontend.destination import (
+    Destination,
+    PlainUsageError,
+    parse_destination,
+    urldecode,
+)
+from psftp_shell.frontend.libc_parse import (
     Getopt,
     a2port,
     argv_split,
     scan_scaled,
     strtonum,
 )
-from psftp_shell.destination import (
-    Destination,
-    PlainUsageError,
-    parse_destination,
-    urldecode,
-)
-from psftp_shell.errors import FatalError, ShellError, UsageError
-from psftp_shell.helptext import usage
-from psftp_shell.options import (
-    PSFTP_X_OPTIONS,
-    OwnUsageError,
-    exit_status,
-    format_error,
-    message_line,
-    parse_args,
-    program_name,
-)
+from psftp_shell.frontend.options import PSFTP_X_OPTIONS, parse_args
+from psftp_shell.frontend.usage import usage
 
 PROG = "psftp-shell"
 RECORDER = """#!/bin/sh

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
-from psftp_shell.optionsfile import OptionsFile
+from psftp_shell.ssh.options_file import OptionsFile
 
 PSFTP = [sys.executable, "-m", "psftp_shell"]
 REPO = Path(__file__).resolve().parents[1]

@@ -24,9 +24,16 @@ from typing import Any
 
 import pytest
 
-from psftp_shell import journal
-from psftp_shell.auth import BatchPrompter
-from psftp_shell.chunks import (
+from psftp_shell.core.ordered_output import Sequencer
+from psftp_shell.core.output import Output
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from psftp_shell.engine.transfer_engine import (
+    MAX_BUFFER,
+    TEMP_MARK,
+    TransferEngine,
+)
+from psftp_shell.filecopy import journal
+from psftp_shell.filecopy.chunk_ranges import (
     MAX_CHUNK,
     MIN_CHUNK,
     Chunk,
@@ -34,16 +41,13 @@ from psftp_shell.chunks import (
     RangeSet,
     chunk_size,
 )
-from psftp_shell.connect import Connector, SSHTarget
-from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.engine import MAX_BUFFER, TEMP_MARK, TransferEngine
-from psftp_shell.ordered import Sequencer
-from psftp_shell.output import Output
-from psftp_shell.protocol import SFTPClient, StatVFS
-from psftp_shell.ratelimit import RateLimiter, kbps_to_bytes
-from psftp_shell.sftpcore import SFTPCore
-from psftp_shell.transport import SSHTransport
-from psftp_shell.window import DEFAULT_WINDOW, WindowTuner
+from psftp_shell.filecopy.ratelimit import RateLimiter, kbps_to_bytes
+from psftp_shell.filecopy.window import DEFAULT_WINDOW, WindowTuner
+from psftp_shell.sftp.client import SFTPClient, StatVFS
+from psftp_shell.sftp.request_core import SFTPCore
+from psftp_shell.ssh.connect import Connector, SSHTarget
+from psftp_shell.ssh.prompter import BatchPrompter
+from psftp_shell.ssh.transport import SSHTransport
 from tests.test_engine import (
     MIB,
     Mangle,
@@ -539,7 +543,7 @@ async def test_no_room_is_a_clear_error(prig: PRig,
                                         ) -> None:
     size = 8 * CHUNK
     (prig.remote / "f").write_bytes(payload(size))
-    monkeypatch.setattr("psftp_shell.getjob.free_space", lambda p: 1000)
+    monkeypatch.setattr("psftp_shell.engine.getjob.free_space", lambda p: 1000)
     assert not await prig.get("f", "down")
     assert prig.messages() == (f'local "down": not enough free space '
                                f"({size} bytes needed, 1000 available)\r\n")
@@ -707,7 +711,8 @@ async def test_cancel_keeps_what_arrived(prig: PRig) -> None:
 
 async def test_checkpoints_record_only_data_in_place(
         prig: PRig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("psftp_shell.chunkfile.CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr("psftp_shell.engine.chunked_file.CHECKPOINT_SECONDS",
+                        0.0)
     prig.transport.delays = {1: 0.01, 2: 0.01, 3: 0.01}   # slow streams
     data = payload(30 * CHUNK + 5)
     (prig.remote / "f").write_bytes(data)
@@ -1229,7 +1234,8 @@ async def test_chunked_get_reserves_its_blocks_before_writing(
         prig: PRig, monkeypatch: pytest.MonkeyPatch) -> None:
     """The missing ranges are preallocated (fallocate, keeping the size)
     before the first chunk is written, and they cover the file."""
-    from psftp_shell import chunkpipe, getjob
+    from psftp_shell.engine import chunk_pipeline as chunkpipe
+    from psftp_shell.engine import getjob
     order: list[str] = []
     reserved: list[tuple[int, int]] = []
     real_reserve, real_write = getjob.preallocate, chunkpipe.pwrite_all

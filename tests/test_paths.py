@@ -1,4 +1,4 @@
-"""Tests for psftp_shell.paths: joining, glob escapes, get/put targets.
+"""Tests for psftp_shell.core.paths: joining, glob escapes, get/put targets.
 
 basename is compared with glibc's POSIX basename (the one sftp links),
 and the get/put destination rules with what the real sftp prints.
@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.globbing import LocalGlobFS, glob, match_count
-from psftp_shell.grammar import getopt, tokenize
-from psftp_shell.paths import (
+from psftp_shell.core.paths import (
     basename,
     get_destination,
     glob_escape,
@@ -31,6 +29,8 @@ from psftp_shell.paths import (
     put_destination,
     undo_glob_escape,
 )
+from psftp_shell.shell.globbing import LocalGlobFS, glob, match_count
+from psftp_shell.shell.grammar import getopt, tokenize
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from psftp_shell.engine import TransferEngine
-from psftp_shell.output import Output
-from psftp_shell.pool import MAX_HANDSHAKES, Stream, StreamPool
-from psftp_shell.protocol import ConnectionLost, SFTPClient
-from psftp_shell.transport import PipeTransport
+from psftp_shell.core.output import Output
+from psftp_shell.engine.pool import MAX_HANDSHAKES, Stream, StreamPool
+from psftp_shell.engine.transfer_engine import TransferEngine
+from psftp_shell.sftp.client import ConnectionLost, SFTPClient
+from psftp_shell.ssh.transport import PipeTransport
 from tests.test_engine import payload, within
 
 

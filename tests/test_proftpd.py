@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS
-from psftp_shell.xfer import SHARE_MIN
+from psftp_shell.filecopy.copy_context import SHARE_MIN
 from tests.proftpd import ProFTPD, proftpd  # noqa: F401
 from tests.test_differential import (
     DF,

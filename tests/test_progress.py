@@ -18,12 +18,11 @@ from typing import Any, cast
 
 import pytest
 
-from psftp_shell import progress
-from psftp_shell.context import Settings, Shell
+from psftp_shell.core.observer import NullObserver, TransferJob
+from psftp_shell.core.output import Output
 from psftp_shell.devserver import SFTP_SERVER
-from psftp_shell.observer import NullObserver, TransferJob
-from psftp_shell.output import Output
-from psftp_shell.progress import (
+from psftp_shell.frontend import progress
+from psftp_shell.frontend.progress import (
     LiveView,
     SftpMeter,
     choose_observer,
@@ -31,6 +30,7 @@ from psftp_shell.progress import (
     name_field,
     observing,
 )
+from psftp_shell.shell.context import Settings, Shell
 from tests.conftest import require
 
 pexpect = pytest.importorskip("pexpect")

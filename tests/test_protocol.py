@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import asyncssh
 import pytest
 
-from psftp_shell.attrs import Attrs
 from psftp_shell.devserver import PrivateSSHD
-from psftp_shell.protocol import (
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.client import (
     FX_EOF,
     FX_FAILURE,
     FX_NO_SUCH_FILE,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from psftp_shell.engine import TEMP_MARK
+from psftp_shell.engine.transfer_engine import TEMP_MARK
 
 pexpect = pytest.importorskip("pexpect")
 

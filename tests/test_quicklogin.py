@@ -17,15 +17,16 @@ import asyncssh
 import pytest
 from asyncssh.connection import SSHClientConnection
 
-from psftp_shell import quicklogin, sftpcore
-from psftp_shell.asyncssh_private import PrivateUse, digest
-from psftp_shell.auth import BatchPrompter
-from psftp_shell.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
-from psftp_shell.sshattempt import Client
-from psftp_shell.startup import FirstQuestions, has_limits
-from psftp_shell.transport import PipeTransport, SSHTransport
-from psftp_shell.wire import FXP_EXTENDED, FXP_INIT, FXP_REALPATH
+from psftp_shell.sftp import request_core as sftpcore
+from psftp_shell.sftp.first_questions import FirstQuestions, has_limits
+from psftp_shell.sftp.wire import FXP_EXTENDED, FXP_INIT, FXP_REALPATH
+from psftp_shell.ssh import quicklogin
+from psftp_shell.ssh.asyncssh_private import PrivateUse, digest
+from psftp_shell.ssh.attempt import Client
+from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
+from psftp_shell.ssh.prompter import BatchPrompter
+from psftp_shell.ssh.transport import PipeTransport, SSHTransport
 from tests.prompts import Scripted, log_in
 
 pytestmark = pytest.mark.usefixtures("clean_ssh_env")
@@ -170,7 +171,7 @@ def test_plain_means_in_memory_only(tmp_path: Path) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
     local = asyncssh.load_keypairs([key])[0]
     assert quicklogin.plain(local)
-    from psftp_shell.auth import _LazyKeyPair
+    from psftp_shell.ssh.identities import _LazyKeyPair
 
     async def load(path: str) -> None:
         return None
@@ -301,10 +302,10 @@ def test_public_path_whole_process(sshd: PrivateSSHD, tmp_path: Path,
     """A whole -n 4 run with the shortcuts refused copies as usual."""
     (remote_dir / "f").write_bytes(b"x" * 300_000)
     code = ("import sys\n"
-            "from psftp_shell import quicklogin\n"
+            "from psftp_shell.ssh import quicklogin\n"
             "quicklogin.HOOKS.reviewed.clear()\n"
             "quicklogin.HOOKS.reviewed['0'] = '0' * 16\n"
-            "from psftp_shell.cli import main\n"
+            "from psftp_shell.frontend.cli import main\n"
             "rc = main(sys.argv)\n"
             "assert not quicklogin.active()\n"
             "sys.exit(rc)\n")

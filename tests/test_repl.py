@@ -23,19 +23,19 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from psftp_shell import config as config_module
-from psftp_shell.context import Settings, Shell
-from psftp_shell.engine import TEMP_MARK, TransferEngine
-from psftp_shell.output import Output
-from psftp_shell.repl import (
+from psftp_shell.core.output import Output
+from psftp_shell.engine.transfer_engine import TEMP_MARK, TransferEngine
+from psftp_shell.frontend import config_file as config_module
+from psftp_shell.frontend.repl import (
     editing_mode,
     editrc_mode,
     history_path,
     make_session,
     run_repl,
 )
-from psftp_shell.session import RemoteSession
-from psftp_shell.transport import PipeTransport
+from psftp_shell.shell.context import Settings, Shell
+from psftp_shell.shell.remote_session import RemoteSession
+from psftp_shell.ssh.transport import PipeTransport
 
 UP = "\x1b[A"
 CTRL_C = "\x03"

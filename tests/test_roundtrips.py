@@ -26,16 +26,10 @@ from typing import Any
 
 import pytest
 
-from psftp_shell.auth import BatchPrompter
-from psftp_shell.commands import run_line
-from psftp_shell.connect import Connector, SSHTarget
-from psftp_shell.context import Settings, Shell
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.protocol import StatVFS
-from psftp_shell.session import RemoteSession
-from psftp_shell.sftpcore import SFTPCore
-from psftp_shell.transport import SSHTransport
-from psftp_shell.wire import (
+from psftp_shell.sftp.client import StatVFS
+from psftp_shell.sftp.request_core import SFTPCore
+from psftp_shell.sftp.wire import (
     FX_FAILURE,
     FX_PERMISSION_DENIED,
     FXP_CLOSE,
@@ -55,6 +49,12 @@ from psftp_shell.wire import (
     OPEN_WRITE,
     StatusError,
 )
+from psftp_shell.shell.commands import run_line
+from psftp_shell.shell.context import Settings, Shell
+from psftp_shell.shell.remote_session import RemoteSession
+from psftp_shell.ssh.connect import Connector, SSHTarget
+from psftp_shell.ssh.prompter import BatchPrompter
+from psftp_shell.ssh.transport import SSHTransport
 from tests.test_engine import MIB, payload, within
 from tests.test_parallel import (
     CHUNK,
@@ -377,7 +377,7 @@ async def test_get_local_temp_error_closes_every_handle(
     def refuse(path: str, mode: int) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr("psftp_shell.getjob.local_temp", refuse)
+    monkeypatch.setattr("psftp_shell.engine.getjob.local_temp", refuse)
     assert not await prig.get("f", "down")
     assert prig.messages() == 'open local "down": Permission denied\r\n'
     await settle(prig)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell import journal
-from psftp_shell.chunks import RangeSet
+from psftp_shell.filecopy import journal
+from psftp_shell.filecopy.chunk_ranges import RangeSet
 from tests.test_localfaults import (
     MIB,
     PSFTP,

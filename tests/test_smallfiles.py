@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
-from psftp_shell.observer import TransferJob
-from psftp_shell.pipeline import pull
-from psftp_shell.xfer import CopyContext
+from psftp_shell.core.observer import TransferJob
+from psftp_shell.filecopy.copy_context import CopyContext
+from psftp_shell.filecopy.request_pipeline import pull
 
 BLOCK = 32768
 

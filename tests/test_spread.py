@@ -14,8 +14,8 @@ from typing import Any
 import asyncssh
 import pytest
 
-from psftp_shell import cli
-from psftp_shell.spread import Choice, View, order
+from psftp_shell.frontend import cli
+from psftp_shell.ssh.address_spread import Choice, View, order
 
 NAME = "spread.invalid"
 MIB = 1 << 20

@@ -14,7 +14,8 @@ import pytest
 from asyncssh.logging import SSHLogger
 from asyncssh.packet import SSHPacketLogger
 
-from psftp_shell import sshfast, transport
+from psftp_shell.ssh import asyncssh_speedups as sshfast
+from psftp_shell.ssh import transport
 
 
 class FakeConn:

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell import configreader, connect, sshinternals
-from psftp_shell.connect import Connector, SSHTarget, preferred_ciphers
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.hostkeys import StrictMode
-from psftp_shell.sshconfig import command_line_config, resolve
+from psftp_shell.ssh import asyncssh_checks as sshinternals
+from psftp_shell.ssh import config_reader as configreader
+from psftp_shell.ssh import connect
+from psftp_shell.ssh.connect import Connector, SSHTarget, preferred_ciphers
+from psftp_shell.ssh.hostkeys import StrictMode
+from psftp_shell.ssh.ssh_config import command_line_config, resolve
 from tests.prompts import Scripted
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.kexprobe import (
+from psftp_shell.ssh.kex_probe import (
     CMP_CS,
     ENC_CS,
     HOST_KEY,

@@ -1,6 +1,6 @@
 """The man page's table of ssh options, held against sftp.
 
-Every option of :mod:`psftp_shell.sshoptiontable` goes through sftp and
+Every option of :mod:`psftp_shell.ssh.option_table` goes through sftp and
 psftp-shell with ``-o`` and a harmless value; both must end the same
 (status, stdout, stderr), except that an option the table calls ignored
 adds psftp-shell's warning in front of stderr.  Then ``%`` tokens, for
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell import sshconfig
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.sshoptiontable import NAMES, Treatment, rows
+from psftp_shell.ssh import ssh_config as sshconfig
+from psftp_shell.ssh.option_table import NAMES, Treatment, rows
 from tests.test_connect import our_stderr, real_sftp
 from tests.test_sshoptions import Both
 

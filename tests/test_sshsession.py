@@ -9,7 +9,7 @@ import os
 import asyncssh
 import pytest
 
-from psftp_shell.sshchannel import SFTPChannelWriter, SFTPSession
+from psftp_shell.ssh.channel import SFTPChannelWriter, SFTPSession
 
 
 class FakeChannel:

@@ -26,14 +26,18 @@ from pathlib import Path
 
 import pytest
 
-from psftp_shell.commands import FAILED, run_line
-from psftp_shell.context import Settings, Shell
-from psftp_shell.engine import MAX_BUFFER, TEMP_MARK, TransferEngine
-from psftp_shell.loop import run_lines
-from psftp_shell.output import Output
-from psftp_shell.protocol import SFTPClient
-from psftp_shell.session import RemoteSession
-from psftp_shell.transport import PipeTransport
+from psftp_shell.core.output import Output
+from psftp_shell.engine.transfer_engine import (
+    MAX_BUFFER,
+    TEMP_MARK,
+    TransferEngine,
+)
+from psftp_shell.frontend.batch_loop import run_lines
+from psftp_shell.sftp.client import SFTPClient
+from psftp_shell.shell.commands import FAILED, run_line
+from psftp_shell.shell.context import Settings, Shell
+from psftp_shell.shell.remote_session import RemoteSession
+from psftp_shell.ssh.transport import PipeTransport
 from tests.test_engine import MIB, PipeWriter, payload, within
 
 FIXED_TIME = 1_000_000_000

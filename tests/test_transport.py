@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from psftp_shell import sshfast
-from psftp_shell.auth import BatchPrompter
-from psftp_shell.connect import Connector, SSHTarget
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
-from psftp_shell.protocol import OPEN_CREAT, OPEN_READ, OPEN_WRITE
-from psftp_shell.transport import SSHTransport
+from psftp_shell.sftp.client import OPEN_CREAT, OPEN_READ, OPEN_WRITE
+from psftp_shell.ssh import asyncssh_speedups as sshfast
+from psftp_shell.ssh.connect import Connector, SSHTarget
+from psftp_shell.ssh.prompter import BatchPrompter
+from psftp_shell.ssh.transport import SSHTransport
 
 
 def transport_for(sshd: PrivateSSHD) -> SSHTransport:

@@ -27,34 +27,33 @@ from typing import Any, TypeVar
 import asyncssh
 import pytest
 
-from psftp_shell.auth import BatchPrompter
-from psftp_shell.config import (
+from psftp_shell.core.errors import FatalError
+from psftp_shell.core.observer import NullObserver, TransferJob
+from psftp_shell.core.output import Output
+from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
+from psftp_shell.engine.transfer_engine import TEMP_MARK, TransferEngine
+from psftp_shell.filecopy.copy_context import CopyContext
+from psftp_shell.filecopy.range_hashes import (
+    BLOCK,
+    MAX_BLOCKS,
+    block_for,
+    blocks_of,
+    exec_script,
+    parse_sums,
+    runs_of,
+)
+from psftp_shell.filecopy.verify import Check, exec_runner
+from psftp_shell.frontend.config_file import (
     ConfigError,
     parse_config,
     parse_verify,
     parse_verify_exec,
 )
-from psftp_shell.connect import Connector, SSHTarget
-from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer, PrivateSSHD
-from psftp_shell.engine import TEMP_MARK, TransferEngine
-from psftp_shell.errors import FatalError
-from psftp_shell.observer import NullObserver, TransferJob
-from psftp_shell.options import parse_args
-from psftp_shell.output import Output
-from psftp_shell.protocol import OPEN_READ, SFTPClient
-from psftp_shell.transport import PipeTransport, SSHTransport
-from psftp_shell.verify import (
-    BLOCK,
-    MAX_BLOCKS,
-    Check,
-    block_for,
-    blocks_of,
-    exec_runner,
-    exec_script,
-    parse_sums,
-    runs_of,
-)
-from psftp_shell.xfer import CopyContext
+from psftp_shell.frontend.options import parse_args
+from psftp_shell.sftp.client import OPEN_READ, SFTPClient
+from psftp_shell.ssh.connect import Connector, SSHTarget
+from psftp_shell.ssh.prompter import BatchPrompter
+from psftp_shell.ssh.transport import PipeTransport, SSHTransport
 from tests.proftpd import ProFTPD, proftpd  # noqa: F401
 
 T = TypeVar("T")

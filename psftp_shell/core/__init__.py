@@ -1,0 +1,8 @@
+"""Pure leaves that several layers share.
+
+Exceptions and exit statuses, escaping of untrusted text, where messages
+are written and in which order, path strings, what the engine reports
+(the observer interface) and the dependency-warnings filter.
+
+May import: the standard library only (no other psftp_shell package).
+"""

@@ -1,0 +1,443 @@
+"""One download as a job of the board: whole, or in chunks.
+
+A small file, a special destination (``/dev/null``) or a resume with no
+journal is copied by sftp's own single-stream code.  A big file copied
+in parallel goes to a temporary beside its target in chunks, every
+stream writing at its offsets; it is renamed onto the target once every
+byte up to the end of file has arrived.  If the copy stops early (Ctrl-C,
+lost connections) the temporary stays, with a journal of the ranges
+done, for ``reget`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from psftp_shell.core.escape import handle_error
+from psftp_shell.core.observer import TransferJob
+from psftp_shell.core.ordered_output import Slot
+from psftp_shell.engine.chunk_pipeline import PullRun, Run
+from psftp_shell.engine.chunked_file import (
+    MORE_ROUNDS,
+    ChunkedFile,
+    EarlyOpens,
+)
+from psftp_shell.engine.job_board import Lane
+from psftp_shell.engine.pool import Stream
+from psftp_shell.filecopy import journal
+from psftp_shell.filecopy.chunk_ranges import RangeSet
+from psftp_shell.filecopy.copy_context import (
+    TEMP_MARK,
+    Flags,
+    reported,
+    tell_kept,
+)
+from psftp_shell.filecopy.localdest import (
+    LocalDest,
+    final_path,
+    free_space,
+    keep_local_temp,
+    local_temp,
+    preallocate,
+    reopen_temp,
+)
+from psftp_shell.filecopy.onto_itself import onto_itself, same_file
+from psftp_shell.filecopy.remotedest import close_remote, open_remote
+from psftp_shell.filecopy.single_stream import (
+    commit_local,
+    download_file,
+    new_mode,
+    preserve_local,
+    source_attrs,
+    sync_local,
+)
+from psftp_shell.filecopy.verify import verify_download
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.client import (
+    FX_FAILURE,
+    OPEN_READ,
+    SFTPClient,
+    SFTPError,
+    StatusError,
+)
+
+
+class GetFile(ChunkedFile):
+    """A download in chunks: every stream opens the source to read."""
+
+    source: str = ""
+
+    async def open_on(self, stream: Stream) -> bytes:
+        """OPEN the source for reading on *stream*.
+
+        The OPEN sent early for *stream* (:class:`EarlyOpens`) is used
+        if there is one.  When streams may reach other addresses
+        (``-X addresses=all``), a stream that sees another size or mtime
+        is kept off this file.
+        """
+        handle = await self.early_or(stream, lambda: open_remote(
+            self.ctx, stream.client, self.source, OPEN_READ))
+        await self.same_view(stream, handle)
+        return handle
+
+    async def same_view(self, stream: Stream, handle: bytes) -> None:
+        """With ``-X addresses=all``: refuse (StatusError, handle closed)
+        a stream that sees another size or mtime than the control did."""
+        if not self.ctx.spread:
+            return
+        try:
+            seen = await stream.client.fstat(handle)
+        except StatusError:
+            seen = None
+        if seen is None or (seen.size, seen.mtime) != (self.size,
+                                                       self.mtime):
+            with contextlib.suppress(SFTPError):
+                await stream.client.close_handle(handle)
+            raise StatusError(FX_FAILURE)
+
+    def make_run(self, stream: Stream, handle: bytes) -> Run:
+        """A READ pipeline on *stream*."""
+        return PullRun(self, stream, handle)
+
+
+def stale(temp: str, final: str) -> bool:
+    """Whether a journal's *temp* may be removed: ours, beside *final*."""
+    return (os.path.dirname(temp) == os.path.dirname(final)
+            and TEMP_MARK in os.path.basename(temp))
+
+
+def _discard(jpath: str, local: str, out: Slot | None = None,
+             src: str = "", attrs: Attrs | None = None) -> None:
+    """Drop a journal that will not be used, and its temporary; tell
+    *out* what was removed and whether the source *src* (now *attrs*)
+    changed since."""
+    found = journal.load(jpath)
+    if found is None:
+        return
+    removed = False
+    if stale(found.temp, final_path(local)):
+        with contextlib.suppress(OSError):
+            os.unlink(found.temp)
+            removed = True
+    journal.remove(jpath)
+    if removed and out is not None:
+        changed = attrs is None or not found.matches(
+            src, attrs.size or 0, attrs.mtime)
+        out.logit(journal.dropped_text(found.temp, found.done.total,
+                                       found.source, changed))
+
+
+@dataclass(eq=False)
+class GetJob:
+    """Copy remote *src* to local *dst* (as typed, for messages).
+
+    :param failure: a line printed when the copy fails (trees)
+    :param viewer: STATs the source instead of the job's stream (the
+        control client, when streams reach other addresses)
+    """
+
+    src: str
+    dst: str
+    attrs: Attrs | None
+    flags: Flags
+    slot: Slot
+    failure: str | None = None
+    viewer: SFTPClient | None = None
+
+    again: bool = field(default=False, init=False)
+
+    def close_slot(self) -> None:
+        """Let later messages out."""
+        self.slot.close()
+
+    def retry(self) -> None:
+        """Run again elsewhere, from the journal if one was left."""
+        self.again = True
+
+    async def run(self, lane: Lane) -> bool:
+        """Copy the file on *lane*'s stream."""
+        ok = await self._run(lane)
+        if not ok and self.failure is not None:
+            self.slot.error(self.failure)
+        return ok
+
+    async def _single(self, lane: Lane, attrs: Attrs) -> bool:
+        return await download_file(
+            lane.board.ctx, lane.stream.client, self.slot, self.src,
+            self.dst, attrs, self.flags, lane.stream.index)
+
+    async def _run(self, lane: Lane) -> bool:
+        ctx, client, out = lane.board.ctx, lane.stream.client, self.slot
+        attrs = await source_attrs(self.viewer or client, out, self.src,
+                                   self.attrs)
+        if attrs is None:
+            return False
+        local = ctx.local(self.dst)
+        jpath = journal.beside(final_path(local))
+        if not (self.flags.resume or self.again) and await self._onto_itself(
+                self.viewer or client, local, attrs):
+            return False
+        if self.flags.resume or self.again:
+            found = await self._resume(lane, attrs, local, jpath)
+            if found is not None:
+                return found
+            if self.flags.resume:
+                return await self._single(lane, attrs)
+        _discard(jpath, local, self.slot, self.src, attrs)
+        if not lane.board.parallel or (attrs.size or 0) < ctx.share_min:
+            return await self._single(lane, attrs)
+        lead = asyncio.ensure_future(
+            open_remote(ctx, client, self.src, OPEN_READ))
+        early = self._open_early(lane)
+        try:
+            return await self._fresh(lane, attrs, local, jpath, lead, early)
+        finally:
+            early.drop()            # what no stream took
+
+    async def _onto_itself(self, client: SFTPClient, local: str,
+                           attrs: Attrs) -> bool:
+        """Whether *local* is the source itself; the refusal if so."""
+        final = final_path(local)
+        try:
+            st = os.stat(final)
+        except OSError:
+            return False
+        same = await same_file(final, st, attrs,
+                               lambda: client.stat(self.src))
+        if same:
+            self.slot.error(onto_itself("download", self.src, self.dst))
+        return same
+
+    def _open_early(self, lane: Lane) -> EarlyOpens:
+        """OPEN the source now on the idle streams that could help."""
+        board = lane.board
+        early = EarlyOpens(board.ctx)
+        for stream in early.idle(board.streams, lane.stream):
+            early.send(stream, open_remote(
+                board.ctx, stream.client, self.src, OPEN_READ))
+        return early
+
+    async def _fresh(self, lane: Lane, attrs: Attrs, local: str,
+                     jpath: str, lead: Awaitable[bytes],
+                     early: EarlyOpens) -> bool:
+        """A new chunked download, once the lead's OPEN is answered."""
+        client, out = lane.stream.client, self.slot
+        try:
+            handle = await lead
+        except StatusError as exc:
+            out.error(handle_error(f'remote open "{self.src}"', exc.text))
+            return False
+        try:
+            dest = local_temp(local, new_mode(attrs))
+        except OSError as exc:
+            out.error(f'open local "{self.dst}": {exc.strerror}')
+            await close_remote(client, out, handle)
+            return False
+        if dest is None:            # in place, as sftp
+            early.drop()
+            await close_remote(client, out, handle)
+            return await self._single(lane, attrs)
+        return await self._chunked(lane, attrs, dest, RangeSet(), jpath,
+                                   handle, early)
+
+    async def _resume(self, lane: Lane, attrs: Attrs, local: str,
+                      jpath: str) -> bool | None:
+        """Finish from a journal; None if there is no usable one."""
+        found = journal.load(jpath)
+        if found is not None:
+            if found.matches(self.src, attrs.size or 0, attrs.mtime):
+                dest = reopen_temp(local, found.temp)
+                if dest is not None:
+                    return await self._chunked(lane, attrs, dest,
+                                               found.done, jpath, None)
+            _discard(jpath, local, self.slot, self.src, attrs)
+        return None
+
+    async def _chunked(self, lane: Lane, attrs: Attrs, dest: LocalDest,
+                       done: RangeSet, jpath: str, handle: bytes | None,
+                       early: EarlyOpens | None = None) -> bool:
+        board, out = lane.board, self.slot
+        size = attrs.size or 0
+        ranges = done.missing(0, size)
+        if not self._room(ranges, dest):
+            if handle is not None:
+                await close_remote(lane.stream.client, out, handle)
+            if done.total:
+                dest.keep()
+            dest.close()
+            return False
+        job = TransferJob(False, self.src, self.dst, size, done.total,
+                          done.total)
+        file = GetFile(board.ctx, job, dest.fd, ranges, size, done,
+                       board.planned)
+        file.source, file.mtime = self.src, attrs.mtime
+        file.early = early
+        file.saver = self._saver(file, dest, jpath)
+        try:
+            return await reported(board.ctx.observer, job, self._move(
+                lane, file, attrs, dest, jpath, handle))
+        finally:
+            board.unshare(file)
+            dest.close()
+
+    async def _move(self, lane: Lane, file: GetFile, attrs: Attrs,
+                    dest: LocalDest, jpath: str, handle: bytes | None
+                    ) -> bool:
+        """The data phase of a chunked download, then its finish."""
+        board, out = lane.board, self.slot
+        try:
+            if handle is None:
+                handle = await open_remote(board.ctx, lane.stream.client,
+                                           self.src, OPEN_READ)
+            try:
+                await file.same_view(lane.stream, handle)
+            except StatusError:
+                out.error(f'download "{self.src}": the file differs '
+                          "between the host's addresses")
+                self._keep(file, dest, jpath)
+                return False
+            file.handles[lane.stream] = handle
+            board.share(file)
+            if lane.stream.runs == 0 and lane.stream.usable():
+                await file.help(lane.stream)
+            await file.wait()
+            for _ in range(MORE_ROUNDS):
+                if not await file.more(lane.stream):
+                    break
+            for _ in range(MORE_ROUNDS):
+                if not await _rewritten(file) or \
+                        not await file.more(lane.stream):
+                    break
+            board.unshare(file)
+            return await self._finish(lane, file, attrs, dest, jpath)
+        except StatusError as exc:      # the journal's source went away
+            out.error(handle_error(f'remote open "{self.src}"', exc.text))
+            self._keep(file, dest, jpath)
+            return False
+        except BaseException:
+            file.saver = None
+            self._keep(file, dest, jpath)
+            file.close_later()
+            raise
+
+    def _saver(self, file: GetFile, dest: LocalDest, jpath: str
+               ) -> Callable[[RangeSet], Awaitable[None]]:
+        """A checkpoint: sync the temporary, then record what is in it."""
+        temp = dest.temp
+        assert temp is not None
+
+        def work(done: RangeSet) -> None:
+            os.fdatasync(dest.fd)
+            journal.save(jpath, journal.Journal(
+                self.src, file.size, file.mtime, temp, done))
+
+        async def save(done: RangeSet) -> None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, work, done)
+        return save
+
+    def _room(self, ranges: list[tuple[int, int]], dest: LocalDest
+              ) -> bool:
+        """Check the free space; reserve it where the file system can."""
+        need = sum(e - s for s, e in ranges)
+        room = free_space(dest.final)
+        if room is not None and need > room:
+            self.slot.error(f'local "{self.dst}": not enough free space '
+                            f"({need} bytes needed, {room} available)")
+            return False
+        for start, end in ranges:
+            preallocate(dest.fd, start, end - start)
+        return True
+
+    def _keep(self, file: GetFile, dest: LocalDest, jpath: str) -> None:
+        """Leave the temporary and a journal if anything arrived."""
+        if file.done.total == 0 or dest.temp is None or dest.closed:
+            journal.remove(jpath)
+            return
+        temp = dest.temp
+        if keep_local_temp(dest, jpath, journal.Journal(
+                self.src, file.size, file.mtime, temp, file.done)):
+            tell_kept(file.ctx.observer, file.job, temp, file.done.total)
+
+    async def _finish(self, lane: Lane, file: GetFile, attrs: Attrs,
+                      dest: LocalDest, jpath: str) -> bool:
+        """Close the handles, then commit, keep or drop the temporary."""
+        out, board = self.slot, lane.board
+        # FSTAT goes out first, so the CLOSEs behind it cost no round trip
+        changed, closed = await asyncio.gather(
+            _changed(file, attrs), file.close_handles(out))
+        if not file.complete:
+            if file.message is not None:
+                out.error(file.message)
+                journal.remove(jpath)
+            else:
+                self._keep(file, dest, jpath)
+            return False
+        assert file.eof_at is not None
+        if os.fstat(dest.fd).st_size != file.eof_at:
+            os.ftruncate(dest.fd, file.eof_at)
+        live = board.live_stream(lane.stream) or lane.stream
+        if not await verify_download(board.ctx, live.client, out, self.src,
+                                     None, dest, file.job, file.eof_at):
+            journal.remove(jpath)
+            return False
+        if changed:
+            out.error(f'Source file "{self.src}" changed during transfer')
+        if self.flags.preserve:
+            preserve_local(out, dest.fd, attrs, new_mode(attrs), self.dst)
+        if self.flags.fsync:
+            sync_local(out, dest.fd, self.dst)
+        ok = closed and commit_local(out, dest, self.dst, self.flags.fsync)
+        journal.remove(jpath)
+        return ok and not board.ctx.is_interrupted()
+
+
+async def _changed(file: GetFile, attrs: Attrs) -> bool:
+    """Whether the source's size or mtime moved since the start.
+
+    A source that shrank moves the end of file back to its new size:
+    what was fetched past it was read before the change, and the copy
+    must not end with data the source no longer has.
+    """
+    moved = file.eof_at is not None and file.eof_at != file.size
+    if not file.complete:
+        return moved
+    try:
+        now = await _look(file)
+    except SFTPError:
+        return moved
+    if now is None:
+        return moved
+    if now.size is not None and file.eof_at is not None:
+        file.eof_at = min(file.eof_at, now.size)
+    return moved or (now.size, now.mtime) != (attrs.size, attrs.mtime)
+
+
+async def _rewritten(file: GetFile) -> bool:
+    """Whether the source was rewritten while it was read; if so, every
+    byte is to be fetched again (see
+    :meth:`~ChunkedFile.restart_if_rewritten`)."""
+    if not file.complete:
+        return False
+    try:
+        now = await _look(file)
+    except SFTPError:
+        return False
+    return now is not None and file.restart_if_rewritten(now.mtime,
+                                                         now.size)
+
+
+async def _look(file: GetFile) -> Attrs | None:
+    """The source's attributes now: the FSTAT the last stream sent with
+    its CLOSE, else one on a handle still open (None: no handle)."""
+    look = file.look()
+    if look is not None:
+        return await look
+    found = await file.any_handle()
+    if found is None:
+        return None
+    return await found[0].client.fstat(found[1])

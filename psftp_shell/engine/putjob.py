@@ -1,0 +1,609 @@
+"""One upload as a job of the board: whole, or in chunks.
+
+A small file, a server without ``posix-rename``, a special target or a
+resume with no journal is copied by sftp's own single-stream code.  A
+big file copied in parallel goes to a remote temporary that every
+stream opens for writing and fills at its offsets; once every byte is
+acknowledged the temporary gets the attributes (``-p``), is synced
+(``-f``) and renamed over the target.  If the copy stops early the
+temporary stays on the server and a journal under
+``$XDG_STATE_HOME/psftp-shell/journal`` records the ranges done, for
+``reput`` to finish.
+
+A put of one file to a target that may be a directory (:class:`MaybeDir`)
+does not wait for the STAT that tells: a copy in chunks opens its
+temporary beside the target meanwhile, on the guess that it is not one,
+and drops it if it was; the job prints sftp's ``Uploading`` line once
+it knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat as stat_mod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from psftp_shell.core.observer import TransferJob
+from psftp_shell.core.ordered_output import Slot
+from psftp_shell.engine.chunk_pipeline import PushRun, Run
+from psftp_shell.engine.chunked_file import (
+    MORE_ROUNDS,
+    ChunkedFile,
+    EarlyOpens,
+)
+from psftp_shell.engine.job_board import Lane
+from psftp_shell.engine.pool import Stream
+from psftp_shell.filecopy import journal
+from psftp_shell.filecopy.chunk_ranges import RangeSet
+from psftp_shell.filecopy.copy_context import (
+    SHARE_MIN,
+    CopyContext,
+    Flags,
+    reported,
+    tell_kept,
+)
+from psftp_shell.filecopy.localdest import named_by_temp
+from psftp_shell.filecopy.onto_itself import onto_itself, upload_guard
+from psftp_shell.filecopy.remote_rename import (
+    close_into_place,
+    rename_into_place,
+)
+from psftp_shell.filecopy.remotedest import (
+    OntoItself,
+    RemoteFile,
+    WriteCheck,
+    abandon,
+    fsetstat_remote,
+    fsync_remote,
+    keep_remote_temp,
+    open_remote,
+    remote_temp,
+)
+from psftp_shell.filecopy.single_stream import (
+    open_source,
+    upload_attrs,
+    upload_fd,
+)
+from psftp_shell.filecopy.verify import verify_upload
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.client import (
+    OPEN_WRITE,
+    SFTPClient,
+    SFTPError,
+    StatusError,
+    StatVFS,
+)
+from psftp_shell.sftp.request_core import retrieved
+
+
+class PutFile(ChunkedFile):
+    """An upload in chunks: every stream opens the temporary to write."""
+
+    temp: str = ""
+
+    async def open_on(self, stream: Stream) -> bytes:
+        """OPEN the remote temporary for writing on *stream* (or take
+        the OPEN sent with the lead's, :class:`TempOpens`)."""
+        return await self.early_or(stream, lambda: open_remote(
+            self.ctx, stream.client, self.temp, OPEN_WRITE))
+
+    def make_run(self, stream: Stream, handle: bytes) -> Run:
+        """A WRITE pipeline on *stream*."""
+        return PushRun(self, stream, handle)
+
+
+class TempOpens(EarlyOpens):
+    """The idle streams' OPENs of a new temporary, sent with the lead's
+    (see :func:`~psftp_shell.filecopy.remotedest.remote_temp`)."""
+
+    def __init__(self, lane: Lane) -> None:
+        super().__init__(lane.board.ctx)
+        self.lane = lane
+
+    def open_temp(self, temp: str, flags: int, attrs: Attrs) -> None:
+        """Send the OPEN of *temp* on every idle stream."""
+        board = self.lane.board
+        for stream in self.idle(board.streams, self.lane.stream):
+            self.send(stream, open_remote(board.ctx, stream.client, temp,
+                                          flags, attrs))
+
+
+async def _abandon(early: EarlyOpens | None, client: SFTPClient,
+                   dest: RemoteFile) -> None:
+    """Close and remove the temporary once no OPEN of it is pending."""
+    if early is not None:
+        await early.settle()
+    await abandon(client, dest)
+
+
+def _shareable(attrs: Attrs) -> bool:
+    """Whether the helpers may open a new temporary together with the
+    lead: not if its mode lets only its creator write to it."""
+    return attrs.permissions is None or bool(attrs.permissions & 0o200)
+
+
+def _dirname(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+@dataclass(slots=True)
+class MaybeDir:
+    """A put's target that may be a directory.
+
+    :param looking: sftp's ``remote_is_dir`` of the target, in flight
+    :param inside: where the copy goes if the target is a directory
+    """
+
+    looking: asyncio.Future[bool]
+    inside: str
+
+
+@dataclass(slots=True)
+class _Guess:
+    """The start of a chunked upload sent before its target was known:
+    the statvfs, the helpers' OPENs and the temporary (:func:`remote_temp`
+    as a task)."""
+
+    room: asyncio.Future[StatVFS] | None
+    early: TempOpens | None
+    made: asyncio.Future[RemoteFile | None]
+    taken: bool = False
+
+    async def take(self) -> RemoteFile | None:
+        """The temporary, now the copy's (None: the copy goes in place)."""
+        self.taken = True
+        return await self.made
+
+    def drop(self, ctx: CopyContext, client: SFTPClient) -> None:
+        """Not used after all: remove the temporary once it is made."""
+        if self.room is not None:
+            self.room.cancel()
+        made, early = self.made, self.early
+
+        async def undo() -> None:
+            with contextlib.suppress(SFTPError, OntoItself):
+                dest = await made
+                if dest is not None:
+                    await _abandon(early, client, dest)
+        ctx.background(undo())
+
+
+@dataclass(eq=False)
+class PutJob:
+    """Copy local *src* (as typed) to remote *dst*.
+
+    :param failure: a line printed when the copy fails (trees)
+    """
+
+    src: str
+    dst: str
+    flags: Flags
+    slot: Slot
+    failure: str | None = None
+    maybe_dir: MaybeDir | None = None
+    _source: str = field(default="", init=False)
+
+    again: bool = field(default=False, init=False)
+    orphans: list[str] = field(default_factory=list, init=False)
+
+    def close_slot(self) -> None:
+        """Let later messages out."""
+        self.slot.close()
+
+    def retry(self) -> None:
+        """Run again elsewhere, from the journal if one was left."""
+        self.again = True
+
+    async def run(self, lane: Lane) -> bool:
+        """Copy the file on *lane*'s stream."""
+        ctx = lane.board.ctx
+        guess = None
+        if self.maybe_dir is not None:
+            fd, guess = await self._aim(lane, self.maybe_dir)
+        else:
+            fd = open_source(self.slot, ctx.local(self.src), self.src)
+        if fd is None:
+            ok = False
+        else:
+            try:
+                ok = await self._run(lane, fd, guess)
+            finally:
+                os.close(fd)
+                if guess is not None and not guess.taken:
+                    guess.drop(ctx, lane.stream.client)
+        if not ok and self.failure is not None:
+            self.slot.error(self.failure)
+        return ok
+
+    async def _aim(self, lane: Lane, maybe: MaybeDir
+                   ) -> tuple[int | None, _Guess | None]:
+        """Learn whether the target is a directory and print sftp's
+        ``Uploading`` line; meanwhile open the source and, for a copy in
+        chunks, the temporary beside the target as named."""
+        ctx, client = lane.board.ctx, lane.stream.client
+        self.maybe_dir = None           # (a retry knows the target)
+        try:
+            fd: int | None = os.open(ctx.local(self.src), os.O_RDONLY)
+        except OSError:
+            fd = None                   # the error is printed in turn
+        guess = None
+        try:
+            if fd is not None:
+                guess = self._guess(lane, fd, os.fstat(fd))
+            is_dir = await maybe.looking
+        except BaseException as exc:
+            if guess is not None:
+                guess.drop(ctx, client)
+            if fd is not None:
+                os.close(fd)
+            if isinstance(exc, SFTPError):
+                return None, None   # the control connection is gone:
+            raise                   # the session ends, not this stream
+        if is_dir:
+            self.dst = maybe.inside
+            if guess is not None:
+                guess.drop(ctx, client)
+                guess = None
+        self.slot.info(f"Uploading {self.src} to {self.dst}")
+        if fd is None:
+            fd = open_source(self.slot, ctx.local(self.src), self.src)
+        return fd, guess
+
+    def _guess(self, lane: Lane, fd: int, st: os.stat_result
+               ) -> _Guess | None:
+        """Start a chunked copy's temporary beside :attr:`dst`, if the
+        file is to go in chunks (the rest as :meth:`_run` would)."""
+        ctx, client = lane.board.ctx, lane.stream.client
+        if not stat_mod.S_ISREG(st.st_mode) or not lane.board.parallel \
+                or st.st_size < ctx.share_min:
+            return None
+        attrs = upload_attrs(st, self.flags.preserve)
+        room = self._ask_room(client, st.st_size)
+        early = TempOpens(lane) if _shareable(attrs) else None
+        made = asyncio.ensure_future(remote_temp(
+            ctx, client, self.dst, attrs, early, upload_guard(fd, st)))
+        made.add_done_callback(retrieved)
+        return _Guess(room, early, made)
+
+    async def _single(self, lane: Lane, fd: int, st: os.stat_result
+                      ) -> bool:
+        return await upload_fd(lane.board.ctx, lane.stream.client,
+                               self.slot, fd, st, self.src, self.dst,
+                               self.flags, lane.stream.index, self.orphans)
+
+    async def _sweep(self, client: SFTPClient) -> None:
+        """Remove temporaries a lost connection could not remove."""
+        orphans, self.orphans = self.orphans, []
+        for temp in orphans:
+            with contextlib.suppress(StatusError):
+                await client.remove(temp)
+
+    async def _run(self, lane: Lane, fd: int, guess: _Guess | None
+                   ) -> bool:
+        ctx, client = lane.board.ctx, lane.stream.client
+        self._source = os.path.abspath(ctx.local(self.src))
+        await self._sweep(client)
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            self.slot.error(f'local "{self.src}" is not a regular file')
+            return False
+        jpath = journal.upload_path(ctx.environ, ctx.site, self.dst,
+                                    st.st_size, st.st_mtime_ns)
+        for other in journal.other_uploads(jpath):
+            await self._discard(client, other, changed=True)
+        attrs = upload_attrs(st, self.flags.preserve)
+        if self.flags.resume or self.again:
+            found = journal.load(jpath)
+            if found is not None:
+                dest = await self._reopen(client, found)
+                if dest is not None:
+                    return await self._chunked(lane, fd, st, attrs, dest,
+                                               found.done, jpath)
+                await self._discard(client, jpath)
+            if self.flags.resume:
+                return await self._single(lane, fd, st)
+        await self._discard(client, jpath)
+        if not lane.board.parallel or st.st_size < ctx.share_min:
+            return await self._single(lane, fd, st)
+        if guess is None:
+            guess = self._guess(lane, fd, st)
+            assert guess is not None
+        # the free-space check and the helpers' OPENs ride along with
+        # the LSTAT and the OPEN
+        room, early = guess.room, guess.early
+        try:
+            made = await guess.take()
+        except OntoItself:
+            if room is not None:
+                room.cancel()
+            self.slot.error(onto_itself("upload", self.src, self.dst))
+            return False
+        if made is None:
+            if room is not None:
+                room.cancel()
+            return await self._single(lane, fd, st)
+        return await self._chunked(lane, fd, st, attrs, made, RangeSet(),
+                                   jpath, room, early)
+
+    async def _discard(self, client: SFTPClient, jpath: str,
+                       changed: bool = False) -> None:
+        """Drop an unused journal and the remote temporary it names, and
+        say so (*changed*: the source was rewritten since)."""
+        found = journal.load(jpath)
+        if found is None:
+            if changed:             # garbage
+                journal.remove(jpath)
+            return
+        removed = False
+        if named_by_temp(found.temp) is not None:     # ours
+            with contextlib.suppress(StatusError):
+                await client.remove(found.temp)
+                removed = True
+        journal.remove(jpath)
+        if removed:
+            self.slot.logit(journal.dropped_text(
+                found.temp, found.done.total, found.source, changed))
+
+    async def _reopen(self, client: SFTPClient, found: journal.Journal
+                      ) -> RemoteFile | None:
+        """The journal's temporary, if it is still there and ours."""
+        temp = found.temp
+        # ours: beside the target, or beside the file a target link names
+        final = named_by_temp(temp)
+        if final is None or found.source != self._source:
+            return None
+        try:
+            there = await client.lstat(temp)
+            if not there.is_reg():
+                return None
+            handle = await client.open(temp, OPEN_WRITE)
+        except StatusError:
+            return None
+        return RemoteFile(handle, final, temp, check=WriteCheck.if_regular(
+            client, final, self.dst))
+
+    def _room_error(self, need: int, room: int) -> None:
+        self.slot.error(f'remote "{self.dst}": not enough free space '
+                        f"({need} bytes needed, {room} available)")
+
+    def _ask_room(self, client: SFTPClient, need: int
+                  ) -> asyncio.Future[StatVFS] | None:
+        """Send the statvfs of the target's directory, where the server
+        offers it and *need* is worth a check; None if not sent."""
+        if need < SHARE_MIN or \
+                not client.has_extension("statvfs@openssh.com"):
+            return None
+        asking = asyncio.ensure_future(
+            client.statvfs(_dirname(self.dst) or "/"))
+        asking.add_done_callback(retrieved)
+        return asking
+
+    async def _room(self, client: SFTPClient, need: int,
+                    asked: asyncio.Future[StatVFS] | None) -> bool:
+        """Whether *need* bytes fit in the target's directory.
+
+        :param asked: the statvfs already sent for it (see
+            :meth:`_ask_room`); sent now if None
+        """
+        asking = asked or self._ask_room(client, need)
+        if asking is None:
+            return True
+        try:
+            st = await asking
+        except StatusError:
+            return True
+        room = st.bavail * st.frsize
+        if need > room:
+            self._room_error(need, room)
+            return False
+        return True
+
+    async def _chunked(self, lane: Lane, fd: int, st: os.stat_result,
+                       attrs: Attrs, dest: RemoteFile, done: RangeSet,
+                       jpath: str,
+                       room: asyncio.Future[StatVFS] | None = None,
+                       early: EarlyOpens | None = None) -> bool:
+        board, client = lane.board, lane.stream.client
+        size = st.st_size
+        ranges = done.missing(0, size)
+        need = sum(e - s for s, e in ranges)
+        try:
+            fits = await self._room(client, need, room)
+        except BaseException:
+            if done.total:
+                dest.temp = None        # keep it for a later reput
+            board.ctx.background(_abandon(early, client, dest))
+            raise
+        if not fits:
+            if done.total:
+                dest.temp = None        # keep it for a later reput
+            await _abandon(early, client, dest)
+            return False
+        job = TransferJob(True, self.src, self.dst, size, done.total,
+                          done.total)
+        file = PutFile(board.ctx, job, fd, ranges, size, done,
+                       board.planned)
+        assert dest.temp is not None
+        file.temp, file.mtime = dest.temp, st.st_mtime_ns
+        file.early = early
+        # each stream closes its handle behind its last WRITE, with an
+        # FSTAT for the size check; a sync or a hash needs a handle
+        file.closes_early = not self.flags.fsync and \
+            board.ctx.verify != "hash"
+        file.look_each = True
+        file.handles[lane.stream] = dest.handle
+        file.saver = self._saver(file, jpath)
+        dest.open = False               # the file's handles now
+        try:
+            return await reported(board.ctx.observer, job, self._move(
+                lane, file, st, attrs, dest, jpath))
+        finally:
+            board.unshare(file)
+
+    async def _move(self, lane: Lane, file: PutFile, st: os.stat_result,
+                    attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:
+        """The data phase of a chunked upload, then its finish."""
+        board = lane.board
+        try:
+            board.share(file)
+            if lane.stream.runs == 0 and lane.stream.usable():
+                await file.help(lane.stream)
+            await file.wait()
+            for _ in range(MORE_ROUNDS):
+                now = os.fstat(file.fd)
+                if not file.restart_if_rewritten(now.st_mtime_ns,
+                                                 now.st_size):
+                    break
+                # the journal is keyed by the source's size and mtime
+                journal.remove(jpath)
+                jpath = journal.upload_path(
+                    board.ctx.environ, board.ctx.site, self.dst, file.size,
+                    file.mtime or 0)
+                file.saver = self._saver(file, jpath)
+                if not await file.more(lane.stream):
+                    break
+            board.unshare(file)
+            return await self._finish(lane, file, st, attrs, dest, jpath)
+        except BaseException:
+            file.saver = None
+            if not self._keep(file, dest, jpath):
+                board.ctx.background(_abandon(
+                    file.early, lane.stream.client, dest))
+            file.close_later()
+            raise
+
+    def _saver(self, file: PutFile, jpath: str
+               ) -> Callable[[RangeSet], Awaitable[None]]:
+        """A checkpoint: record the ranges the server acknowledged."""
+        def work(done: RangeSet) -> None:
+            if journal.ensure_dir(jpath):
+                journal.save(jpath, journal.Journal(
+                    self._source, file.size, file.mtime, file.temp, done))
+
+        async def save(done: RangeSet) -> None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, work, done)
+        return save
+
+    def _keep(self, file: PutFile, dest: RemoteFile, jpath: str) -> bool:
+        """Record the ranges done, so that reput can finish the copy."""
+        if file.done.total == 0 or dest.temp is None:
+            journal.remove(jpath)
+            return False
+        temp = dest.temp
+        if not keep_remote_temp(dest, jpath, journal.Journal(
+                self._source, file.size, file.mtime, temp, file.done)):
+            return False
+        tell_kept(file.ctx.observer, file.job, temp, file.done.total)
+        return True
+
+    async def _finish(self, lane: Lane, file: PutFile, st: os.stat_result,
+                      attrs: Attrs, dest: RemoteFile, jpath: str) -> bool:
+        """Trim, set attributes, sync, close and rename the temporary."""
+        out, board = self.slot, lane.board
+        if file.early is not None:      # no OPEN may create it after
+            await file.early.settle()
+        if not file.complete:
+            await file.close_handles(out)
+            self._finish_failed(file, dest, jpath)
+            live = board.live_stream(lane.stream)
+            if dest.temp is not None and live is not None:
+                await abandon(live.client, dest)
+            return False
+        if not file.handles:
+            done = await self._finish_closed(lane, file, st, attrs, dest,
+                                             jpath)
+            if done is not None:
+                return done
+        found = await file.any_handle(board.live_stream(lane.stream))
+        if found is None:           # no connection left to finish on
+            self._keep(file, dest, jpath)
+            return False
+        client, handle = found[0].client, found[1]
+        assert file.eof_at is not None
+        # the other streams' CLOSEs go out with the size check; the
+        # lead's handle finishes the file and is closed last
+        closing = asyncio.ensure_future(file.close_all(keep=found[0]))
+        closing.add_done_callback(retrieved)
+        # a source that shrank meanwhile ends at its new size: what was
+        # read past it is not the source's any more
+        file.eof_at = min(file.eof_at, os.fstat(file.fd).st_size)
+        if file.skipped or file.high > file.eof_at:
+            await fsetstat_remote(client, out, handle,
+                                  Attrs(size=file.eof_at))
+        if not await verify_upload(board.ctx, client, out, file.temp,
+                                   handle, file.fd, file.job, file.eof_at):
+            file.report_closes(out, await closing + await file.close_all())
+            journal.remove(jpath)
+            await abandon(client, dest)
+            return False
+        self._changed(file.fd, st)
+        if self.flags.preserve:
+            await fsetstat_remote(client, out, handle, attrs)
+        if self.flags.fsync:
+            await fsync_remote(client, out, handle)
+        ok = file.report_closes(out, await closing)
+        if ok:                  # nothing is renamed after a failed CLOSE
+            file.handles.pop(found[0], None)
+            ok = await close_into_place(client, out, dest, handle)
+        else:
+            await file.close_all()
+        if dest.temp is not None:
+            await abandon(client, dest)
+        journal.remove(jpath)
+        return ok and not board.ctx.is_interrupted()
+
+    async def _finish_closed(self, lane: Lane, file: PutFile,
+                             st: os.stat_result, attrs: Attrs,
+                             dest: RemoteFile, jpath: str) -> bool | None:
+        """The finish once every stream has closed its handle behind its
+        last WRITE and FSTAT: all that is left is the rename (with the
+        attributes of ``-p``), one round trip.
+
+        None when the temporary still needs a handle: its size is not
+        the source's (the source shrank, or an FSTAT failed); the usual
+        finish then opens one, trims and checks.
+        """
+        out, board = self.slot, lane.board
+        known = await file.largest_size()
+        assert file.eof_at is not None
+        file.eof_at = min(file.eof_at, os.fstat(file.fd).st_size)
+        if known != file.eof_at:
+            return None
+        stream = board.live_stream(lane.stream)
+        if stream is None:          # no connection left to finish on
+            self._keep(file, dest, jpath)
+            return False
+        closed = file.report_closes(out, await file.close_all())
+        if not closed:              # nothing is renamed after a failed CLOSE
+            journal.remove(jpath)
+            await abandon(stream.client, dest)
+            return False
+        if board.ctx.verify != "none":
+            file.job.verified = "size"
+        self._changed(file.fd, st)
+        ok = await rename_into_place(stream.client, out, dest,
+                                     attrs if self.flags.preserve else None)
+        if dest.temp is not None:
+            await abandon(stream.client, dest)
+        journal.remove(jpath)
+        return ok and not board.ctx.is_interrupted()
+
+    def _changed(self, fd: int, st: os.stat_result) -> None:
+        """sftp's warning if the source's size or mtime is not *st*'s."""
+        now = os.fstat(fd)
+        if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            self.slot.error(
+                f'Source file "{self.src}" changed during transfer')
+
+    def _finish_failed(self, file: PutFile, dest: RemoteFile,
+                       jpath: str) -> None:
+        if file.message is not None:
+            self.slot.error(file.message)
+            journal.remove(jpath)
+        else:
+            self._keep(file, dest, jpath)
+

@@ -1,0 +1,104 @@
+"""Putting an upload's remote temporary in place.
+
+The CLOSE and the posix-rename onto the target, with sftp's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from psftp_shell.core.escape import handle_error
+from psftp_shell.core.ordered_output import Printer
+from psftp_shell.filecopy.remotedest import RemoteFile
+from psftp_shell.sftp.attrs import Attrs
+from psftp_shell.sftp.client import (
+    SFTPClient,
+    StatusError,
+)
+from psftp_shell.sftp.request_core import retrieved
+
+
+async def _allowed(out: Printer, dest: RemoteFile) -> bool:
+    """Whether sftp could have written the target the temporary is to
+    replace; its ``dest open`` message if not."""
+    check, dest.check = dest.check, None
+    if check is None:
+        return True
+    refused = await check.refusal()
+    if refused is None:
+        return True
+    out.error(handle_error(f'dest open "{check.shown}"', refused.text))
+    return False
+
+
+async def close_into_place(client: SFTPClient, out: Printer,
+                           dest: RemoteFile, handle: bytes) -> bool:
+    """CLOSE *handle* and posix-rename the temporary onto the target.
+
+    Both requests go out together (one round trip); a POSIX server can
+    rename a file still open.  Failures print sftp's close message, or
+    ours for the rename.  Nothing is renamed over a target sftp could
+    not have written (the caller removes the temporary).
+    """
+    allowed = await _allowed(out, dest)
+    closing = asyncio.ensure_future(client.close_handle(handle))
+    closing.add_done_callback(retrieved)
+    renaming = _send_rename(client, dest) if allowed else None
+    ok = allowed
+    try:
+        await closing
+    except StatusError as exc:
+        out.error(f"close remote: {exc.text}")
+        ok = False
+    return await _renamed(out, dest, renaming) and ok
+
+
+async def rename_into_place(client: SFTPClient, out: Printer,
+                            dest: RemoteFile, attrs: Attrs | None = None
+                            ) -> bool:
+    """posix-rename the closed temporary onto the target, after a
+    SETSTAT of *attrs* (``-p``) sent with it, in the same round trip.
+
+    A failed SETSTAT prints sftp's fsetstat message and renames anyway,
+    as sftp keeps a file whose attributes it could not set.  Nothing is
+    renamed over a target sftp could not have written.
+    """
+    if not await _allowed(out, dest):
+        return False
+    setting = None
+    if attrs is not None and dest.temp is not None:
+        setting = asyncio.ensure_future(client.setstat(dest.temp, attrs))
+        setting.add_done_callback(retrieved)
+    renaming = _send_rename(client, dest)
+    if setting is not None:
+        try:
+            await setting
+        except StatusError as exc:
+            out.error(f"remote fsetstat: {exc.text}")
+    return await _renamed(out, dest, renaming)
+
+
+def _send_rename(client: SFTPClient, dest: RemoteFile
+                 ) -> asyncio.Future[None] | None:
+    """Send the posix-rename of *dest*'s temporary, if it has one."""
+    if dest.temp is None:
+        return None
+    renaming = asyncio.ensure_future(
+        client.posix_rename(dest.temp, dest.final))
+    renaming.add_done_callback(retrieved)
+    return renaming
+
+
+async def _renamed(out: Printer, dest: RemoteFile,
+                   renaming: asyncio.Future[None] | None) -> bool:
+    """Wait for the rename *renaming*; our message if it failed."""
+    if renaming is None:
+        return True
+    try:
+        await renaming
+    except StatusError as exc:
+        out.error(f'remote rename "{dest.temp}" to "{dest.final}": '
+                  f"{exc.text}")
+        return False
+    dest.temp = None
+    return True

@@ -1,0 +1,366 @@
+"""Progress displays: sftp's one-line meter and a per-stream live view.
+
+Both are :class:`~psftp_shell.core.observer.TransferObserver` implementations
+that the front end hands to the engine before each command
+(:func:`observing`).  :func:`choose_observer` decides as sftp does: only
+with the progress setting on and stdout a terminal whose foreground
+process group is ours; otherwise nothing is drawn at all.
+
+With one stream, :class:`SftpMeter` reproduces OpenSSH 9.2's
+``progressmeter.c`` byte for byte.  With several, :class:`LiveView`
+(:mod:`psftp_shell.frontend.live_view`) draws one line per stream and a total
+line, then a one-line summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import struct
+import termios
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from psftp_shell.core.escape import locale_is_utf8, to_bytes, vis_name
+from psftp_shell.core.observer import (
+    NullObserver,
+    TransferJob,
+    TransferObserver,
+)
+from psftp_shell.frontend.live_view import LiveView
+from psftp_shell.frontend.view_text import Failures, Kept, char_width
+from psftp_shell.shell.listing import (
+    format_meter_eta,
+    format_meter_rate,
+    format_meter_size,
+    meter_percent,
+)
+
+__all__ = ["Failures", "LiveView", "SftpMeter", "char_width",
+           "choose_observer", "observing"]
+
+if TYPE_CHECKING:
+    from psftp_shell.shell.context import Shell
+
+Clock = Callable[[], float]
+
+DEFAULT_COLUMNS = 80
+MAX_COLUMNS = 512
+DEFAULT_ROWS = 24
+UPDATE_INTERVAL = 1.0   # sftp redraws its meter once a second
+AGE_FACTOR = 0.9        # weight of the old rate in the running average
+_WIDTH_ESCAPED = frozenset("\t\n\r")
+
+
+# -- the terminal -------------------------------------------------------------
+
+def terminal_columns(fd: int) -> int:
+    """sftp's ``setscreensize``: the width of *fd*, 80 if unknown, <= 512."""
+    try:
+        packed = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        cols = struct.unpack("HHHH", packed)[1]
+    except OSError:
+        return DEFAULT_COLUMNS
+    if cols == 0:
+        return DEFAULT_COLUMNS
+    return min(cols, MAX_COLUMNS)
+
+
+def terminal_size(fd: int) -> tuple[int, int]:
+    """(columns, rows) of the terminal *fd*; 80x24 if unknown."""
+    try:
+        packed = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        rows, cols = struct.unpack("HHHH", packed)[:2]
+    except OSError:
+        return DEFAULT_COLUMNS, DEFAULT_ROWS
+    return (min(cols, MAX_COLUMNS) or DEFAULT_COLUMNS,
+            rows or DEFAULT_ROWS)
+
+
+def is_foreground(fd: int) -> bool:
+    """sftp's ``can_output``: our process group owns the terminal *fd*."""
+    try:
+        return os.getpgrp() == os.tcgetpgrp(fd)
+    except OSError:
+        return False
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        return int(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+# -- sftp's meter line --------------------------------------------------------
+
+def name_field(label: str, width: int, *, utf8: bool | None = None) -> str:
+    """The meter's file name: ``%-*s`` padded in bytes, then escaped and
+    cut to *width* columns (an escape is never split), as 9.2's
+    ``snmprintf`` does.
+    """
+    raw = to_bytes(label)
+    raw += b" " * max(0, width - len(raw))
+    if utf8 is None:
+        utf8 = locale_is_utf8()
+    if utf8:
+        units = list(raw.decode("utf-8", "surrogateescape"))
+    else:       # the C locale: every byte on its own
+        units = [bytes([b]).decode("utf-8", "surrogateescape")
+                 for b in raw]
+    out: list[str] = []
+    used = 0
+    for char in units:
+        if char in _WIDTH_ESCAPED:
+            piece = f"\\{ord(char):03o}"
+        else:
+            piece = vis_name(char, utf8=utf8)
+        cols = sum(char_width(c) for c in piece)
+        if used + cols > width:
+            break
+        out.append(piece)
+        used += cols
+    return "".join(out)
+
+
+def meter_line(label: str, *, columns: int, percent: int, current: int,
+               rate: int, eta: str, utf8: bool | None = None) -> bytes:
+    """One drawing of sftp's meter: exactly *columns* bytes.
+
+    ``\\r``, the name in ``columns - 35`` columns, then `` %3d%% ``, the
+    size, the rate with ``/s`` and the ETA field.  Like 9.2, the line is
+    cut (or NUL-filled) to *columns* bytes, whatever the name's width.
+    """
+    head = ""
+    name_cols = columns - 35
+    if name_cols > 0:
+        head = "\r" + name_field(label, name_cols, utf8=utf8)
+    tail = (f" {percent:3d}% {format_meter_size(current)} "
+            f"{format_meter_rate(rate)}/s {eta}")
+    data = to_bytes(head + tail)
+    return data[:columns].ljust(columns, b"\0")
+
+
+class SftpMeter:
+    """sftp's one-line progress meter (``progressmeter.c``), one file at
+    a time, written to *stream* (stdout).
+
+    :param columns: returns the terminal width (read at each drawing)
+    :param can_output: returns whether drawing is allowed now (we are in
+        the terminal's foreground process group)
+    :param clock: a monotonic clock
+    :param timer: also redraw once a second while no data arrives (sftp
+        redraws only on I/O; this lets ``- stalled -`` appear)
+    """
+
+    def __init__(self, stream: BinaryIO, *,
+                 columns: Callable[[], int] = lambda: DEFAULT_COLUMNS,
+                 can_output: Callable[[], bool] = lambda: True,
+                 clock: Clock = time.monotonic, timer: bool = True,
+                 utf8: bool | None = None) -> None:
+        self.stream = stream
+        self.columns = columns
+        self.can_output = can_output
+        self.clock = clock
+        self.timer = timer
+        self.utf8 = utf8
+        self.job: TransferJob | None = None
+        self.failures = Failures()
+        self.kept = Kept()
+        self._width = DEFAULT_COLUMNS
+        self._start = self._last_update = self._next_alarm = 0.0
+        self._start_pos = self._end_pos = self._cur_pos = 0
+        self._stalled = 0
+        self._bps = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    # ---- TransferObserver
+
+    def command_started(self, *, streams: int) -> None:
+        """Nothing to prepare: the meter is drawn per file."""
+
+    def file_started(self, job: TransferJob) -> None:
+        """Start a meter, as sftp does (downloads of unknown size: none)."""
+        self.failures.started(job.source)
+        if self.job is not None:
+            self._stop()
+        if not job.upload and job.size == 0:
+            return
+        self.job = job
+        now = self.clock()
+        self._start = self._last_update = now
+        self._next_alarm = now + UPDATE_INTERVAL
+        self._start_pos = job.transferred
+        self._end_pos = job.size
+        self._cur_pos = 0
+        self._stalled = 0
+        self._bps = 0
+        self.refresh()
+        self._arm()
+
+    def advanced(self, job: TransferJob, nbytes: int, stream: int = 0
+                 ) -> None:
+        """Redraw if a second has passed since the last alarm."""
+        if job is self.job:
+            self.tick()
+
+    def file_finished(self, job: TransferJob,
+                      error: BaseException | None) -> None:
+        """Complete the line (one last drawing if not at 100%) and end it."""
+        if job is self.job:
+            self._stop()
+
+    def command_finished(self) -> None:
+        """End a meter still running."""
+        self.close()
+
+    def file_failed(self, path: str, reason: str) -> None:
+        """Note a failed file for the list at the end."""
+        self.failures.add(path, reason)
+
+    def kept_temp(self, temp: str, nbytes: int, finish: str) -> None:
+        """A partial copy was kept in *temp*; *finish* completes it."""
+        self.kept.add(temp, nbytes, finish)
+
+    def close(self) -> None:
+        """End a meter still running; list the files that failed and
+        the temporaries kept."""
+        if self.job is not None:
+            self._stop()
+        lines = self.failures.take_lines() + self.kept.take_lines()
+        if lines and self.can_output():
+            self._write("".join(line + "\n" for line in lines).encode(
+                "utf-8", "surrogateescape"))
+
+    # ---- drawing
+
+    def tick(self) -> None:
+        """Redraw if a second has passed since the last alarm."""
+        now = self.clock()
+        if now >= self._next_alarm:
+            missed = int((now - self._next_alarm) // UPDATE_INTERVAL) + 1
+            self._next_alarm += missed * UPDATE_INTERVAL
+            self.refresh()
+
+    def _arm(self) -> None:
+        if not self.timer:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._handle = loop.call_later(UPDATE_INTERVAL, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        if self.job is not None:
+            self.tick()
+            self._arm()
+
+    def _stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.job is not None and self.can_output():
+            if self._cur_pos != self._end_pos:
+                self.refresh()
+            self._write(b"\n")
+        self.job = None
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except OSError:
+            pass
+
+    def refresh(self) -> None:
+        """Draw the meter now: ``refresh_progress_meter(1)``."""
+        job = self.job
+        if job is None or not self.can_output():
+            return
+        self._width = self.columns()   # sftp re-reads it on SIGWINCH
+        counter = job.transferred
+        transferred = counter - (self._cur_pos or self._start_pos)
+        self._cur_pos = counter
+        now = self.clock()
+        bytes_left = self._end_pos - counter
+        if bytes_left > 0:
+            elapsed = now - self._last_update
+        else:
+            elapsed = now - self._start
+            transferred = self._end_pos - self._start_pos
+            self._bps = 0
+        speed = int(transferred / elapsed) if elapsed != 0 else transferred
+        if self._bps != 0:
+            self._bps = int(self._bps * AGE_FACTOR
+                            + speed * (1.0 - AGE_FACTOR))
+        else:
+            self._bps = speed
+        if transferred:
+            self._stalled = 0
+        else:
+            self._stalled = int(self._stalled + elapsed)
+        eta = format_meter_eta(bytes_left=bytes_left,
+                               bytes_per_second=self._bps,
+                               elapsed=elapsed, stalled=self._stalled)
+        self._write(meter_line(
+            job.label, columns=self._width,
+            percent=meter_percent(counter, self._end_pos),
+            current=counter, rate=self._bps, eta=eta, utf8=self.utf8))
+        self._last_update = now
+
+
+# -- choosing a view ----------------------------------------------------------
+
+def choose_observer(shell: Shell) -> TransferObserver:
+    """The progress display for the next command, as sftp decides.
+
+    Nothing unless the progress setting is on and stdout is a terminal
+    in whose foreground process group we are; then sftp's meter for one
+    stream, or the live view for several.
+    """
+    out = shell.out
+    fd = _fileno(out.stdout)
+    if not shell.settings.progress or fd is None or not os.isatty(fd) \
+            or not is_foreground(fd):
+        return NullObserver()
+
+    def can_output() -> bool:
+        return is_foreground(fd)
+
+    if shell.settings.streams <= 1:
+        return SftpMeter(out.stdout, columns=lambda: terminal_columns(fd),
+                         can_output=can_output)
+    return LiveView(out, size=lambda: terminal_size(fd),
+                    can_output=can_output,
+                    interrupted=lambda: shell.engine.is_interrupted())
+
+
+def close_observer(observer: Any) -> None:
+    """End whatever a view still shows (the command is over)."""
+    close = getattr(observer, "close", None)
+    if callable(close):
+        close()
+
+
+@contextmanager
+def observing(shell: Shell) -> Iterator[TransferObserver]:
+    """Give the engine the right progress view for one command.
+
+    The view is closed (summary printed, output streams restored) and
+    the engine gets a :class:`NullObserver` back when the command ends,
+    however it ends.
+    """
+    observer = choose_observer(shell)
+    shell.engine.observer = observer
+    try:
+        yield observer
+    finally:
+        try:
+            close_observer(observer)
+        finally:
+            shell.engine.observer = NullObserver()

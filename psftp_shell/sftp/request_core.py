@@ -1,0 +1,499 @@
+"""The request/response machinery of an SFTP v3 client session.
+
+:class:`SFTPCore` runs over any pair of byte streams: an SSH channel
+(asyncssh's ``SSHReader``/``SSHWriter``), a subprocess's pipes (``-D``,
+``-S``) or a socket.  It sends INIT, pipelines requests by id and sends
+the hot-path READ and WRITE requests itself.
+
+Every request gets a future; the receive loop parses each reply as the
+request expects and resolves the future with the result, a
+:class:`StatusError`, or - for anything that breaks the protocol - a
+:class:`ProtocolError`.  Protocol errors and a lost transport are fatal:
+the client closes and every pending request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from typing import Any, Protocol, Self
+
+from .replies import Handler, on_data, on_raw, on_status
+from .wire import (
+    FXP_DATA,
+    FXP_EXTENDED,
+    FXP_INIT,
+    FXP_READ,
+    FXP_VERSION,
+    FXP_WRITE,
+    HEAD,
+    HEAD_STR,
+    INCOMPLETE,
+    KNOWN_EXTENSIONS,
+    MAX_MSG_LENGTH,
+    OFF_LEN,
+    PROTOCOL_VERSION,
+    U32,
+    ConnectionLost,
+    Cursor,
+    ProtocolError,
+    SFTPError,
+    StatusError,
+    pack_path,
+)
+
+_TOO_LONG_HINT = ("Ensure the remote shell produces no output "
+                  "for non-interactive sessions.")
+_TYPE_ID = struct.Struct(">BI")     # a reply's type and request id
+_COALESCE = 16 * 1024   # smaller packets wait for the end of the turn
+
+
+class ByteReader(Protocol):
+    """The receive side of a transport."""
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read *n* bytes; raise IncompleteReadError at EOF."""
+
+
+class ByteWriter(Protocol):
+    """The send side of a transport."""
+
+    def write(self, data: bytes) -> None:
+        """Queue *data* for sending."""
+
+    async def drain(self) -> None:
+        """Wait until the send buffer is below its high-water mark."""
+
+    def close(self) -> None:
+        """Close the transport."""
+
+
+def retrieved(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome seen (a done callback), whoever awaits
+    it: an unused failure is then never logged as unretrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _too_long(length: int) -> ProtocolError:
+    return ProtocolError(f"Received message too long {length}\n"
+                         f"{_TOO_LONG_HINT}")
+
+
+def _lost(exc: Exception) -> ConnectionLost:
+    """Return the error for a transport that failed with *exc*.
+
+    EOF, a reset and an SSH disconnect read "Connection closed", as sftp
+    says when its ssh goes away; other I/O errors keep their reason.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+        return ConnectionLost(
+            f"Couldn't read packet: {exc.strerror or exc}")
+    return ConnectionLost("Connection closed")
+
+
+def _copy_error(exc: SFTPError) -> SFTPError:
+    """Return a fresh exception like *exc* (one instance per future)."""
+    if isinstance(exc, StatusError):
+        return StatusError(exc.code, exc.server_message)
+    return type(exc)(*exc.args)
+
+
+class SFTPCore:
+    """An SFTP v3 session over a reader/writer pair: the machinery.
+
+    :class:`psftp_shell.sftp.client.SFTPClient` adds the typed requests.
+
+    :param on_lost: called with the error when the session ends for any
+        reason other than :meth:`close` (transport died, protocol error)
+    """
+
+    def __init__(self, reader: ByteReader, writer: ByteWriter, *,
+                 on_lost: Callable[[SFTPError], None] | None = None
+                 ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.on_lost = on_lost
+        self.version = 0
+        self.extensions: dict[str, str] = {}
+        self._ext_pairs: set[tuple[str, str]] = set()
+        self._next_id = 1
+        self._pending: dict[int, tuple[asyncio.Future[Any], Handler,
+                                       Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting = False
+        self._closed = False
+        self._reason: SFTPError | None = None
+        self._done = asyncio.Event()
+        self._outbox: list[bytes] = []
+        self._outbox_size = 0
+
+    # ---- session
+
+    @property
+    def closed(self) -> bool:
+        """Return whether the session has ended."""
+        return self._closed
+
+    @property
+    def lost_reason(self) -> SFTPError | None:
+        """Return why the session ended (None while open)."""
+        return self._reason
+
+    def oldest_pending(self) -> int | None:
+        """The id of the oldest request still unanswered, if any."""
+        return next(iter(self._pending), None)
+
+    def give_up(self) -> None:
+        """The peer is taken for gone: fail every pending request, as
+        a lost connection does (tells :attr:`on_lost`)."""
+        self._shutdown(ConnectionLost("Connection closed"), lost=True)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def begin(self) -> None:
+        """Send INIT now; :meth:`start` then only waits for VERSION.
+
+        Requests made between the two go out right behind INIT, so their
+        answers come back with VERSION instead of a round trip later (a
+        server answers requests in order, INIT first).  Their replies are
+        read once VERSION has been.
+        """
+        if self._loop is not None:
+            raise RuntimeError("SFTPClient.begin() called twice")
+        self._loop = asyncio.get_running_loop()
+        self._send(U32.pack(5) + bytes([FXP_INIT])
+                   + U32.pack(PROTOCOL_VERSION))
+
+    async def start(self) -> None:
+        """Send INIT (unless :meth:`begin` did), read VERSION and start
+        the receive loop."""
+        if self._starting:
+            raise RuntimeError("SFTPClient.start() called twice")
+        self._starting = True
+        if self._loop is None:
+            self.begin()
+        try:
+            body = await self._read_version()
+            self._parse_version(body)
+        except SFTPError as exc:
+            self._shutdown(exc, lost=False)
+            raise
+        self._task = asyncio.get_running_loop().create_task(
+            self._receive_loop())
+
+    async def _read_version(self) -> bytes:
+        if self._closed:
+            assert self._reason is not None
+            raise _copy_error(self._reason)
+        try:
+            (length,) = U32.unpack(await self._reader.readexactly(4))
+            if length > MAX_MSG_LENGTH:
+                raise _too_long(length)
+            if length == 0:
+                raise ProtocolError(INCOMPLETE)
+            return await self._reader.readexactly(length)
+        except SFTPError:
+            raise
+        except Exception as exc:
+            raise _lost(exc) from exc
+
+    def _parse_version(self, body: bytes) -> None:
+        if body[0] != FXP_VERSION:
+            raise ProtocolError(
+                f"Invalid packet back from SSH2_FXP_INIT (type {body[0]})\n"
+                "Couldn't initialise connection to server")
+        cur = Cursor(body, 1)
+        try:
+            self.version = cur.u32()
+            while cur.pos < len(body):
+                name = cur.text()
+                value = cur.text()
+                self.extensions[name] = value
+                self._ext_pairs.add((name, value))
+        except struct.error:
+            raise ProtocolError(INCOMPLETE) from None
+
+    def has_extension(self, name: str) -> bool:
+        """Return whether the server offers *name* in a usable version.
+
+        The extensions sftp knows count only with the version sftp
+        requires (:data:`KNOWN_EXTENSIONS`); any other name counts when it
+        is advertised at all.
+        """
+        version = KNOWN_EXTENSIONS.get(name)
+        if version is None:
+            return name in self.extensions
+        return (name, version) in self._ext_pairs
+
+    async def close(self) -> None:
+        """End the session: close the writer, fail pending requests."""
+        self._shutdown(ConnectionLost("Connection closed"), lost=False)
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.wait([task])
+
+    async def wait_closed(self) -> SFTPError:
+        """Wait until the session ends; return why it ended."""
+        await self._done.wait()
+        assert self._reason is not None
+        return self._reason
+
+    def _shutdown(self, reason: SFTPError, lost: bool) -> None:
+        """Mark the session closed and fail everything still pending."""
+        if self._closed:
+            return
+        self._closed = True
+        self._reason = reason
+        pending, self._pending = self._pending, {}
+        for fut, _, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(_copy_error(reason))
+                fut.exception()     # reported once, via on_lost
+        self._close_writer()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._done.set()
+        if lost and self.on_lost is not None:
+            self.on_lost(reason)
+
+    def _close_writer(self) -> None:
+        """Close the writer, sending EOF first where the stream can."""
+        self._flush_on_close()
+        writer: Any = self._writer
+        try:
+            can_eof = getattr(writer, "can_write_eof", None)
+            if can_eof is not None and can_eof():
+                writer.write_eof()
+        except Exception:   # closing anyway
+            pass
+        try:
+            writer.close()
+        except Exception:   # already closed or broken
+            pass
+
+    # ---- transport
+
+    def _send(self, data: bytes) -> None:
+        """Queue one packet; the queue goes out at the end of this turn.
+
+        Small requests made in one turn of the event loop (READs as
+        replies come in) leave in one write: over SSH that is one packet
+        and one syscall instead of several.  Big packets go at once.
+        """
+        if len(data) >= _COALESCE:
+            self._flush()
+            self._write(data)
+            return
+        outbox = self._outbox
+        if not outbox:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+        outbox.append(data)
+        self._outbox_size += len(data)
+        if self._outbox_size >= _COALESCE:
+            self._flush()
+
+    def _take_outbox(self) -> bytes:
+        """Empty the queue of small packets; return them as one piece."""
+        outbox = self._outbox
+        data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+        outbox.clear()
+        self._outbox_size = 0
+        return data
+
+    def _flush(self) -> None:
+        """Write the queued packets, as one piece."""
+        if self._outbox:
+            data = self._take_outbox()
+            if not self._closed:
+                self._write(data)
+
+    def _flush_on_close(self) -> None:
+        """Send what is queued before the writer closes, if it can."""
+        if self._outbox:
+            data = self._take_outbox()
+            try:
+                self._writer.write(data)
+            except Exception:   # closing anyway
+                pass
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+        except ConnectionError:     # the channel closed: it is lost
+            self._shutdown(ConnectionLost("Connection closed"), lost=True)
+        except Exception as exc:   # any failure is fatal
+            self._shutdown(ConnectionLost(f"Couldn't send packet: {exc}"),
+                           lost=True)
+
+    async def drain(self) -> None:
+        """Wait for the writer's buffer to drain (backpressure)."""
+        self._flush()
+        if self._closed:
+            assert self._reason is not None
+            raise _copy_error(self._reason)
+        try:
+            await self._writer.drain()
+        except Exception as exc:   # any failure is fatal
+            self._shutdown(ConnectionLost("Connection closed"), lost=True)
+            assert self._reason is not None
+            raise _copy_error(self._reason) from exc
+
+    async def _receive_loop(self) -> None:
+        try:
+            await self._receive()
+        except asyncio.CancelledError:
+            self._shutdown(ConnectionLost("Connection closed"), lost=False)
+            raise
+        except SFTPError as exc:
+            self._shutdown(exc, lost=True)
+        except Exception as exc:   # any failure is fatal
+            self._shutdown(_lost(exc), lost=True)
+
+    async def _receive(self) -> None:
+        """Read replies forever, resolving each request's future."""
+        readexactly = self._reader.readexactly
+        pending = self._pending
+        unpack_u32 = U32.unpack
+        unpack_type_id = _TYPE_ID.unpack_from
+        while True:
+            # The length is checked before anything else is awaited, as
+            # sftp does: a bad length followed by silence must not hang.
+            (length,) = unpack_u32(await readexactly(4))
+            if length > MAX_MSG_LENGTH:
+                raise _too_long(length)
+            if length < 5:
+                raise ProtocolError(INCOMPLETE)
+            # Type, id and - for DATA - the data's length in one read.
+            head = await readexactly(min(length, 9))
+            ptype, rid = unpack_type_id(head, 0)
+            if ptype == FXP_DATA and length >= 9:
+                body = await self._read_data(head, length - 9)
+            elif length > 9:
+                body = head[5:] + await readexactly(length - 9)
+            else:
+                body = head[5:]
+            entry = pending.pop(rid, None)
+            if entry is None:
+                raise ProtocolError(f"Unexpected reply {rid}")
+            fut, handler, arg = entry
+            if fut.done():          # the caller cancelled
+                continue
+            try:
+                fut.set_result(handler(ptype, body, arg))
+            except StatusError as exc:
+                fut.set_exception(exc)
+            except ProtocolError as exc:
+                fut.set_exception(exc)
+                fut.exception()
+                raise
+            except (struct.error, IndexError) as exc:
+                fut.set_exception(ProtocolError(INCOMPLETE))
+                fut.exception()
+                raise ProtocolError(INCOMPLETE) from exc
+
+    async def _read_data(self, head: bytes, rest: int) -> bytes:
+        """Read a DATA reply's data straight into one bytes object.
+
+        *head* holds the type, id and data length; *rest* bytes follow.
+        """
+        readexactly = self._reader.readexactly
+        (dlen,) = U32.unpack_from(head, 5)
+        if dlen > rest:
+            raise ProtocolError(INCOMPLETE)
+        data = await readexactly(dlen) if dlen else b""
+        if rest - dlen:
+            await readexactly(rest - dlen)
+        return data
+
+    # ---- requests
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        if self._loop is None:
+            raise RuntimeError("SFTPClient.start() has not been called")
+        fut = self._loop.create_future()
+        if self._closed:
+            assert self._reason is not None
+            fut.set_exception(_copy_error(self._reason))
+            fut.exception()
+        return fut
+
+    def _submit(self, ptype: int, payload: bytes, handler: Handler,
+                arg: Any = None) -> asyncio.Future[Any]:
+        fut = self._new_future()
+        if fut.done():
+            return fut
+        length = 5 + len(payload)
+        if length > MAX_MSG_LENGTH:
+            raise ProtocolError(f"Outbound message too long {length}")
+        rid = self._next_id
+        self._next_id = (rid + 1) & 0xFFFFFFFF
+        self._pending[rid] = (fut, handler, arg)
+        self._send(HEAD.pack(length, ptype, rid) + payload)
+        return fut
+
+    def request(self, ptype: int, payload: bytes
+                ) -> asyncio.Future[tuple[int, bytes]]:
+        """Send a request now; the future gets (reply type, reply body).
+
+        The body is what follows the request id.  Status replies are not
+        interpreted: this is the escape hatch for callers that parse.
+        """
+        return self._submit(ptype, payload, on_raw)
+
+    def read_nowait(self, handle: bytes, offset: int, length: int
+                    ) -> asyncio.Future[bytes]:
+        """Send a READ now; the future gets the data (b"" at EOF)."""
+        fut = self._new_future()
+        if fut.done():
+            return fut
+        rid = self._next_id
+        self._next_id = (rid + 1) & 0xFFFFFFFF
+        self._pending[rid] = (fut, on_data, length)
+        hlen = len(handle)
+        self._send(HEAD_STR.pack(21 + hlen, FXP_READ, rid, hlen) + handle
+                   + OFF_LEN.pack(offset, length))
+        return fut
+
+    def write_nowait(self, handle: bytes, offset: int,
+                     data: bytes | bytearray | memoryview
+                     ) -> asyncio.Future[None]:
+        """Send a WRITE now; the future completes when it is acknowledged.
+
+        The header and the data go to the writer as one piece.
+        """
+        fut = self._new_future()
+        if fut.done():
+            return fut
+        hlen = len(handle)
+        dlen = len(data)
+        length = 21 + hlen + dlen
+        if length > MAX_MSG_LENGTH:
+            raise ProtocolError(f"Outbound message too long {length}")
+        rid = self._next_id
+        self._next_id = (rid + 1) & 0xFFFFFFFF
+        self._pending[rid] = (fut, on_status, None)
+        # One write: a separate header would cost its own SSH packet
+        # (and asyncssh's IGNORE packet before it) and syscalls.
+        self._send(b"".join((HEAD_STR.pack(length, FXP_WRITE, rid, hlen),
+                             handle, OFF_LEN.pack(offset, dlen), data)))
+        return fut
+
+    async def _call(self, ptype: int, payload: bytes, handler: Handler,
+                    arg: Any = None) -> Any:
+        return await self._submit(ptype, payload, handler, arg)
+
+    async def _extended_call(self, name: str, payload: bytes,
+                             handler: Handler, arg: Any = None) -> Any:
+        return await self._call(FXP_EXTENDED, pack_path(name) + payload,
+                                handler, arg)
+

@@ -1,0 +1,262 @@
+"""One try at one SSH connection, and ssh's words for its failures.
+
+:class:`Attempt` holds what one try learns (the host identity, the host
+key outcome, the way to the server); :class:`Client` answers asyncssh's
+callbacks for it.  :func:`open_socket` connects a TCP socket the way ssh
+does and :func:`describe_failure` words other failures like ssh's
+stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncssh
+
+from psftp_shell.ssh import address_spread as spread
+from psftp_shell.ssh import quicklogin
+from psftp_shell.ssh.auth import AuthContext, AuthSession, LogLevel
+from psftp_shell.ssh.hostkeys import (
+    HostIdentity,
+    HostKeyPolicy,
+    Message,
+    Outcome,
+)
+from psftp_shell.ssh.proxy_command import ProxyProcess
+from psftp_shell.ssh.ssh_config import Resolved
+from psftp_shell.ssh.target import ConnectError
+
+ErrorMaker = Callable[[Iterable[Message | str]], ConnectError]
+
+quicklogin.install()
+
+
+class Owner(Protocol):
+    """What an attempt needs of the connector that makes it
+    (:class:`psftp_shell.ssh.connect.Connector`; that module imports this
+    one)."""
+
+    @property
+    def auth(self) -> AuthContext:
+        """What every connection of the session shares for logins."""
+
+    def notify(self, level: LogLevel, text: str) -> None:
+        """Tell the user *text* if LogLevel allows it."""
+
+
+@dataclass(slots=True)
+class Transport:
+    """How one connection reaches the server."""
+
+    sock: socket.socket | None = None
+    tunnel: asyncssh.SSHClientConnection | None = None
+    addr: str | None = None
+    proxy: ProxyProcess | None = None   # ProxyCommand, on sock
+
+    def close(self) -> None:
+        """Close the socket, tunnel or proxy command, whichever there is."""
+        if self.sock is not None:
+            self.sock.close()
+        if self.tunnel is not None:
+            self.tunnel.close()
+        if self.proxy is not None:
+            self.proxy.close()
+
+
+class Client(asyncssh.SSHClient):
+    """asyncssh's callbacks, answered the way ssh would."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self.lost_reason: Exception | None = None
+        self.kex_done = False
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        self._conn = conn
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_reason = exc
+
+    @property
+    def version_seen(self) -> bool:
+        """Whether the server's version line arrived."""
+        return self._conn is not None and \
+            self._conn.get_extra_info("server_version") is not None
+
+    def begin_auth(self, username: str) -> None:
+        self.kex_done = True
+        if self._conn is not None:
+            quicklogin.skip_probe(self._conn)
+
+    def signs_at_once(self, keypair: asyncssh.SSHKeyPair) -> bool:
+        """Whether *keypair* is offered with its signature at once
+        (:mod:`psftp_shell.ssh.quicklogin`)."""
+        return quicklogin.plain(keypair)
+
+    def auth_early(self) -> bool:
+        """Authentication may start before the service is accepted
+        (:mod:`psftp_shell.ssh.quicklogin`)."""
+        return True
+
+    def validate_host_public_key(self, host: str, addr: str, port: int,
+                                 key: asyncssh.SSHKey) -> bool:
+        return self._attempt.host_key(key)
+
+    def auth_banner_received(self, msg: str, lang: str) -> None:
+        text = msg[:-1] if msg.endswith("\n") else msg
+        self._attempt.connector.notify(LogLevel.INFO, text)
+
+    def auth_completed(self) -> None:
+        self._attempt.session.close()
+
+    async def public_key_auth_requested(
+            self) -> asyncssh.SSHKeyPair | None:
+        return await self._attempt.session.next_key()
+
+    async def password_auth_requested(
+            self) -> str | None:
+        return await self._attempt.session.password()
+
+    def kbdint_auth_requested(self) -> str | None:
+        return self._attempt.session.kbdint_start()
+
+    async def kbdint_challenge_received(
+            self, name: str, instructions: str, lang: str,
+            prompts: Sequence[tuple[str, bool]]) -> list[str] | None:
+        return await self._attempt.session.kbdint_answers(
+            name, instructions, prompts)
+
+
+class Attempt:
+    """One try at one connection."""
+
+    def __init__(self, connector: Owner, session: AuthSession,
+                 policy: HostKeyPolicy) -> None:
+        self.connector = connector
+        self.session = session
+        self.policy = policy
+        self.client = Client(self)
+        self.ident: HostIdentity | None = None
+        self.outcome: Outcome | None = None
+        self.transport = Transport()
+        self.options: dict[str, Any] = {}   # asyncssh.connect's, once known
+
+    @property
+    def hung_up_in_kex(self) -> bool:
+        """Whether the server went away between its version line and the
+        end of the key exchange (as when nothing could be agreed)."""
+        return self.client.version_seen and not self.client.kex_done
+
+    def host_key(self, key: asyncssh.SSHKey) -> bool:
+        """Check the server's host key; whether to go on."""
+        assert self.ident is not None
+        self.outcome = self.policy.validate(key, self.ident)
+        if self.policy.mitm:
+            self.connector.auth.mitm = True
+        return self.outcome.accepted
+
+
+_KEX_WORDS = {
+    "key exchange": "key exchange method", "encryption": "cipher",
+    "MAC": "MAC", "compression": "compression method",
+    "host key": "host key type",
+}
+
+
+async def open_socket(r: Resolved, error: ErrorMaker) -> socket.socket:
+    """Connect a TCP socket the way ssh does, with ssh's errors."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(
+            r.hostname, r.port, family=r.family,
+            type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise error([(LogLevel.FATAL,
+                      f"ssh: Could not resolve hostname "
+                      f"{r.hostname}: {exc.strerror}")]) from None
+    last = 0
+    for family, kind, proto, _, addr in spread.order(infos,
+                                                     spread.CHOICE.get()):
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            if r.bind_address:
+                sock.bind((r.bind_address, 0))
+            await asyncio.wait_for(loop.sock_connect(sock, addr),
+                                   r.connect_timeout)
+        except TimeoutError:
+            last = errno.ETIMEDOUT
+        except OSError as exc:
+            last = exc.errno or 0
+        else:
+            return sock
+        sock.close()
+    reason = os.strerror(last) if last else "failure"
+    raise error([(LogLevel.ERROR,
+                  f"ssh: connect to host {r.hostname} port "
+                  f"{r.port}: {reason}")])
+
+
+def lost_words(reason: Exception | None, r: Resolved) -> Message | None:
+    """What ssh says when an established connection ends for *reason*.
+
+    Only the keepalive timeout has words of its own (``ssh`` logs them
+    before sftp's ``Connection closed``); other ends say nothing here.
+    """
+    if isinstance(reason, asyncssh.ConnectionLost) and \
+            "keepalive" in reason.reason:
+        return (LogLevel.INFO,
+                f"Timeout, server {r.hostname} not responding.")
+    return None
+
+
+def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
+                     version_seen: bool = True) -> list[Message]:
+    """Word an asyncssh or socket failure the way ssh does.
+
+    Before the server's version line (*version_seen* false) a closed or
+    reset connection is reported as ssh's version exchange reports it
+    (*addr* None: through a ProxyCommand or a jump host).
+    """
+    ip, port = (addr, r.port) if addr else ("UNKNOWN", 65535)
+    if not version_seen and addr and isinstance(exc, ConnectionResetError):
+        return [(LogLevel.ERROR, "kex_exchange_identification: read: "
+                                 "Connection reset by peer"),
+                (LogLevel.INFO, f"Connection reset by {ip} port {port}")]
+    if not version_seen and isinstance(exc, (
+            asyncssh.ConnectionLost, BrokenPipeError, ConnectionResetError)):
+        # (a ProxyCommand's socket pair resets where ssh's pipes close)
+        return [(LogLevel.ERROR, "kex_exchange_identification: "
+                                 "Connection closed by remote host"),
+                (LogLevel.INFO, f"Connection closed by {ip} port {port}")]
+    if isinstance(exc, asyncssh.KeyExchangeFailed):
+        match = re.match(r"No matching (.+) algorithm found, sent .* "
+                         r"and received (.*)$", exc.reason)
+        if match:
+            what = _KEX_WORDS.get(match.group(1), match.group(1))
+            return [(LogLevel.ERROR,
+                     f"Unable to negotiate with {ip} port {port}: no "
+                     f"matching {what} found. Their offer: "
+                     f"{match.group(2)}")]
+    if isinstance(exc, asyncssh.ConnectionLost):
+        return [(LogLevel.FATAL, f"Connection closed by {ip} port {port}")]
+    if isinstance(exc, ConnectionResetError):
+        return [(LogLevel.FATAL, f"Connection reset by {ip} port {port}")]
+    if isinstance(exc, asyncssh.DisconnectError):
+        return [(LogLevel.INFO,
+                 f"Received disconnect from {ip} port {port}:{exc.code}:"
+                 f" {exc.reason}"),
+                (LogLevel.FATAL, f"Disconnected from {ip} port {port}")]
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return [(LogLevel.ERROR, f"ssh: connect to host {r.hostname} "
+                                 f"port {r.port}: {reason}")]
+    return [(LogLevel.FATAL, f"ssh: {exc}")]

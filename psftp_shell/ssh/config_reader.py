@@ -1,0 +1,173 @@
+"""Reading ssh_config files with asyncssh's parser, extended or not.
+
+:func:`load` returns the options that apply to one host, first value
+winning as in ssh.  Normally that is asyncssh's ``SSHClientConfig``
+extended (:func:`project_config_class`) with the options ssh's policy
+needs, with ssh's checks of algorithm lists, and with ``%`` tokens
+left for :mod:`psftp_shell.ssh.tokens`.  When that internal class is not
+what :mod:`psftp_shell.ssh.asyncssh_checks` expects, the files are read through
+asyncssh's public :class:`asyncssh.SSHClientConnectionOptions`
+(:class:`PublicConfig`), and the extra options come from the command
+line alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import asyncssh
+
+from psftp_shell.ssh import asyncssh_checks as sshinternals
+from psftp_shell.ssh.algorithms import CHECKED_OPTIONS, option_error
+from psftp_shell.ssh.auth import parse_log_level
+from psftp_shell.ssh.hostkeys import parse_strict
+from psftp_shell.ssh.options_file import OptionsFile
+from psftp_shell.ssh.refusals import ALIASES
+
+Handler = Callable[[Any, str, list[str]], None]
+
+# The options psftp-shell reads itself (asyncssh's parser ignores them),
+# and how a value is read.
+PROJECT_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "stricthostkeychecking": ("StrictHostKeyChecking", parse_strict),
+    "batchmode": ("BatchMode", lambda v: _parse_bool("BatchMode", v)),
+    "hashknownhosts": ("HashKnownHosts",
+                       lambda v: _parse_bool("HashKnownHosts", v)),
+    "loglevel": ("LogLevel", parse_log_level),
+    "numberofpasswordprompts": ("NumberOfPasswordPrompts", int),
+}
+
+
+class Options(Protocol):
+    """What :func:`load` returns."""
+
+    def get(self, option: str, default: object = None) -> object:
+        """The value of *option* (its canonical spelling), or *default*."""
+        ...
+
+
+def _parse_bool(option: str, value: str) -> bool:
+    lower = value.lower()
+    if lower in ("yes", "true"):
+        return True
+    if lower in ("no", "false"):
+        return False
+    raise ValueError(f"Invalid {option} boolean value: {value}")
+
+
+def _bad_value(option: str, value: str) -> str:
+    """ssh's reason for a bad *value* of one of :data:`PROJECT_OPTIONS`."""
+    if option == "LogLevel":
+        return f"unsupported log level '{value}'"
+    return f'unsupported option "{value}".'
+
+
+def _project_handler(parse: Callable[[str], object]) -> Handler:
+    def handle(config: Any, option: str, args: list[str]) -> None:
+        value = args.pop(0)
+        try:
+            parsed = parse(value)
+        except ValueError:
+            config._error(_bad_value(option, value))
+        config._options.setdefault(option, parsed)
+    return handle
+
+
+def _checked(handler: Handler) -> Handler:
+    """*handler*, after checking the value as ssh checks it."""
+    def check(config: Any, option: str, args: list[str]) -> None:
+        bad = option_error(option.lower(), args[0]) if args else None
+        if bad is not None:
+            where = config._path
+            raise ValueError("\n".join([
+                *bad[:-1], f"{where} line {config._line_no}: {bad[-1]}",
+                f"{where}: terminating, 1 bad configuration options"]))
+        handler(config, option, args)
+    return check
+
+
+def project_config_class(base: Any) -> Any:
+    """*base* (asyncssh's SSHClientConfig) plus ssh's policy options."""
+    handlers = dict(base._handlers)
+    for name, (option, handler) in base._handlers.items():
+        if name in CHECKED_OPTIONS:
+            handlers[name] = (option, _checked(handler))
+    for name, (option, parse) in PROJECT_OPTIONS.items():
+        handlers[name] = (option, _project_handler(parse))
+    for alias, option in ALIASES.items():
+        if option.lower() in handlers:
+            handlers[alias] = handlers[option.lower()]
+    # tokens are expanded once, after all files (sshtokens), as ssh does
+    return type("ProjectConfig", (base,), {
+        "__doc__": "asyncssh's client config parser, plus the options "
+                   "ssh's policy needs.",
+        "_percent_expand": set(), "_handlers": handlers})
+
+
+PROJECT_CONFIG = (project_config_class(sshinternals.CLIENT_CONFIG)
+                  if sshinternals.CLIENT_CONFIG is not None else None)
+
+
+def known_options() -> frozenset[str]:
+    """The options (lower case) the config reader in use understands."""
+    if PROJECT_CONFIG is not None:
+        return frozenset(PROJECT_CONFIG._handlers)
+    return frozenset(PROJECT_OPTIONS)
+
+
+class PublicConfig:
+    """ssh_config read by asyncssh's public connection options."""
+
+    def __init__(self, paths: Sequence[str], host: str,
+                 command_lines: Sequence[str]) -> None:
+        escaped = None
+        if command_lines and paths:
+            # asyncssh expands tokens at the end of each file: keep the
+            # command line's for the end of the next, when HostName and
+            # Port are known (or for sshtokens)
+            escaped = OptionsFile([line.replace("%", "%%")
+                                   for line in command_lines])
+            paths = [escaped.path, *paths[1:]]
+        try:
+            settings = asyncssh.SSHClientConnectionOptions(
+                config=list(paths), host=host, known_hosts=None,
+                client_keys=None, agent_path=None, x509_trusted_certs=None,
+                x509_trusted_cert_paths=[])
+        finally:
+            if escaped is not None:
+                escaped.close()
+        self._config = settings.config
+        self._ours: dict[str, object] = {}
+        for line in command_lines:
+            keyword, _, value = line.partition(" ")
+            entry = PROJECT_OPTIONS.get(keyword.lower())
+            if entry is not None and entry[0] not in self._ours:
+                try:
+                    self._ours[entry[0]] = entry[1](value)
+                except ValueError:
+                    raise ValueError("command-line line 0: " + _bad_value(
+                        entry[0], value)) from None
+
+    def get(self, option: str, default: object = None) -> object:
+        """The value of *option*, or *default*."""
+        if option.lower() in PROJECT_OPTIONS:
+            return self._ours.get(option, default)
+        return self._config.get(option, default)
+
+
+def load(paths: Sequence[str], host: str, local_user: str,
+         command_lines: Sequence[str] = ()) -> Options:
+    """The options for *host* from the config files *paths*.
+
+    Raises ValueError or OSError with the reason.
+    """
+    project_class = PROJECT_CONFIG
+    if project_class is None:
+        return PublicConfig(paths, host, command_lines)
+    cfg = project_class.load(None, paths, False, False, False,
+                             local_user, (), host, ())
+    if cfg.has_match_final():
+        cfg = project_class.load(None, paths, False, False, True,
+                                 local_user, (), host, ())
+    return cfg

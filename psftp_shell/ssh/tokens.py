@@ -1,0 +1,78 @@
+"""ssh_config's ``%`` tokens and ``${VAR}`` references, expanded as ssh does.
+
+ssh expands them once, after every config file has been read, with the
+final HostName, Port and User; :func:`tokens` builds that table and
+:func:`expand` applies it to one value with ssh's own error lines.
+Which keywords take which tokens (ssh_config(5), TOKENS):
+:data:`PROXY_TOKENS` for ProxyCommand and ProxyJump, :data:`PATH_TOKENS`
+(with environment variables) for IdentityFile, CertificateFile,
+IdentityAgent, UserKnownHostsFile and ControlPath.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import re
+import socket
+
+from psftp_shell.ssh.target import ConnectError
+
+PROXY_TOKENS = frozenset("%hnpr")
+PATH_TOKENS = frozenset("%CdhiklLnpru")
+ALL_TOKENS = PATH_TOKENS | frozenset("fHIKTtj")    # LocalCommand's
+
+_TOKEN = re.compile(r"%(.?)|\$\{([^}]*)\}", re.S)
+
+
+def tokens(hostname: str, port: int, user: str, original: str,
+           alias: str | None = None) -> dict[str, str]:
+    """ssh's token values for a connection to *hostname*."""
+    local = socket.gethostname()
+    local_user = _local_user()
+    table = {
+        "%": "%", "h": hostname, "p": str(port), "r": user,
+        "n": original, "k": alias or original, "u": local_user,
+        "l": local, "L": local.split(".", 1)[0],
+        "d": os.path.expanduser("~"), "i": str(os.getuid()),
+    }
+    table["C"] = hashlib.sha1(
+        f"{local}{hostname}{port}{user}".encode()).hexdigest()
+    return table
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def expand(value: str, table: dict[str, str], allowed: frozenset[str],
+           *, environment: bool) -> str:
+    """*value* with its tokens (and ``${VAR}`` if *environment*) expanded.
+
+    Raises :class:`ConnectError` with ssh's lines for an unknown token
+    or an unset variable.
+    """
+    failed = "percent_dollar_expand: failed" if environment else \
+        "percent_expand: failed"
+
+    def one(match: re.Match[str]) -> str:
+        key, var = match.group(1), match.group(2)
+        if var is None:
+            if key in allowed and key in table:
+                return table[key]
+            raise ConnectError([
+                f"vdollar_percent_expand: unknown key %{key}", failed])
+        if not environment:
+            return match.group(0)
+        found = os.environ.get(var)
+        if found is None:
+            raise ConnectError([
+                f"vdollar_percent_expand: env var ${{{var}}} has no value",
+                "invalid environment variable expansion"])
+        return found
+
+    return _TOKEN.sub(one, value)
