@@ -19,7 +19,7 @@ SMOKE_TESTS ?= tests/test_differential_cli.py tests/test_parallel.py \
 	tests/test_protocol.py
 
 .PHONY: test lint man check-man demo install install-man uninstall bench \
-	bench-full bench-cpu clean lock test-newest test-python
+	bench-full bench-cpu clean lock test-newest test-python lint-imports
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check psftp_shell tests bench man
 	$(PY) -m mypy
+	$(MAKE) --no-print-directory lint-imports
+
+# The layers (.importlinter): a lower package importing a higher one, a
+# cycle, or rich/prompt_toolkit below the front ends fails here.
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo --no-cache .importlinter
 
 man: $(STAMP)
 	$(PY) man/gen_manpage.py > man/psftp-shell.1.tmp
