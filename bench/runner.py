@@ -213,16 +213,14 @@ def _read_some(master: int, wait: float) -> bytes | None:
     return data if data else None
 
 
-def time_to_prompt(cmd: list[str], logdir: Path, timeout: float,
-                   env: dict[str, str] | None = None) -> RunResult:
-    """Start *cmd* on a terminal and time it until ``sftp>`` shows.
-
-    Then it is sent ``quit`` and waited for; a terminal cursor-position
-    query is answered, as a terminal would.  The rusage is that of the
-    whole session.
-    """
+def start_on_pty(cmd: list[str], env: dict[str, str] | None,
+                 timeout: float
+                 ) -> tuple[subprocess.Popen[bytes], int, MemorySampler,
+                            threading.Timer, float] | RunResult:
+    """Start *cmd* on a new terminal, as its session leader: the process,
+    the terminal's master side, its memory sampler, the timer that kills
+    it after *timeout*, and when it started; or why it could not start."""
     master, slave = _open_pty()
-    seen = b""
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(cmd, stdin=slave, stdout=slave,
@@ -233,8 +231,23 @@ def time_to_prompt(cmd: list[str], logdir: Path, timeout: float,
         os.close(slave)
         return RunResult(False, 0.0, error=f"cannot start: {exc}")
     os.close(slave)
-    memory = MemorySampler(proc.pid)
-    timer = _killer(proc.pid, timeout)
+    return (proc, master, MemorySampler(proc.pid),
+            _killer(proc.pid, timeout), start)
+
+
+def time_to_prompt(cmd: list[str], logdir: Path, timeout: float,
+                   env: dict[str, str] | None = None) -> RunResult:
+    """Start *cmd* on a terminal and time it until ``sftp>`` shows.
+
+    Then it is sent ``quit`` and waited for; a terminal cursor-position
+    query is answered, as a terminal would.  The rusage is that of the
+    whole session.
+    """
+    started = start_on_pty(cmd, env, timeout)
+    if isinstance(started, RunResult):
+        return started
+    proc, master, memory, timer, start = started
+    seen = b""
     prompt_at = 0.0
     finished = False
     deadline = start + timeout

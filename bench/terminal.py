@@ -11,22 +11,18 @@ CPU seconds come from ``wait4``.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
 from bench.runner import (
     CURSOR_QUERY,
     PROMPT,
-    MemorySampler,
     RunResult,
     _first_line,
     _kill_group,
-    _killer,
-    _open_pty,
     _read_some,
     _reap,
-    _set_controlling_tty,
+    start_on_pty,
 )
 
 # prompt_toolkit turns bracketed paste on for each prompt and off after
@@ -63,20 +59,11 @@ def run_typed(cmd: list[str], line: str, logdir: Path, timeout: float,
 
     Everything the terminal showed goes to ``tty.log`` in *logdir*.
     """
-    master, slave = _open_pty()
+    started = start_on_pty(cmd, env, timeout)
+    if isinstance(started, RunResult):
+        return started
+    proc, master, memory, timer, start = started
     seen = bytearray()
-    start = time.perf_counter()
-    try:
-        proc = subprocess.Popen(cmd, stdin=slave, stdout=slave,
-                                stderr=slave, env=env,
-                                preexec_fn=_set_controlling_tty)
-    except OSError as exc:
-        os.close(master)
-        os.close(slave)
-        return RunResult(False, 0.0, error=f"cannot start: {exc}")
-    os.close(slave)
-    memory = MemorySampler(proc.pid)
-    timer = _killer(proc.pid, timeout)
     deadline = start + timeout
     done = False
     try:
