@@ -27,7 +27,6 @@ $(PY):
 
 # The tests run on the locked set: exact versions, checked by hash.
 $(STAMP): setup.cfg setup.py pyproject.toml $(LOCK) | $(PY)
-	@echo "installing the locked dependency set into $(VENV)"
 	@$(PY) -m pip install -qq --require-hashes -r $(LOCK)
 	@$(PY) -m pip install -qq --no-deps -e .
 	@touch $@
