@@ -320,7 +320,10 @@ async def test_control_lost_ends_the_session_and_resume_finishes(
     command = f"get {site.remote}/f down" if direction == "get" \
         else f"put f {target}"
     site.rules(Rule(0, watch=2, after=2 * MIB, direction=way))
-    status, out, err = await site.cli(command + "\n", "-n", "4")
+    # -l: the copy lasts seconds, so the third connection is sure to
+    # carry its 2 MiB before the others have moved everything
+    status, out, err = await site.cli(command + "\n", "-n", "4",
+                                      "-l", "40000")
     assert (status, err) == (255, "Connection closed\r\n")
     assert not _result(site, direction).exists()    # nothing final
     assert len(_journals(site, direction)) == 1
