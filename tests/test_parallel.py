@@ -435,7 +435,9 @@ async def test_idle_streams_steal_from_the_slowest(
         rig.engine.pool.requests = 2        # so chunks are not all asked
         rig.engine.ctx.chunk = 16 * MAX_BUFFER
         data = payload(32 * MAX_BUFFER)     # two chunks for four streams
-        rig.transport.delays = {1: 0.1}     # the first pool stream is slow
+        # the first pool stream is slow: long enough that the others,
+        # done with their chunk, always steal from it on a busy machine
+        rig.transport.delays = {1: 0.25}
         await rig.engine.pool.streams()     # all open before the copy
         if upload:
             (rig.local / "up").write_bytes(data)

@@ -299,8 +299,10 @@ def test_small_files_show_real_rates(sshd: Any, remote_dir: Path,
         (sub / f"f{number:04d}").write_bytes(b"y" * 2000)
     local = tmp_path / "here"
     local.mkdir()
+    # -l 8000 (1 MB/s): the copy spans several refreshes however fast
+    # the machine, so a rate has been measured at least once
     for session, _screen in spawn_screen(
-            sys.executable, shell_args(sshd, 4), local,
+            sys.executable, shell_args(sshd, 4, "-l", "8000"), local,
             environment(tmp_path), 24, 100):
         session.prompt()
         session.child.sendline(f"get -r {quoted(remote_dir)} tree")

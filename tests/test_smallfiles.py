@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any, cast
 
 from psftp_shell.core.observer import TransferJob
 from psftp_shell.filecopy.copy_context import CopyContext
 from psftp_shell.filecopy.request_pipeline import pull
+from tests.twins import PSFTP
 
 BLOCK = 32768
 
@@ -104,3 +108,29 @@ async def test_a_small_file_that_shrank_ends_with_its_data(
     assert got == data
     assert asked[:2] == [(0, 1500), (1500, BLOCK)]
     assert (700, 800) in asked          # the rest asked again, as sftp
+
+
+def test_rate_limit_charges_what_small_files_hold(tmp_path: Path,
+                                                  sftp_server_bin: str,
+                                                  sftp_bin: str) -> None:
+    """-l 8000 (1 MB/s) over 200 files of 2000 bytes: 400 KB, well
+    under a second's worth, as sftp takes it.  Charging each READ its
+    full block made every file wait a quarter of a second (50 s here)."""
+    src = tmp_path / "src"
+    for number in range(200):
+        sub = src / f"d{number // 100}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{number:03d}").write_bytes(b"y" * 2000)
+    (tmp_path / "batch").write_text("get -r src dst\n")
+    times = {}
+    for name, program in (("sftp", [sftp_bin]), ("ours", PSFTP + ["-n", "4"])):
+        shutil.rmtree(tmp_path / "dst", ignore_errors=True)
+        began = time.monotonic()
+        done = subprocess.run(
+            program + ["-q", "-l", "8000", "-D", sftp_server_bin, "-b",
+                       "batch"], cwd=tmp_path, capture_output=True,
+            timeout=120)
+        times[name] = time.monotonic() - began
+        assert done.returncode == 0, done.stderr
+        assert len(list((tmp_path / "dst").rglob("f*"))) == 200
+    assert times["ours"] < max(3 * times["sftp"], 5.0), times
