@@ -260,7 +260,8 @@ class ProcTransport:
         self.server = server
         self.cwd = cwd
         self.procs: list[asyncio.subprocess.Process] = []
-        self.clients: list[SFTPClient] = []
+        self.clients: list[SFTPClient] = []   # in the order they started
+        self.numbered: dict[int, SFTPClient] = {}   # by the order opened
         self.mangles: dict[int, Mangle] = {}
         self.delays: dict[int, float] = {}
         self.late: dict[int, float] = {}
@@ -283,6 +284,7 @@ class ProcTransport:
         client = SFTPClient(reader, PipeWriter(proc.stdin))  # type: ignore
         await client.start()
         self.clients.append(client)
+        self.numbered[index] = client
         return client
 
     def kill(self, index: int) -> None:
@@ -329,7 +331,9 @@ class PRig:
         """The transport's index of the process behind pool *stream*."""
         assert self.engine.pool is not None
         streams = self.engine.pool.ready
-        return self.transport.clients.index(streams[stream].client)
+        client = streams[stream].client
+        return next(i for i, c in self.transport.numbered.items()
+                    if c is client)
 
 
 async def make_rig(tmp_path: Path, server: str, streams: int = 3, *,
@@ -448,7 +452,7 @@ async def test_idle_streams_steal_from_the_slowest(
             assert await rig.get("f", "down")
             assert (rig.local / "down").read_bytes() == data
         assert len(set(rig.seen.streams)) >= 3      # two had to steal
-        slow = rig.transport.clients[1]
+        slow = rig.transport.numbered[1]   # (a slow start: not clients[1])
         streams = rig.engine.pool.ready
         index = next(s.index for s in streams if s.client is slow)
         slow_share = rig.seen.streams.count(index)
@@ -606,7 +610,7 @@ async def test_reget_of_a_parallel_get_works_at_n1(prig: PRig) -> None:
     stop_after(prig, 5 * CHUNK)
     assert not await prig.get("f", "down")
     prig.seen.on_advance = None
-    control = prig.transport.clients[0]
+    control = prig.transport.numbered[0]
     single = await within(TransferEngine.create(
         control, Output(io.BytesIO(), io.BytesIO())))
     single.local_cwd = str(prig.local)
