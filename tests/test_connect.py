@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +63,14 @@ def real_sftp(sftp_bin: str, config: Path, options: list[str],
     args = [sftp_bin, "-F", str(config), "-b", "-", *(extra or [])]
     for option in options:
         args += ["-o", option]
-    result = subprocess.run(args + [host], input=b"", capture_output=True,
-                            timeout=30, env=dict(os.environ))
+    for _ in range(5):
+        result = subprocess.run(args + [host], input=b"",
+                                capture_output=True, timeout=30,
+                                env=dict(os.environ))
+        # sftp races its ssh: when ssh dies first, sftp's first write can
+        # kill it by SIGPIPE before it says "Connection closed"
+        if result.returncode != -signal.SIGPIPE:
+            break
     return subprocess.CompletedProcess(result.args, result.returncode,
                                        result.stdout.decode(),
                                        result.stderr.decode())
