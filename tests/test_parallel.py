@@ -717,7 +717,7 @@ async def test_cancel_keeps_what_arrived(prig: PRig) -> None:
 
 async def test_checkpoints_record_only_data_in_place(
         prig: PRig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("psftp_shell.engine.chunked_file.CHECKPOINT_SECONDS",
+    monkeypatch.setattr("psftp_shell.engine.checkpoints.CHECKPOINT_SECONDS",
                         0.0)
     prig.transport.delays = {1: 0.01, 2: 0.01, 3: 0.01}   # slow streams
     data = payload(30 * CHUNK + 5)

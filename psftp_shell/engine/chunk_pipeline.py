@@ -245,7 +245,7 @@ class Run:
         job = self.file.job
         job.transferred += nbytes
         self.ctx.observer.advanced(job, nbytes, self.stream.index)
-        self.file.tick()
+        self.file.checkpoints.tick(self.file.done)
 
 
 class PullRun(Run):

@@ -7,28 +7,28 @@ handle.  Streams help by running a pipeline over its chunks
 lost, what it had not finished goes back to the queue for the others, while an
 error or an interrupt stops the whole file.  Subclasses say how a stream
 opens the remote file and which pipeline it runs
-(:mod:`psftp_shell.engine.getjob`, :mod:`psftp_shell.engine.putjob`).  A
-download opens its source on the idle streams at the same time as on its own
-(:class:`EarlyOpens`), so helpers start without a round trip of their
-own, and each stream closes its handle as soon as it has sent its last
-request (:meth:`ChunkedFile.close_early`), so the end costs no round
-trip: behind a download's last READ, and behind an upload's last WRITE
-with the FSTAT that checks its size (unless the upload still needs a
-handle at the end, to sync or hash the file).
+(:mod:`psftp_shell.engine.getjob`, :mod:`psftp_shell.engine.putjob`).
+Helpers take the OPENs sent early for them
+(:mod:`psftp_shell.engine.early_opens`), and each stream closes its handle
+as soon as it has sent its last request (:meth:`ChunkedFile.close_early`),
+so the end costs no round trip: behind a download's last READ, and behind
+an upload's last WRITE with the FSTAT that checks its size (unless the
+upload still needs a handle at the end, to sync or hash the file).  The
+journal's checkpoints: :mod:`psftp_shell.engine.checkpoints`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from psftp_shell.core.escape import handle_error
 from psftp_shell.core.observer import TransferJob
 from psftp_shell.core.ordered_output import Printer
+from psftp_shell.engine.checkpoints import Checkpoints
+from psftp_shell.engine.early_opens import EarlyOpens, close_quietly
 from psftp_shell.engine.pool import Stream
 from psftp_shell.filecopy.chunk_ranges import (
     Chunk,
@@ -40,9 +40,6 @@ from psftp_shell.filecopy.copy_context import CopyContext
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import SFTPError, StatusError
 from psftp_shell.sftp.request_core import retrieved
-
-CHECKPOINT_SECONDS = 5.0
-"""How often a chunked copy records its progress in its journal."""
 
 
 class StreamRun(Protocol):
@@ -77,97 +74,6 @@ that shrank and grew, or for a source rewritten meanwhile."""
 
 def _nothing() -> None:
     pass
-
-
-async def _close_quietly(stream: Stream, handle: bytes) -> None:
-    """CLOSE a handle nobody reports on; a failure does not matter."""
-    with contextlib.suppress(SFTPError):
-        await stream.client.close_handle(handle)
-
-
-class EarlyOpens:
-    """OPENs sent on idle streams together with the lead stream's own.
-
-    A stream that comes to help takes its handle here instead of opening
-    the file then, which saves a round trip before its first request;
-    handles nobody took (or whose taker was cancelled before the reply)
-    are closed quietly once the copy is over (or when their OPEN
-    completes, if it still has not).
-    """
-
-    def __init__(self, ctx: CopyContext) -> None:
-        self.ctx = ctx
-        self._opens: dict[Stream, asyncio.Future[bytes]] = {}
-        self._given: list[tuple[Stream, asyncio.Future[bytes],
-                                asyncio.Future[bytes]]] = []
-
-    @staticmethod
-    def idle(streams: list[Stream], lead: Stream) -> list[Stream]:
-        """The streams besides *lead* that could help right away."""
-        return [s for s in streams if s is not lead and not s.control
-                and s.runs == 0 and s.usable()]
-
-    def send(self, stream: Stream,
-             opening: Coroutine[Any, Any, bytes]) -> None:
-        """Start *opening* (an OPEN on *stream*) now."""
-        task = asyncio.ensure_future(opening)
-        task.add_done_callback(retrieved)
-        self._opens[stream] = task
-
-    def take(self, stream: Stream) -> asyncio.Future[bytes] | None:
-        """*stream*'s OPEN sent early, if any (it is given out once)."""
-        task = self._opens.pop(stream, None)
-        if task is None:
-            return None
-        given = asyncio.shield(task)    # a cancelled taker: we close it
-        given.add_done_callback(retrieved)
-        self._given.append((stream, task, given))
-        return given
-
-    def opened(self) -> list[tuple[Stream, bytes]]:
-        """Take out the handles already opened on usable streams."""
-        found = [(s, t.result()) for s, t in self._opens.items()
-                 if _opened(s, t)]
-        for stream, _ in found:
-            del self._opens[stream]
-        return found
-
-    def _unowned(self) -> list[tuple[Stream, asyncio.Future[bytes]]]:
-        """The OPENs nobody will close: not taken, or the taker gave
-        up; they are forgotten here."""
-        left = list(self._opens.items())
-        left += [(s, t) for s, t, g in self._given if g.cancelled()]
-        self._opens = {}
-        self._given = [x for x in self._given if not x[2].cancelled()]
-        return left
-
-    def drop(self) -> None:
-        """Close every handle not taken, as soon as its OPEN is done."""
-        for stream, task in self._unowned():
-            task.add_done_callback(functools.partial(self._close, stream))
-
-    async def settle(self) -> bool:
-        """Wait until every OPEN sent is answered, and close the handles
-        nobody took; True if any OPEN gave a handle."""
-        tasks = list(self._opens.values()) + [t for _, t, _ in self._given]
-        if tasks:
-            await asyncio.wait(tasks)
-        any_open = any(not t.cancelled() and t.exception() is None
-                       for t in tasks)
-        spare = [(s, t.result()) for s, t in self._unowned()
-                 if _opened(s, t)]
-        await asyncio.gather(*(_close_quietly(s, h) for s, h in spare))
-        return any_open
-
-    def _close(self, stream: Stream, task: asyncio.Future[bytes]) -> None:
-        if _opened(stream, task):
-            self.ctx.background(_close_quietly(stream, task.result()))
-
-
-def _opened(stream: Stream, task: asyncio.Future[bytes]) -> bool:
-    """Whether *task* gave a handle that *stream* can still close."""
-    return task.done() and not task.cancelled() \
-        and task.exception() is None and stream.usable()
 
 
 class ChunkedFile:
@@ -213,9 +119,7 @@ class ChunkedFile:
         self.notify: Callable[[], None] = _nothing
         self.on_lost: Callable[[Stream], None] = _nothing_lost
         self.mtime: int | None = None
-        self.saver: Callable[[RangeSet], Awaitable[None]] | None = None
-        self._saving: asyncio.Future[None] | None = None
-        self._saved_at = time.monotonic()
+        self.checkpoints = Checkpoints()
         self._finished = asyncio.Event()
 
     # ---- what the runs and the board ask
@@ -275,33 +179,7 @@ class ChunkedFile:
                 await asyncio.wait_for(self._finished.wait(), WATCH_SECONDS)
             if self.runs == 0 and self.ctx.is_interrupted():
                 self.stop()
-        await self.settle_checkpoint()
-
-    # ---- checkpoints
-
-    def tick(self) -> None:
-        """Start a checkpoint if one is due (called as data moves).
-
-        The ranges done so far are saved in the background by
-        :attr:`saver` (it syncs the data first), so a crash loses at
-        most a few seconds of work.
-        """
-        now = time.monotonic()
-        busy = self._saving is not None and not self._saving.done()
-        if self.saver is None or busy \
-                or now - self._saved_at < CHECKPOINT_SECONDS:
-            return
-        self._saved_at = now
-        snapshot = RangeSet(self.done)
-        self._saving = asyncio.ensure_future(self.saver(snapshot))
-
-    async def settle_checkpoint(self) -> None:
-        """Wait for a checkpoint under way; no new one starts after."""
-        self.saver = None
-        task, self._saving = self._saving, None
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(task)
+        await self.checkpoints.settle()
 
     @property
     def complete(self) -> bool:
@@ -330,7 +208,7 @@ class ChunkedFile:
         results = await asyncio.gather(
             *(s.client.close_handle(h) for s, h in live),
             *(fut for _, fut in sent),
-            *(_close_quietly(s, h) for s, h in spare),
+            *(close_quietly(s, h) for s, h in spare),
             return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and \

@@ -21,11 +21,8 @@ from psftp_shell.core.escape import handle_error
 from psftp_shell.core.observer import TransferJob
 from psftp_shell.core.ordered_output import Slot
 from psftp_shell.engine.chunk_pipeline import PullRun, Run
-from psftp_shell.engine.chunked_file import (
-    MORE_ROUNDS,
-    ChunkedFile,
-    EarlyOpens,
-)
+from psftp_shell.engine.chunked_file import MORE_ROUNDS, ChunkedFile
+from psftp_shell.engine.early_opens import EarlyOpens
 from psftp_shell.engine.job_board import Lane
 from psftp_shell.engine.pool import Stream
 from psftp_shell.filecopy import journal
@@ -276,7 +273,7 @@ class GetJob:
                        board.planned)
         file.source, file.mtime = self.src, attrs.mtime
         file.early = early
-        file.saver = self._saver(file, dest, jpath)
+        file.checkpoints.saver = self._saver(file, dest, jpath)
         try:
             return await reported(board.ctx.observer, job, self._move(
                 lane, file, attrs, dest, jpath, handle))
@@ -319,7 +316,7 @@ class GetJob:
             self._keep(file, dest, jpath)
             return False
         except BaseException:
-            file.saver = None
+            file.checkpoints.saver = None
             self._keep(file, dest, jpath)
             file.close_later()
             raise

@@ -29,11 +29,8 @@ from dataclasses import dataclass, field
 from psftp_shell.core.observer import TransferJob
 from psftp_shell.core.ordered_output import Slot
 from psftp_shell.engine.chunk_pipeline import PushRun, Run
-from psftp_shell.engine.chunked_file import (
-    MORE_ROUNDS,
-    ChunkedFile,
-    EarlyOpens,
-)
+from psftp_shell.engine.chunked_file import MORE_ROUNDS, ChunkedFile
+from psftp_shell.engine.early_opens import EarlyOpens
 from psftp_shell.engine.job_board import Lane
 from psftp_shell.engine.pool import Stream
 from psftp_shell.filecopy import journal
@@ -435,7 +432,7 @@ class PutJob:
             board.ctx.verify != "hash"
         file.look_each = True
         file.handles[lane.stream] = dest.handle
-        file.saver = self._saver(file, jpath)
+        file.checkpoints.saver = self._saver(file, jpath)
         dest.open = False               # the file's handles now
         try:
             return await reported(board.ctx.observer, job, self._move(
@@ -462,13 +459,13 @@ class PutJob:
                 jpath = journal.upload_path(
                     board.ctx.environ, board.ctx.site, self.dst, file.size,
                     file.mtime or 0)
-                file.saver = self._saver(file, jpath)
+                file.checkpoints.saver = self._saver(file, jpath)
                 if not await file.more(lane.stream):
                     break
             board.unshare(file)
             return await self._finish(lane, file, st, attrs, dest, jpath)
         except BaseException:
-            file.saver = None
+            file.checkpoints.saver = None
             if not self._keep(file, dest, jpath):
                 board.ctx.background(_abandon(
                     file.early, lane.stream.client, dest))
