@@ -7,7 +7,7 @@ handle.  Streams help by running a pipeline over its chunks
 lost, what it had not finished goes back to the queue for the others, while an
 error or an interrupt stops the whole file.  Subclasses say how a stream
 opens the remote file and which pipeline it runs
-(:mod:`psftp_shell.engine.getjob`, :mod:`psftp_shell.engine.putjob`).
+(:mod:`psftp_shell.engine.get_chunks`, :mod:`psftp_shell.engine.putjob`).
 Helpers take the OPENs sent early for them
 (:mod:`psftp_shell.engine.early_opens`), and each stream closes its handle
 as soon as it has sent its last request (:meth:`ChunkedFile.close_early`),
@@ -318,29 +318,6 @@ class ChunkedFile:
                         await stream.client.close_handle(handle)
 
         self.ctx.background(close())
-
-    def restart_if_rewritten(self, mtime: int | None,
-                             size: int | None) -> bool:
-        """Whether the source, now of *mtime* and *size*, was rewritten
-        while it was copied (a new mtime, no growth); if so, every byte
-        is to be moved again, and :meth:`more` moves them.
-
-        Ranges copied before the change may hold the old contents; the
-        copy goes on in the same temporary, which now holds older data,
-        so zero blocks are written too.  A source that only grew was
-        followed to its end, as sftp does.
-        """
-        if not self.complete or mtime == self.mtime or size is None:
-            return False
-        assert self.eof_at is not None
-        if size > self.eof_at:
-            return False
-        self.mtime = mtime
-        self.size = self.eof_at = size
-        self.done = RangeSet()
-        self.sparse = False
-        self.job.size, self.job.transferred = size, 0   # (progress)
-        return True
 
     async def more(self, stream: Stream) -> bool:
         """Queue the holes below the end of file again; False if none.

@@ -12,7 +12,6 @@ done, for ``reget`` to finish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,15 +19,17 @@ from dataclasses import dataclass, field
 from psftp_shell.core.escape import handle_error
 from psftp_shell.core.observer import TransferJob
 from psftp_shell.core.ordered_output import Slot
-from psftp_shell.engine.chunk_pipeline import PullRun, Run
-from psftp_shell.engine.chunked_file import MORE_ROUNDS, ChunkedFile
+from psftp_shell.engine.chunked_file import MORE_ROUNDS
 from psftp_shell.engine.early_opens import EarlyOpens
+from psftp_shell.engine.get_chunks import GetFile, discard
 from psftp_shell.engine.job_board import Lane
-from psftp_shell.engine.pool import Stream
+from psftp_shell.engine.source_changes import (
+    source_changed,
+    source_rewritten,
+)
 from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.filecopy.copy_context import (
-    TEMP_MARK,
     Flags,
     reported,
     tell_kept,
@@ -55,77 +56,10 @@ from psftp_shell.filecopy.single_stream import (
 from psftp_shell.filecopy.verify import verify_download
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
-    FX_FAILURE,
     OPEN_READ,
     SFTPClient,
-    SFTPError,
     StatusError,
 )
-
-
-class GetFile(ChunkedFile):
-    """A download in chunks: every stream opens the source to read."""
-
-    source: str = ""
-
-    async def open_on(self, stream: Stream) -> bytes:
-        """OPEN the source for reading on *stream*.
-
-        The OPEN sent early for *stream* (:class:`EarlyOpens`) is used
-        if there is one.  When streams may reach other addresses
-        (``-X addresses=all``), a stream that sees another size or mtime
-        is kept off this file.
-        """
-        handle = await self.early_or(stream, lambda: open_remote(
-            self.ctx, stream.client, self.source, OPEN_READ))
-        await self.same_view(stream, handle)
-        return handle
-
-    async def same_view(self, stream: Stream, handle: bytes) -> None:
-        """With ``-X addresses=all``: refuse (StatusError, handle closed)
-        a stream that sees another size or mtime than the control did."""
-        if not self.ctx.spread:
-            return
-        try:
-            seen = await stream.client.fstat(handle)
-        except StatusError:
-            seen = None
-        if seen is None or (seen.size, seen.mtime) != (self.size,
-                                                       self.mtime):
-            with contextlib.suppress(SFTPError):
-                await stream.client.close_handle(handle)
-            raise StatusError(FX_FAILURE)
-
-    def make_run(self, stream: Stream, handle: bytes) -> Run:
-        """A READ pipeline on *stream*."""
-        return PullRun(self, stream, handle)
-
-
-def stale(temp: str, final: str) -> bool:
-    """Whether a journal's *temp* may be removed: ours, beside *final*."""
-    return (os.path.dirname(temp) == os.path.dirname(final)
-            and TEMP_MARK in os.path.basename(temp))
-
-
-def _discard(jpath: str, local: str, out: Slot | None = None,
-             src: str = "", attrs: Attrs | None = None) -> None:
-    """Drop a journal that will not be used, and its temporary; tell
-    *out* what was removed and whether the source *src* (now *attrs*)
-    changed since."""
-    found = journal.load(jpath)
-    if found is None:
-        return
-    removed = False
-    if stale(found.temp, final_path(local)):
-        with contextlib.suppress(OSError):
-            os.unlink(found.temp)
-            removed = True
-    journal.remove(jpath)
-    if removed and out is not None:
-        changed = attrs is None or not found.matches(
-            src, attrs.size or 0, attrs.mtime)
-        out.logit(journal.dropped_text(found.temp, found.done.total,
-                                       found.source, changed))
 
 
 @dataclass(eq=False)
@@ -184,7 +118,7 @@ class GetJob:
                 return found
             if self.flags.resume:
                 return await self._single(lane, attrs)
-        _discard(jpath, local, self.slot, self.src, attrs)
+        discard(jpath, local, self.slot, self.src, attrs)
         if not lane.board.parallel or (attrs.size or 0) < ctx.share_min:
             return await self._single(lane, attrs)
         lead = asyncio.ensure_future(
@@ -251,7 +185,7 @@ class GetJob:
                 if dest is not None:
                     return await self._chunked(lane, attrs, dest,
                                                found.done, jpath, None)
-            _discard(jpath, local, self.slot, self.src, attrs)
+            discard(jpath, local, self.slot, self.src, attrs)
         return None
 
     async def _chunked(self, lane: Lane, attrs: Attrs, dest: LocalDest,
@@ -306,7 +240,7 @@ class GetJob:
                 if not await file.more(lane.stream):
                     break
             for _ in range(MORE_ROUNDS):
-                if not await _rewritten(file) or \
+                if not await source_rewritten(file) or \
                         not await file.more(lane.stream):
                     break
             board.unshare(file)
@@ -366,7 +300,7 @@ class GetJob:
         out, board = self.slot, lane.board
         # FSTAT goes out first, so the CLOSEs behind it cost no round trip
         changed, closed = await asyncio.gather(
-            _changed(file, attrs), file.close_handles(out))
+            source_changed(file, attrs), file.close_handles(out))
         if not file.complete:
             if file.message is not None:
                 out.error(file.message)
@@ -391,50 +325,3 @@ class GetJob:
         ok = closed and commit_local(out, dest, self.dst, self.flags.fsync)
         journal.remove(jpath)
         return ok and not board.ctx.is_interrupted()
-
-
-async def _changed(file: GetFile, attrs: Attrs) -> bool:
-    """Whether the source's size or mtime moved since the start.
-
-    A source that shrank moves the end of file back to its new size:
-    what was fetched past it was read before the change, and the copy
-    must not end with data the source no longer has.
-    """
-    moved = file.eof_at is not None and file.eof_at != file.size
-    if not file.complete:
-        return moved
-    try:
-        now = await _look(file)
-    except SFTPError:
-        return moved
-    if now is None:
-        return moved
-    if now.size is not None and file.eof_at is not None:
-        file.eof_at = min(file.eof_at, now.size)
-    return moved or (now.size, now.mtime) != (attrs.size, attrs.mtime)
-
-
-async def _rewritten(file: GetFile) -> bool:
-    """Whether the source was rewritten while it was read; if so, every
-    byte is to be fetched again (see
-    :meth:`~ChunkedFile.restart_if_rewritten`)."""
-    if not file.complete:
-        return False
-    try:
-        now = await _look(file)
-    except SFTPError:
-        return False
-    return now is not None and file.restart_if_rewritten(now.mtime,
-                                                         now.size)
-
-
-async def _look(file: GetFile) -> Attrs | None:
-    """The source's attributes now: the FSTAT the last stream sent with
-    its CLOSE, else one on a handle still open (None: no handle)."""
-    look = file.look()
-    if look is not None:
-        return await look
-    found = await file.any_handle()
-    if found is None:
-        return None
-    return await found[0].client.fstat(found[1])

@@ -33,6 +33,7 @@ from psftp_shell.engine.chunked_file import MORE_ROUNDS, ChunkedFile
 from psftp_shell.engine.early_opens import EarlyOpens
 from psftp_shell.engine.job_board import Lane
 from psftp_shell.engine.pool import Stream
+from psftp_shell.engine.source_changes import restart_if_rewritten
 from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.filecopy.copy_context import (
@@ -451,8 +452,8 @@ class PutJob:
             await file.wait()
             for _ in range(MORE_ROUNDS):
                 now = os.fstat(file.fd)
-                if not file.restart_if_rewritten(now.st_mtime_ns,
-                                                 now.st_size):
+                if not restart_if_rewritten(file, now.st_mtime_ns,
+                                            now.st_size):
                     break
                 # the journal is keyed by the source's size and mtime
                 journal.remove(jpath)
