@@ -7,7 +7,7 @@ handle.  Streams help by running a pipeline over its chunks
 lost, what it had not finished goes back to the queue for the others, while an
 error or an interrupt stops the whole file.  Subclasses say how a stream
 opens the remote file and which pipeline it runs
-(:mod:`psftp_shell.engine.get_chunks`, :mod:`psftp_shell.engine.putjob`).
+(:mod:`psftp_shell.engine.get_chunks`, :mod:`psftp_shell.engine.put_chunks`).
 Helpers take the OPENs sent early for them
 (:mod:`psftp_shell.engine.early_opens`), and each stream closes its handle
 as soon as it has sent its last request (:meth:`ChunkedFile.close_early`),

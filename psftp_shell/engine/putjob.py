@@ -28,17 +28,21 @@ from dataclasses import dataclass, field
 
 from psftp_shell.core.observer import TransferJob
 from psftp_shell.core.ordered_output import Slot
-from psftp_shell.engine.chunk_pipeline import PushRun, Run
-from psftp_shell.engine.chunked_file import MORE_ROUNDS, ChunkedFile
+from psftp_shell.engine.chunked_file import MORE_ROUNDS
 from psftp_shell.engine.early_opens import EarlyOpens
 from psftp_shell.engine.job_board import Lane
-from psftp_shell.engine.pool import Stream
+from psftp_shell.engine.put_chunks import (
+    PutFile,
+    TempGuess,
+    TempOpens,
+    abandon_temp,
+    shareable,
+)
 from psftp_shell.engine.source_changes import restart_if_rewritten
 from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.filecopy.copy_context import (
     SHARE_MIN,
-    CopyContext,
     Flags,
     reported,
     tell_kept,
@@ -57,7 +61,6 @@ from psftp_shell.filecopy.remotedest import (
     fsetstat_remote,
     fsync_remote,
     keep_remote_temp,
-    open_remote,
     remote_temp,
 )
 from psftp_shell.filecopy.single_stream import (
@@ -77,52 +80,6 @@ from psftp_shell.sftp.client import (
 from psftp_shell.sftp.request_core import retrieved
 
 
-class PutFile(ChunkedFile):
-    """An upload in chunks: every stream opens the temporary to write."""
-
-    temp: str = ""
-
-    async def open_on(self, stream: Stream) -> bytes:
-        """OPEN the remote temporary for writing on *stream* (or take
-        the OPEN sent with the lead's, :class:`TempOpens`)."""
-        return await self.early_or(stream, lambda: open_remote(
-            self.ctx, stream.client, self.temp, OPEN_WRITE))
-
-    def make_run(self, stream: Stream, handle: bytes) -> Run:
-        """A WRITE pipeline on *stream*."""
-        return PushRun(self, stream, handle)
-
-
-class TempOpens(EarlyOpens):
-    """The idle streams' OPENs of a new temporary, sent with the lead's
-    (see :func:`~psftp_shell.filecopy.remotedest.remote_temp`)."""
-
-    def __init__(self, lane: Lane) -> None:
-        super().__init__(lane.board.ctx)
-        self.lane = lane
-
-    def open_temp(self, temp: str, flags: int, attrs: Attrs) -> None:
-        """Send the OPEN of *temp* on every idle stream."""
-        board = self.lane.board
-        for stream in self.idle(board.streams, self.lane.stream):
-            self.send(stream, open_remote(board.ctx, stream.client, temp,
-                                          flags, attrs))
-
-
-async def _abandon(early: EarlyOpens | None, client: SFTPClient,
-                   dest: RemoteFile) -> None:
-    """Close and remove the temporary once no OPEN of it is pending."""
-    if early is not None:
-        await early.settle()
-    await abandon(client, dest)
-
-
-def _shareable(attrs: Attrs) -> bool:
-    """Whether the helpers may open a new temporary together with the
-    lead: not if its mode lets only its creator write to it."""
-    return attrs.permissions is None or bool(attrs.permissions & 0o200)
-
-
 def _dirname(path: str) -> str:
     return path.rpartition("/")[0]
 
@@ -137,36 +94,6 @@ class MaybeDir:
 
     looking: asyncio.Future[bool]
     inside: str
-
-
-@dataclass(slots=True)
-class _Guess:
-    """The start of a chunked upload sent before its target was known:
-    the statvfs, the helpers' OPENs and the temporary (:func:`remote_temp`
-    as a task)."""
-
-    room: asyncio.Future[StatVFS] | None
-    early: TempOpens | None
-    made: asyncio.Future[RemoteFile | None]
-    taken: bool = False
-
-    async def take(self) -> RemoteFile | None:
-        """The temporary, now the copy's (None: the copy goes in place)."""
-        self.taken = True
-        return await self.made
-
-    def drop(self, ctx: CopyContext, client: SFTPClient) -> None:
-        """Not used after all: remove the temporary once it is made."""
-        if self.room is not None:
-            self.room.cancel()
-        made, early = self.made, self.early
-
-        async def undo() -> None:
-            with contextlib.suppress(SFTPError, OntoItself):
-                dest = await made
-                if dest is not None:
-                    await _abandon(early, client, dest)
-        ctx.background(undo())
 
 
 @dataclass(eq=False)
@@ -217,7 +144,7 @@ class PutJob:
         return ok
 
     async def _aim(self, lane: Lane, maybe: MaybeDir
-                   ) -> tuple[int | None, _Guess | None]:
+                   ) -> tuple[int | None, TempGuess | None]:
         """Learn whether the target is a directory and print sftp's
         ``Uploading`` line; meanwhile open the source and, for a copy in
         chunks, the temporary beside the target as named."""
@@ -251,7 +178,7 @@ class PutJob:
         return fd, guess
 
     def _guess(self, lane: Lane, fd: int, st: os.stat_result
-               ) -> _Guess | None:
+               ) -> TempGuess | None:
         """Start a chunked copy's temporary beside :attr:`dst`, if the
         file is to go in chunks (the rest as :meth:`_run` would)."""
         ctx, client = lane.board.ctx, lane.stream.client
@@ -260,11 +187,11 @@ class PutJob:
             return None
         attrs = upload_attrs(st, self.flags.preserve)
         room = self._ask_room(client, st.st_size)
-        early = TempOpens(lane) if _shareable(attrs) else None
+        early = TempOpens(lane) if shareable(attrs) else None
         made = asyncio.ensure_future(remote_temp(
             ctx, client, self.dst, attrs, early, upload_guard(fd, st)))
         made.add_done_callback(retrieved)
-        return _Guess(room, early, made)
+        return TempGuess(room, early, made)
 
     async def _single(self, lane: Lane, fd: int, st: os.stat_result
                       ) -> bool:
@@ -279,7 +206,7 @@ class PutJob:
             with contextlib.suppress(StatusError):
                 await client.remove(temp)
 
-    async def _run(self, lane: Lane, fd: int, guess: _Guess | None
+    async def _run(self, lane: Lane, fd: int, guess: TempGuess | None
                    ) -> bool:
         ctx, client = lane.board.ctx, lane.stream.client
         self._source = os.path.abspath(ctx.local(self.src))
@@ -413,12 +340,12 @@ class PutJob:
         except BaseException:
             if done.total:
                 dest.temp = None        # keep it for a later reput
-            board.ctx.background(_abandon(early, client, dest))
+            board.ctx.background(abandon_temp(early, client, dest))
             raise
         if not fits:
             if done.total:
                 dest.temp = None        # keep it for a later reput
-            await _abandon(early, client, dest)
+            await abandon_temp(early, client, dest)
             return False
         job = TransferJob(True, self.src, self.dst, size, done.total,
                           done.total)
@@ -468,7 +395,7 @@ class PutJob:
         except BaseException:
             file.checkpoints.saver = None
             if not self._keep(file, dest, jpath):
-                board.ctx.background(_abandon(
+                board.ctx.background(abandon_temp(
                     file.early, lane.stream.client, dest))
             file.close_later()
             raise
