@@ -23,8 +23,14 @@ file),
 :mod:`~psftp_shell.filecopy.single_stream` and
 :mod:`~psftp_shell.filecopy.request_pipeline` (sftp's own single-stream copy),
 :mod:`~psftp_shell.engine.chunked_file`,
-:mod:`~psftp_shell.engine.chunk_pipeline` and
+:mod:`~psftp_shell.engine.chunk_pipeline`,
+:mod:`~psftp_shell.engine.early_opens`,
+:mod:`~psftp_shell.engine.checkpoints`,
+:mod:`~psftp_shell.engine.source_changes` and
 :mod:`~psftp_shell.filecopy.chunk_ranges` (chunked copies),
+:mod:`~psftp_shell.engine.get_chunks`,
+:mod:`~psftp_shell.engine.put_chunks` and
+:mod:`~psftp_shell.engine.put_finish` (a get's and a put's in chunks),
 :mod:`~psftp_shell.filecopy.localdest` /
 :mod:`~psftp_shell.filecopy.remotedest` (temporaries),
 :mod:`~psftp_shell.filecopy.journal` (resume),
