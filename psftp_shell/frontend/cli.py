@@ -212,6 +212,10 @@ async def run_session(opts: Options, out: Output, settings: Settings,
         # sftp asks for the limits, then the start directory: both went
         # out behind INIT here, and a failure is reported in sftp's order.
         started = asyncio.ensure_future(remote.start(first.cwd))
+        remote_exec = None
+        if opts.x_settings.get("verify-exec") is True:
+            from psftp_shell.ssh.remote_exec import exec_runner
+            remote_exec = exec_runner(transport)
         try:
             engine = await TransferEngine.create(
                 client, out, buffer_size=opts.buffer_size,
@@ -220,7 +224,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
                 streams=settings.streams, channels=settings.channels,
                 limit_kbps=opts.limit_kbps, pool=pool,
                 verify=str(opts.x_settings.get("verify", "size")),
-                verify_exec=opts.x_settings.get("verify-exec") is True,
+                remote_exec=remote_exec,
                 spread=spread)
         except BaseException:
             started.cancel()
