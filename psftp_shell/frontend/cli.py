@@ -101,7 +101,7 @@ async def _start_dir_or_fetch(shell: Shell, opts: Options) -> int | None:
     cannot add operands or choose where the download lands.  Returns an
     exit status when the program should end (auto-fetch).
     """
-    from psftp_shell.shell.commands import run_words
+    from psftp_shell.shell.command_line import run_words
     dest = opts.destination
     if opts.sftp_server_argv is not None or dest is None \
             or dest.path is None:
@@ -195,7 +195,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     client = None
     pool = _early_pool(transport, opts, settings, out, source)
     _preload(["psftp_shell.engine.transfer_engine",
-              "psftp_shell.shell.commands",
+              "psftp_shell.shell.command_line",
               "psftp_shell.frontend.repl" if source is None
               else "psftp_shell.frontend.batch_loop"])
     first = FirstQuestions()
