@@ -287,9 +287,12 @@ async def test_every_stream_lost_the_control_finishes(site: Site,
                *(Rule(i, refuse=True) for i in range(4, 40)))
     rig = await site.rig(streams=3)
     try:
+        assert rig.engine.pool is not None
+        # every stream logged in before the copy: a late one could miss
+        # its 1 MiB on a loaded machine, and never be cut
+        assert len(await within(rig.engine.pool.streams())) == 3
         assert await _copy(rig, direction)
         assert _result(site, direction).read_bytes() == data
-        assert rig.engine.pool is not None
         await within(rig.engine.pool.settle())
         assert rig.engine.pool.replaced == 0
         assert rig.engine.pool.live() == []
