@@ -24,7 +24,7 @@ import pytest
 from psftp_shell.filecopy import localdest
 from psftp_shell.filecopy.copy_context import CopyContext, Flags
 from psftp_shell.filecopy.localdest import pwrite_all
-from psftp_shell.filecopy.single_stream import upload_file
+from psftp_shell.filecopy.single_upload import upload_file
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
     OPEN_CREAT,

@@ -45,7 +45,7 @@ from psftp_shell.filecopy.localdest import (
 )
 from psftp_shell.filecopy.onto_itself import onto_itself, same_file
 from psftp_shell.filecopy.remotedest import close_remote, open_remote
-from psftp_shell.filecopy.single_stream import (
+from psftp_shell.filecopy.single_download import (
     commit_local,
     download_file,
     new_mode,

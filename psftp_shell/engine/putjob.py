@@ -54,7 +54,7 @@ from psftp_shell.filecopy.remotedest import (
     WriteCheck,
     remote_temp,
 )
-from psftp_shell.filecopy.single_stream import (
+from psftp_shell.filecopy.single_upload import (
     open_source,
     upload_attrs,
     upload_fd,

@@ -20,7 +20,8 @@ files, in order), :mod:`~psftp_shell.engine.trees` (``-r`` walks),
 :mod:`~psftp_shell.engine.job_board` (jobs spread over streams),
 :mod:`~psftp_shell.engine.getjob` / :mod:`~psftp_shell.engine.putjob` (one
 file),
-:mod:`~psftp_shell.filecopy.single_stream` and
+:mod:`~psftp_shell.filecopy.single_download`,
+:mod:`~psftp_shell.filecopy.single_upload` and
 :mod:`~psftp_shell.filecopy.request_pipeline` (sftp's own single-stream copy),
 :mod:`~psftp_shell.engine.chunked_file`,
 :mod:`~psftp_shell.engine.chunk_pipeline`,
