@@ -265,6 +265,8 @@ async def test_a_silent_stream_is_found_by_keepalive(site: Site) -> None:
     site.rules(Rule(3, after=2 * MIB, action="silent"))
     rig = await site.rig(options=KEEPALIVE)
     try:
+        assert rig.engine.pool is not None      # all in before the copy,
+        await within(rig.engine.pool.streams())     # so link 3 has work
         assert await _copy(rig, "get")
         assert (site.local / "down").read_bytes() == data
         assert site.relay.links[3].state == "done"  # the client hung up
