@@ -763,7 +763,7 @@ async def test_no_room_for_a_temporary_means_in_place(rig: Rig) -> None:
 async def test_cancel_during_open_removes_the_temporary(rig: Rig) -> None:
     (rig.local / "f").write_bytes(b"data")
     opened, release = asyncio.Event(), asyncio.Event()
-    real_open = rig.client.open
+    real_open = rig.client.open_nowait
 
     async def slow_open(path: str, pflags: int,
                         attrs: Attrs | None = None) -> bytes:
@@ -772,7 +772,11 @@ async def test_cancel_during_open_removes_the_temporary(rig: Rig) -> None:
         await release.wait()    # the reply is "still on its way"
         return handle
 
-    rig.client.open = slow_open     # type: ignore[method-assign]
+    def open_nowait(path: str, pflags: int,
+                    attrs: Attrs | None = None) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(slow_open(path, pflags, attrs))
+
+    rig.client.open_nowait = open_nowait    # type: ignore[method-assign]
     task = asyncio.ensure_future(put(rig, "f", "copy"))
     await within(opened.wait())
     task.cancel()

@@ -32,8 +32,10 @@ from psftp_shell.sftp.client import (
     OPEN_TRUNC,
     OPEN_WRITE,
     SFTPClient,
+    StatusError,
 )
 from psftp_shell.ssh import transport
+from psftp_shell.ssh.channel import SFTPChannelWriter, SFTPSession
 from tests.test_protocol import spawn, stop
 
 T = TypeVar("T")
@@ -285,6 +287,59 @@ async def test_batcher_sends_queued_bytes_before_close_or_abort() -> None:
         batched.write(b"late")
         await asyncio.sleep(0)
         assert real.events == [b"bye", how]     # nothing after closing
+
+
+class FakeChannel:
+    """An SSH channel that writes its data straight to its connection."""
+
+    def __init__(self, conn: FakeConnection) -> None:
+        self._conn = conn
+
+    def write(self, data: bytes) -> None:
+        self._conn._transport.write(data)   # type: ignore[attr-defined]
+
+
+async def test_sftp_requests_leave_without_waiting_for_the_turn() -> None:
+    """The SFTP client's writes are a turn's requests gathered already:
+    they reach the socket at once, not one more turn later."""
+    real = FakeSocketTransport()
+    conn = FakeConnection(real)
+    transport.batch_writes(conn)
+    session = SFTPSession(lambda: None)
+    session.channel = FakeChannel(conn)
+    writer = SFTPChannelWriter(session)
+    writer.write(b"requests")
+    assert real.events == [b"requests"]
+    unbatched = FakeConnection(FakeSocketTransport())
+    session.channel = FakeChannel(unbatched)
+    SFTPChannelWriter(session).write(b"as before")      # no batcher
+
+
+async def test_requests_sent_now_leave_in_the_order_made(
+        tmp_path: Path, sftp_server_bin: str) -> None:
+    """The *_nowait requests are sent when made, not when a task starts:
+    a LSTAT made before an OPEN is answered first."""
+    session = await spawn(sftp_server_bin, tmp_path)
+    client = session.client
+    path = str(tmp_path / "f")
+    try:
+        look = client.lstat_nowait(path)
+        opening = client.open_nowait(path, OPEN_WRITE | OPEN_CREAT)
+        order: list[str] = []
+        look.add_done_callback(lambda _: order.append("lstat"))
+        opening.add_done_callback(lambda _: order.append("open"))
+        with pytest.raises(StatusError):
+            await within(look)
+        handle = await within(opening)
+        setting = client.setstat_nowait(path, Attrs(permissions=0o600))
+        closing = client.close_nowait(handle)
+        renaming = client.posix_rename_nowait(path, path + ".2")
+        for fut in (setting, closing, renaming):
+            await within(fut)
+        assert order == ["lstat", "open"]
+        assert (tmp_path / "f.2").stat().st_mode & 0o777 == 0o600
+    finally:
+        await stop(session)
 
 
 async def test_batch_writes_leaves_other_transports_alone() -> None:

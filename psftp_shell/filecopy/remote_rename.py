@@ -41,7 +41,7 @@ async def close_into_place(client: SFTPClient, out: Printer,
     not have written (the caller removes the temporary).
     """
     allowed = await _allowed(out, dest)
-    closing = asyncio.ensure_future(client.close_handle(handle))
+    closing = client.close_nowait(handle)
     closing.add_done_callback(retrieved)
     renaming = _send_rename(client, dest) if allowed else None
     ok = allowed
@@ -67,7 +67,7 @@ async def rename_into_place(client: SFTPClient, out: Printer,
         return False
     setting = None
     if attrs is not None and dest.temp is not None:
-        setting = asyncio.ensure_future(client.setstat(dest.temp, attrs))
+        setting = client.setstat_nowait(dest.temp, attrs)
         setting.add_done_callback(retrieved)
     renaming = _send_rename(client, dest)
     if setting is not None:
@@ -83,8 +83,7 @@ def _send_rename(client: SFTPClient, dest: RemoteFile
     """Send the posix-rename of *dest*'s temporary, if it has one."""
     if dest.temp is None:
         return None
-    renaming = asyncio.ensure_future(
-        client.posix_rename(dest.temp, dest.final))
+    renaming = client.posix_rename_nowait(dest.temp, dest.final)
     renaming.add_done_callback(retrieved)
     return renaming
 

@@ -183,8 +183,9 @@ async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
 
     The reply to a cancelled OPEN still creates a handle (and maybe a
     temporary file) on the server: close it, and remove a temporary.
+    The OPEN leaves in this turn, without a task of its own.
     """
-    task = asyncio.ensure_future(client.open(path, flags, attrs))
+    task = client.open_nowait(path, flags, attrs)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -248,7 +249,7 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
         return None
     temp = head + sep + temp_name(name)
     create = Attrs(permissions=attrs.permissions)
-    look = asyncio.ensure_future(client.lstat(remote_path))
+    look = client.lstat_nowait(remote_path)
     look.add_done_callback(retrieved)
     flags = OPEN_WRITE | OPEN_CREAT | OPEN_EXCL
     if sharers is not None:

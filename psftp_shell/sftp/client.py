@@ -170,7 +170,11 @@ class SFTPClient(SFTPCore):
 
     async def lstat(self, path: str) -> Attrs:
         """Return the attributes of *path* itself."""
-        return await self._call(FXP_LSTAT, pack_path(path), on_attrs)
+        return await self.lstat_nowait(path)
+
+    def lstat_nowait(self, path: str) -> asyncio.Future[Attrs]:
+        """LSTAT sent in this turn (with the requests made in it)."""
+        return self._submit(FXP_LSTAT, pack_path(path), on_attrs)
 
     async def fstat(self, handle: bytes) -> Attrs:
         """Return the attributes of an open handle."""
@@ -182,8 +186,13 @@ class SFTPClient(SFTPCore):
 
     async def setstat(self, path: str, attrs: Attrs) -> None:
         """Set the attributes of *path* that are not None."""
-        await self._call(FXP_SETSTAT, pack_path(path) + encode_attrs(attrs),
-                         on_status)
+        await self.setstat_nowait(path, attrs)
+
+    def setstat_nowait(self, path: str, attrs: Attrs
+                       ) -> asyncio.Future[None]:
+        """SETSTAT sent in this turn (with the requests made in it)."""
+        return self._submit(FXP_SETSTAT,
+                            pack_path(path) + encode_attrs(attrs), on_status)
 
     async def fsetstat(self, handle: bytes, attrs: Attrs) -> None:
         """Set the attributes of an open handle that are not None."""
@@ -195,13 +204,22 @@ class SFTPClient(SFTPCore):
     async def open(self, path: str, pflags: int,
                    attrs: Attrs | None = None) -> bytes:
         """Open a file (OPEN_* flags); return its handle."""
+        return await self.open_nowait(path, pflags, attrs)
+
+    def open_nowait(self, path: str, pflags: int,
+                    attrs: Attrs | None = None) -> asyncio.Future[bytes]:
+        """OPEN sent in this turn; the future gets the handle."""
         payload = b"".join((pack_path(path), U32.pack(pflags),
                             encode_attrs(attrs or Attrs())))
-        return await self._call(FXP_OPEN, payload, on_handle)
+        return self._submit(FXP_OPEN, payload, on_handle)
 
     async def close_handle(self, handle: bytes) -> None:
         """Close a file or directory handle."""
-        await self._call(FXP_CLOSE, pack_string(handle), on_status)
+        await self.close_nowait(handle)
+
+    def close_nowait(self, handle: bytes) -> asyncio.Future[None]:
+        """CLOSE sent in this turn (with the requests made in it)."""
+        return self._submit(FXP_CLOSE, pack_string(handle), on_status)
 
     async def read(self, handle: bytes, offset: int, length: int) -> bytes:
         """Read up to *length* bytes at *offset*; b"" at end of file."""
@@ -284,8 +302,14 @@ class SFTPClient(SFTPCore):
 
     async def posix_rename(self, old: str, new: str) -> None:
         """Rename with POSIX semantics (replaces *new*)."""
-        await self._extended_call("posix-rename@openssh.com",
-                                  pack_path(old) + pack_path(new), on_status)
+        await self.posix_rename_nowait(old, new)
+
+    def posix_rename_nowait(self, old: str, new: str
+                            ) -> asyncio.Future[None]:
+        """posix-rename sent in this turn (with the requests made in it)."""
+        return self._submit(FXP_EXTENDED, b"".join((
+            pack_path("posix-rename@openssh.com"), pack_path(old),
+            pack_path(new))), on_status)
 
     async def statvfs(self, path: str) -> StatVFS:
         """Return file system statistics for *path*."""

@@ -187,15 +187,28 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
 
 
 class SFTPChannelWriter:
-    """The client's side of an SFTP channel (``write``, ``drain``...)."""
+    """The client's side of an SFTP channel (``write``, ``drain``...).
+
+    What the SFTP client writes is already one turn's requests gathered
+    into one piece, so it is handed to the socket at once: waiting for
+    the connection's own end of turn (:class:`~psftp_shell.ssh.transport.
+    TurnBatcher`) would cost every round trip one more turn of the event
+    loop before its request leaves.
+    """
 
     def __init__(self, session: SFTPSession) -> None:
         self._session = session
         self.channel = session.channel
+        conn = getattr(self.channel, "_conn", None)
+        batcher = getattr(conn, "_transport", None)
+        self._push: Callable[[], None] | None = \
+            getattr(batcher, "push", None)
 
     def write(self, data: bytes) -> None:
-        """Queue *data* on the channel."""
+        """Send *data* on the channel."""
         self.channel.write(data)
+        if self._push is not None:
+            self._push()
 
     async def drain(self) -> None:
         """Wait until the channel takes more."""

@@ -196,6 +196,11 @@ class TurnBatcher:
             # One send: Python 3.12 gathers the pieces, 3.11 joins them.
             self._transport.writelines(queue)
 
+    def push(self) -> None:
+        """Hand what is queued on now, without waiting for the turn to
+        end (a writer whose data is already gathered)."""
+        self.flush()
+
     def close(self) -> None:
         """Write what is queued, then close."""
         self.flush()
