@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from psftp_shell.shell.commands import COMMANDS, Syntax, lookup, parse
+from psftp_shell.shell.command_line import parse
+from psftp_shell.shell.commands import COMMANDS, Syntax, lookup
 from psftp_shell.shell.grammar import GrammarError, split_prefix, tokenize
 
 MAX_LINE = 2047

@@ -19,13 +19,9 @@ import pytest
 
 from psftp_shell.core.errors import FatalError
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
+from psftp_shell.ssh.algorithm_prefs import preferred_ciphers
 from psftp_shell.ssh.channel import open_sftp_channel
-from psftp_shell.ssh.connect import (
-    ConnectError,
-    Connector,
-    SSHTarget,
-    preferred_ciphers,
-)
+from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.ssh_config import command_line_config, parse_jump
 from tests.prompts import Scripted
 

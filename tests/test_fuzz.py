@@ -46,7 +46,8 @@ from psftp_shell.devserver import (
 )
 from psftp_shell.engine.transfer_engine import TransferEngine
 from psftp_shell.frontend.batch_loop import run_lines
-from psftp_shell.shell.commands import COMMANDS, Command, Syntax, parse
+from psftp_shell.shell.command_line import parse
+from psftp_shell.shell.commands import COMMANDS, Command, Syntax
 from psftp_shell.shell.context import Invocation, Settings, Shell
 from psftp_shell.shell.grammar import GrammarError, split_prefix
 from psftp_shell.shell.local_cmds import quit as quit_handler

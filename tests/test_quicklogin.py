@@ -171,11 +171,11 @@ def test_plain_means_in_memory_only(tmp_path: Path) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
     local = asyncssh.load_keypairs([key])[0]
     assert quicklogin.plain(local)
-    from psftp_shell.ssh.identities import _LazyKeyPair
+    from psftp_shell.ssh.identities import LazyKeyPair
 
     async def load(path: str) -> None:
         return None
-    lazy = _LazyKeyPair(key.convert_to_public(), "x", load)
+    lazy = LazyKeyPair(key.convert_to_public(), "x", load)
     assert not quicklogin.plain(lazy)
 
 

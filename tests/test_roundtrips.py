@@ -49,7 +49,7 @@ from psftp_shell.sftp.wire import (
     OPEN_WRITE,
     StatusError,
 )
-from psftp_shell.shell.commands import run_line
+from psftp_shell.shell.command_line import run_line
 from psftp_shell.shell.context import Settings, Shell
 from psftp_shell.shell.remote_session import RemoteSession
 from psftp_shell.ssh.connect import Connector, SSHTarget

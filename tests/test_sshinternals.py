@@ -17,8 +17,8 @@ import pytest
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from psftp_shell.ssh import asyncssh_checks as sshinternals
 from psftp_shell.ssh import config_reader as configreader
-from psftp_shell.ssh import connect
-from psftp_shell.ssh.connect import Connector, SSHTarget, preferred_ciphers
+from psftp_shell.ssh.algorithm_prefs import preferred_ciphers
+from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.hostkeys import StrictMode
 from psftp_shell.ssh.ssh_config import command_line_config, resolve
 from tests.prompts import Scripted
@@ -102,7 +102,7 @@ def test_preferred_ciphers_fall_back_to_asyncssh(public_only: None) -> None:
 @pytest.mark.sshd
 @pytest.mark.usefixtures("clean_ssh_env", "public_only")
 async def test_connects_on_the_public_fallbacks(sshd: PrivateSSHD) -> None:
-    assert connect.sshinternals.CIPHERS is None
+    assert sshinternals.CIPHERS is None
     connector = Connector(SSHTarget(HOST_ALIAS,
                                     config_file=str(sshd.ssh_config),
                                     options=["Ciphers=aes256-ctr"],

@@ -34,7 +34,7 @@ from psftp_shell.engine.transfer_engine import (
 )
 from psftp_shell.frontend.batch_loop import run_lines
 from psftp_shell.sftp.client import SFTPClient
-from psftp_shell.shell.commands import FAILED, run_line
+from psftp_shell.shell.command_line import FAILED, run_line
 from psftp_shell.shell.context import Settings, Shell
 from psftp_shell.shell.remote_session import RemoteSession
 from psftp_shell.ssh.transport import PipeTransport

@@ -42,7 +42,7 @@ from psftp_shell.filecopy.range_hashes import (
     parse_sums,
     runs_of,
 )
-from psftp_shell.filecopy.verify import Check, exec_runner
+from psftp_shell.filecopy.verify import Check
 from psftp_shell.frontend.config_file import (
     ConfigError,
     parse_config,
@@ -53,6 +53,7 @@ from psftp_shell.frontend.options import parse_args
 from psftp_shell.sftp.client import OPEN_READ, SFTPClient
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
+from psftp_shell.ssh.remote_exec import exec_runner
 from psftp_shell.ssh.transport import PipeTransport, SSHTransport
 from tests.proftpd import ProFTPD, proftpd  # noqa: F401
 
@@ -281,7 +282,7 @@ async def make_rig(config: Path, tmp_path: Path, root: Path, prefix: str,
     engine = await within(TransferEngine.create(
         client, Output(io.BytesIO(), stderr, quiet=True),
         transport=transport, streams=streams, verify=verify,
-        verify_exec=verify_exec))
+        remote_exec=exec_runner(transport) if verify_exec else None))
     engine.local_cwd = str(local)
     engine.ctx.share_min = 0
     engine.ctx.chunk = MIB

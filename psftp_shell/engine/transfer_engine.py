@@ -66,10 +66,10 @@ from psftp_shell.filecopy.copy_context import (
     TEMP_MARK,
     CopyContext,
     Flags,
+    RemoteExec,
     TransferFailed,
 )
 from psftp_shell.filecopy.ratelimit import RateLimiter, kbps_to_bytes
-from psftp_shell.filecopy.verify import exec_runner
 from psftp_shell.filecopy.window import WindowTuner
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
@@ -130,8 +130,10 @@ class TransferEngine:
     :param verify: ``-X verify=``: ``size``, ``hash`` or ``none``
     :param spread: streams reach several addresses of the host name
         (``-X addresses=all``, :mod:`psftp_shell.ssh.address_spread`)
-    :param verify_exec: ``-X verify-exec=yes``: hashes may be computed by
-        a command run on the server (SSH transports only)
+    :param remote_exec: runs a command on the server, for
+        ``-X verify-exec=yes``: hashes may then be computed there (the
+        front end makes it for SSH transports,
+        :func:`psftp_shell.ssh.remote_exec.exec_runner`)
 
     Set :attr:`observer` for progress and :attr:`is_interrupted` to a
     callable that turns true on Ctrl-C: no new requests are sent, the
@@ -149,15 +151,14 @@ class TransferEngine:
                  transport: Opener | None = None, streams: int = 1,
                  channels: int = 1, limit_kbps: int | None = None,
                  pool: StreamPool | None = None, verify: str = "size",
-                 verify_exec: bool = False, spread: bool = False) -> None:
+                 remote_exec: RemoteExec | None = None,
+                 spread: bool = False) -> None:
         self.client = client
         self.out = out
         self.ctx = CopyContext(read_size=read_size, write_size=write_size,
                                max_requests=max_requests,
                                site=site_of(transport), verify=verify,
-                               spread=spread)
-        if verify_exec:
-            self.ctx.remote_exec = exec_runner(transport)
+                               remote_exec=remote_exec, spread=spread)
         if local_cwd is not None:
             self.ctx.local_cwd = local_cwd
         if limit_kbps:

@@ -37,10 +37,7 @@ from dataclasses import dataclass, field
 from psftp_shell.core.escape import handle_error
 from psftp_shell.core.observer import TransferJob
 from psftp_shell.core.ordered_output import Printer
-from psftp_shell.filecopy.copy_context import (
-    CopyContext,
-    RemoteExec,
-)
+from psftp_shell.filecopy.copy_context import CopyContext
 from psftp_shell.filecopy.localdest import LocalDest, pwrite_all
 from psftp_shell.filecopy.range_hashes import (
     BLOCK,
@@ -74,32 +71,6 @@ READ_BACK = "read-back"
 
 class Interrupted(Exception):
     """Ctrl-C during a check: the copy fails without a message."""
-
-
-def exec_runner(transport: object) -> RemoteExec | None:
-    """A :data:`~psftp_shell.filecopy.copy_context.RemoteExec` on
-    *transport*'s SSH connection; None for transports without one (``-D``,
-    ``-S``)."""
-    connections = getattr(transport, "connections", None)
-    if not isinstance(connections, list):
-        return None
-
-    async def run(command: str) -> bytes | None:
-        import asyncssh
-        for conn in list(connections):
-            try:
-                result = await conn.run(command, check=False,
-                                        encoding=None)
-            except UnicodeError:        # a name only SFTP can carry
-                return None
-            except (asyncssh.Error, OSError):
-                continue
-            if result.exit_status != 0 or not isinstance(result.stdout,
-                                                         bytes):
-                return None
-            return result.stdout
-        return None
-    return run
 
 
 @dataclass(eq=False)

@@ -18,7 +18,8 @@ import stat
 from typing import BinaryIO
 
 from psftp_shell.frontend.progress import observing
-from psftp_shell.shell.commands import FAILED, QUIT, is_transfer, run_line
+from psftp_shell.shell.command_line import FAILED, QUIT, run_line
+from psftp_shell.shell.commands import is_transfer
 from psftp_shell.shell.context import Shell
 
 MAX_LINE = 2047     # what fits sftp's 2048-byte fgets buffer

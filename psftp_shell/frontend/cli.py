@@ -101,7 +101,7 @@ async def _start_dir_or_fetch(shell: Shell, opts: Options) -> int | None:
     cannot add operands or choose where the download lands.  Returns an
     exit status when the program should end (auto-fetch).
     """
-    from psftp_shell.shell.commands import run_words
+    from psftp_shell.shell.command_line import run_words
     dest = opts.destination
     if opts.sftp_server_argv is not None or dest is None \
             or dest.path is None:
@@ -195,7 +195,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     client = None
     pool = _early_pool(transport, opts, settings, out, source)
     _preload(["psftp_shell.engine.transfer_engine",
-              "psftp_shell.shell.commands",
+              "psftp_shell.shell.command_line",
               "psftp_shell.frontend.repl" if source is None
               else "psftp_shell.frontend.batch_loop"])
     first = FirstQuestions()
@@ -212,6 +212,10 @@ async def run_session(opts: Options, out: Output, settings: Settings,
         # sftp asks for the limits, then the start directory: both went
         # out behind INIT here, and a failure is reported in sftp's order.
         started = asyncio.ensure_future(remote.start(first.cwd))
+        remote_exec = None
+        if opts.x_settings.get("verify-exec") is True:
+            from psftp_shell.ssh.remote_exec import exec_runner
+            remote_exec = exec_runner(transport)
         try:
             engine = await TransferEngine.create(
                 client, out, buffer_size=opts.buffer_size,
@@ -220,7 +224,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
                 streams=settings.streams, channels=settings.channels,
                 limit_kbps=opts.limit_kbps, pool=pool,
                 verify=str(opts.x_settings.get("verify", "size")),
-                verify_exec=opts.x_settings.get("verify-exec") is True,
+                remote_exec=remote_exec,
                 spread=spread)
         except BaseException:
             started.cancel()

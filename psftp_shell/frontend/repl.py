@@ -31,7 +31,7 @@ from prompt_toolkit.shortcuts import CompleteStyle
 from psftp_shell.core.output import INTERRUPT
 from psftp_shell.frontend.completion import ShellCompleter, completion_bindings
 from psftp_shell.frontend.progress import observing
-from psftp_shell.shell.commands import QUIT, run_line
+from psftp_shell.shell.command_line import QUIT, run_line
 from psftp_shell.shell.context import Shell
 
 PROMPT = "sftp> "
@@ -132,7 +132,7 @@ def _write_interrupt(shell: Shell) -> None:
 async def run_command(shell: Shell, line: str) -> int:
     """Run one line with Ctrl-C bound to interrupting it.
 
-    Returns what :func:`~psftp_shell.shell.commands.run_line` returns; 0 if
+    Returns what :func:`~psftp_shell.shell.command_line.run_line` returns; 0 if
     the command was cancelled by a second Ctrl-C.
     """
     loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from .attrs import Attrs
+from .outbox import ByteWriter
 from .replies import (
     on_attrs,
     on_extended,
@@ -24,7 +25,7 @@ from .replies import (
     on_u64s,
     on_users_groups,
 )
-from .request_core import ByteReader, ByteWriter, SFTPCore
+from .request_core import ByteReader, SFTPCore
 from .wire import (
     ATTR_ACMODTIME,
     ATTR_EXTENDED,

@@ -10,6 +10,9 @@ request expects and resolves the future with the result, a
 :class:`StatusError`, or - for anything that breaks the protocol - a
 :class:`ProtocolError`.  Protocol errors and a lost transport are fatal:
 the client closes and every pending request fails.
+
+The send side (coalescing packets into writes, backpressure) is the base
+class in :mod:`.outbox`; reading and parsing VERSION is :mod:`.version`.
 """
 
 from __future__ import annotations
@@ -19,34 +22,33 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol, Self
 
+from .outbox import ByteWriter, SendSide
 from .replies import Handler, on_data, on_raw, on_status
+from .version import has_extension, parse_version, read_version
 from .wire import (
     FXP_DATA,
     FXP_EXTENDED,
     FXP_INIT,
     FXP_READ,
-    FXP_VERSION,
     FXP_WRITE,
     HEAD,
     HEAD_STR,
     INCOMPLETE,
-    KNOWN_EXTENSIONS,
     MAX_MSG_LENGTH,
     OFF_LEN,
     PROTOCOL_VERSION,
     U32,
     ConnectionLost,
-    Cursor,
     ProtocolError,
     SFTPError,
     StatusError,
+    copy_error,
+    lost_error,
     pack_path,
+    too_long,
 )
 
-_TOO_LONG_HINT = ("Ensure the remote shell produces no output "
-                  "for non-interactive sessions.")
 _TYPE_ID = struct.Struct(">BI")     # a reply's type and request id
-_COALESCE = 16 * 1024   # smaller packets wait for the end of the turn
 
 
 class ByteReader(Protocol):
@@ -56,19 +58,6 @@ class ByteReader(Protocol):
         """Read *n* bytes; raise IncompleteReadError at EOF."""
 
 
-class ByteWriter(Protocol):
-    """The send side of a transport."""
-
-    def write(self, data: bytes) -> None:
-        """Queue *data* for sending."""
-
-    async def drain(self) -> None:
-        """Wait until the send buffer is below its high-water mark."""
-
-    def close(self) -> None:
-        """Close the transport."""
-
-
 def retrieved(fut: asyncio.Future[Any]) -> None:
     """Mark a future's outcome seen (a done callback), whoever awaits
     it: an unused failure is then never logged as unretrieved."""
@@ -76,31 +65,7 @@ def retrieved(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def _too_long(length: int) -> ProtocolError:
-    return ProtocolError(f"Received message too long {length}\n"
-                         f"{_TOO_LONG_HINT}")
-
-
-def _lost(exc: Exception) -> ConnectionLost:
-    """Return the error for a transport that failed with *exc*.
-
-    EOF, a reset and an SSH disconnect read "Connection closed", as sftp
-    says when its ssh goes away; other I/O errors keep their reason.
-    """
-    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
-        return ConnectionLost(
-            f"Couldn't read packet: {exc.strerror or exc}")
-    return ConnectionLost("Connection closed")
-
-
-def _copy_error(exc: SFTPError) -> SFTPError:
-    """Return a fresh exception like *exc* (one instance per future)."""
-    if isinstance(exc, StatusError):
-        return StatusError(exc.code, exc.server_message)
-    return type(exc)(*exc.args)
-
-
-class SFTPCore:
+class SFTPCore(SendSide):
     """An SFTP v3 session over a reader/writer pair: the machinery.
 
     :class:`psftp_shell.sftp.client.SFTPClient` adds the typed requests.
@@ -112,8 +77,8 @@ class SFTPCore:
     def __init__(self, reader: ByteReader, writer: ByteWriter, *,
                  on_lost: Callable[[SFTPError], None] | None = None
                  ) -> None:
+        super().__init__(writer)
         self._reader = reader
-        self._writer = writer
         self.on_lost = on_lost
         self.version = 0
         self.extensions: dict[str, str] = {}
@@ -127,8 +92,6 @@ class SFTPCore:
         self._closed = False
         self._reason: SFTPError | None = None
         self._done = asyncio.Event()
-        self._outbox: list[bytes] = []
-        self._outbox_size = 0
 
     # ---- session
 
@@ -192,46 +155,19 @@ class SFTPCore:
     async def _read_version(self) -> bytes:
         if self._closed:
             assert self._reason is not None
-            raise _copy_error(self._reason)
-        try:
-            (length,) = U32.unpack(await self._reader.readexactly(4))
-            if length > MAX_MSG_LENGTH:
-                raise _too_long(length)
-            if length == 0:
-                raise ProtocolError(INCOMPLETE)
-            return await self._reader.readexactly(length)
-        except SFTPError:
-            raise
-        except Exception as exc:
-            raise _lost(exc) from exc
+            raise copy_error(self._reason)
+        return await read_version(self._reader.readexactly)
 
     def _parse_version(self, body: bytes) -> None:
-        if body[0] != FXP_VERSION:
-            raise ProtocolError(
-                f"Invalid packet back from SSH2_FXP_INIT (type {body[0]})\n"
-                "Couldn't initialise connection to server")
-        cur = Cursor(body, 1)
-        try:
-            self.version = cur.u32()
-            while cur.pos < len(body):
-                name = cur.text()
-                value = cur.text()
-                self.extensions[name] = value
-                self._ext_pairs.add((name, value))
-        except struct.error:
-            raise ProtocolError(INCOMPLETE) from None
+        self.version = parse_version(body, self.extensions, self._ext_pairs)
 
     def has_extension(self, name: str) -> bool:
         """Return whether the server offers *name* in a usable version.
 
         The extensions sftp knows count only with the version sftp
-        requires (:data:`KNOWN_EXTENSIONS`); any other name counts when it
-        is advertised at all.
+        requires; any other name counts when it is advertised at all.
         """
-        version = KNOWN_EXTENSIONS.get(name)
-        if version is None:
-            return name in self.extensions
-        return (name, version) in self._ext_pairs
+        return has_extension(self.extensions, self._ext_pairs, name)
 
     async def close(self) -> None:
         """End the session: close the writer, fail pending requests."""
@@ -255,7 +191,7 @@ class SFTPCore:
         pending, self._pending = self._pending, {}
         for fut, _, _ in pending.values():
             if not fut.done():
-                fut.set_exception(_copy_error(reason))
+                fut.set_exception(copy_error(reason))
                 fut.exception()     # reported once, via on_lost
         self._close_writer()
         task = self._task
@@ -264,89 +200,6 @@ class SFTPCore:
         self._done.set()
         if lost and self.on_lost is not None:
             self.on_lost(reason)
-
-    def _close_writer(self) -> None:
-        """Close the writer, sending EOF first where the stream can."""
-        self._flush_on_close()
-        writer: Any = self._writer
-        try:
-            can_eof = getattr(writer, "can_write_eof", None)
-            if can_eof is not None and can_eof():
-                writer.write_eof()
-        except Exception:   # closing anyway
-            pass
-        try:
-            writer.close()
-        except Exception:   # already closed or broken
-            pass
-
-    # ---- transport
-
-    def _send(self, data: bytes) -> None:
-        """Queue one packet; the queue goes out at the end of this turn.
-
-        Small requests made in one turn of the event loop (READs as
-        replies come in) leave in one write: over SSH that is one packet
-        and one syscall instead of several.  Big packets go at once.
-        """
-        if len(data) >= _COALESCE:
-            self._flush()
-            self._write(data)
-            return
-        outbox = self._outbox
-        if not outbox:
-            assert self._loop is not None
-            self._loop.call_soon(self._flush)
-        outbox.append(data)
-        self._outbox_size += len(data)
-        if self._outbox_size >= _COALESCE:
-            self._flush()
-
-    def _take_outbox(self) -> bytes:
-        """Empty the queue of small packets; return them as one piece."""
-        outbox = self._outbox
-        data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
-        outbox.clear()
-        self._outbox_size = 0
-        return data
-
-    def _flush(self) -> None:
-        """Write the queued packets, as one piece."""
-        if self._outbox:
-            data = self._take_outbox()
-            if not self._closed:
-                self._write(data)
-
-    def _flush_on_close(self) -> None:
-        """Send what is queued before the writer closes, if it can."""
-        if self._outbox:
-            data = self._take_outbox()
-            try:
-                self._writer.write(data)
-            except Exception:   # closing anyway
-                pass
-
-    def _write(self, data: bytes) -> None:
-        try:
-            self._writer.write(data)
-        except ConnectionError:     # the channel closed: it is lost
-            self._shutdown(ConnectionLost("Connection closed"), lost=True)
-        except Exception as exc:   # any failure is fatal
-            self._shutdown(ConnectionLost(f"Couldn't send packet: {exc}"),
-                           lost=True)
-
-    async def drain(self) -> None:
-        """Wait for the writer's buffer to drain (backpressure)."""
-        self._flush()
-        if self._closed:
-            assert self._reason is not None
-            raise _copy_error(self._reason)
-        try:
-            await self._writer.drain()
-        except Exception as exc:   # any failure is fatal
-            self._shutdown(ConnectionLost("Connection closed"), lost=True)
-            assert self._reason is not None
-            raise _copy_error(self._reason) from exc
 
     async def _receive_loop(self) -> None:
         try:
@@ -357,7 +210,7 @@ class SFTPCore:
         except SFTPError as exc:
             self._shutdown(exc, lost=True)
         except Exception as exc:   # any failure is fatal
-            self._shutdown(_lost(exc), lost=True)
+            self._shutdown(lost_error(exc), lost=True)
 
     async def _receive(self) -> None:
         """Read replies forever, resolving each request's future."""
@@ -370,7 +223,7 @@ class SFTPCore:
             # sftp does: a bad length followed by silence must not hang.
             (length,) = unpack_u32(await readexactly(4))
             if length > MAX_MSG_LENGTH:
-                raise _too_long(length)
+                raise too_long(length)
             if length < 5:
                 raise ProtocolError(INCOMPLETE)
             # Type, id and - for DATA - the data's length in one read.
@@ -423,7 +276,7 @@ class SFTPCore:
         fut = self._loop.create_future()
         if self._closed:
             assert self._reason is not None
-            fut.set_exception(_copy_error(self._reason))
+            fut.set_exception(copy_error(self._reason))
             fut.exception()
         return fut
 

@@ -145,6 +145,35 @@ class ConnectionLost(SFTPError):
     """The transport closed; every pending request fails with this."""
 
 
+_TOO_LONG_HINT = ("Ensure the remote shell produces no output "
+                  "for non-interactive sessions.")
+
+
+def too_long(length: int) -> ProtocolError:
+    """Return the error for a received packet longer than allowed."""
+    return ProtocolError(f"Received message too long {length}\n"
+                         f"{_TOO_LONG_HINT}")
+
+
+def lost_error(exc: Exception) -> ConnectionLost:
+    """Return the error for a transport that failed with *exc*.
+
+    EOF, a reset and an SSH disconnect read "Connection closed", as sftp
+    says when its ssh goes away; other I/O errors keep their reason.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+        return ConnectionLost(
+            f"Couldn't read packet: {exc.strerror or exc}")
+    return ConnectionLost("Connection closed")
+
+
+def copy_error(exc: SFTPError) -> SFTPError:
+    """Return a fresh exception like *exc* (one instance per future)."""
+    if isinstance(exc, StatusError):
+        return StatusError(exc.code, exc.server_message)
+    return type(exc)(*exc.args)
+
+
 @dataclass(slots=True)
 class Name:
     """One entry of a NAME reply (readdir, realpath, readlink)."""

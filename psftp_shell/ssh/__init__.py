@@ -1,8 +1,9 @@
 """SSH connections on asyncssh that behave like OpenSSH's ssh.
 
-ssh_config and -o options, host keys, authentication, one connection
-attempt, the quick login, SFTP channels, address spreading, and the
-transports (SSH channels or a local process's pipes).
+ssh_config and -o options, host keys, authentication, the algorithms
+offered, one connection attempt, the quick login, SFTP channels, commands
+run on the server (-X verify-exec), address spreading, -v's debug log,
+and the transports (SSH channels or a local process's pipes).
 
 May import: psftp_shell.sftp, psftp_shell.core, asyncssh.
 """

@@ -25,9 +25,9 @@ from typing import Any, cast
 import asyncssh
 
 from psftp_shell.ssh.identities import (
-    _is_plain,
-    _LazyKeyPair,
+    LazyKeyPair,
     identity_public_key,
+    is_plain_key,
 )
 from psftp_shell.ssh.prompter import SecretCache
 
@@ -255,8 +255,8 @@ class AuthSession:
         if not os.path.exists(path):
             self._ctx.missing_identity(path)
             return None
-        if public is not None and not _is_plain(path):
-            return _LazyKeyPair(public, path, self._ctx.private_key)
+        if public is not None and not is_plain_key(path):
+            return LazyKeyPair(public, path, self._ctx.private_key)
         key = await self._ctx.private_key(path)
         if key is None:
             return None

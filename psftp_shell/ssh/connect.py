@@ -12,17 +12,16 @@ on a connection.
 Command-line options go first in a small generated ssh_config file (in
 memory, :mod:`psftp_shell.ssh.options_file`) that both asyncssh and
 psftp-shell parse ahead of the user's files, so that "first value wins"
-gives them precedence exactly as in ssh.
+gives them precedence exactly as in ssh.  The ciphers and host key
+algorithms offered, in order, are :mod:`psftp_shell.ssh.algorithm_prefs`;
+``-v``'s debug log is :mod:`psftp_shell.ssh.ssh_logging`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import functools
 import getpass
-import logging
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +29,7 @@ import asyncssh
 
 from psftp_shell import __version__
 from psftp_shell.core.errors import FatalError
-from psftp_shell.ssh import asyncssh_checks as sshinternals
+from psftp_shell.ssh.algorithm_prefs import host_key_algs, preferred_ciphers
 from psftp_shell.ssh.attempt import (
     Attempt,
     Client,
@@ -59,12 +58,10 @@ from psftp_shell.ssh.ssh_config import (
     parse_jump,
     resolve,
 )
+from psftp_shell.ssh.ssh_logging import configure_logging
 from psftp_shell.ssh.target import ConnectError, SSHTarget
 
-__all__ = [
-    "CLIENT_VERSION", "ConnectError", "Connector", "SSHTarget",
-    "configure_logging", "preferred_ciphers",
-]
+__all__ = ["CLIENT_VERSION", "ConnectError", "Connector", "SSHTarget"]
 
 _MAX_JUMP_DEPTH = 8
 
@@ -72,71 +69,6 @@ _MAX_JUMP_DEPTH = 8
 # them) send SYMLINK's arguments in OpenSSH's order only to clients whose
 # banner says OpenSSH, and psftp-shell uses that order as sftp does.
 CLIENT_VERSION = f"psftp-shell_{__version__} OpenSSH-compatible"
-
-
-def preferred_ciphers(spec: str | None = None,
-                      lists: tuple[list[str], list[str]] | None = None
-                      ) -> list[str] | None:
-    """The ciphers allowed, AES-GCM first: it costs the least CPU.
-
-    *spec* is a ``Ciphers`` value (ssh_config, ``-o`` or ``-c``): a list
-    of names or wildcard patterns, or one with a ``^`` (before the
-    defaults), ``+`` (after them) or ``-`` (removed from them) in front.
-    Without one, asyncssh's defaults.  An empty result is returned as
-    is (asyncssh then reports the bad setting itself).  *lists* are
-    asyncssh's (default, known) ciphers, :data:`sshinternals.CIPHERS`
-    by default; without them, None: asyncssh reads ``Ciphers`` itself.
-    """
-    lists = lists or sshinternals.CIPHERS
-    if lists is None:
-        return None
-    defaults, known = lists
-    gcm = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
-    allowed = defaults if spec is None else _expand_ciphers(spec, defaults,
-                                                            known)
-    return [a for a in gcm if a in allowed] + [
-        a for a in allowed if a not in gcm]
-
-
-def _expand_ciphers(spec: str, defaults: list[str], known: list[str]
-                    ) -> list[str]:
-    """ssh's reading of a ``Ciphers`` value, over asyncssh's ciphers."""
-    prefix = spec[:1] if spec[:1] in ("^", "+", "-") else ""
-    named = [alg for pattern in spec[len(prefix):].split(",")
-             for alg in known if fnmatch.fnmatchcase(alg, pattern)]
-    if prefix == "^":
-        named += defaults
-    elif prefix == "+":
-        named = defaults + named
-    elif prefix == "-":
-        named = [alg for alg in defaults if alg not in named]
-    return list(dict.fromkeys(named))
-
-
-# ----------------------------------------------------------------------
-# Logging
-
-_logging_configured = False
-
-
-def configure_logging(verbose: int) -> None:
-    """Send asyncssh's debug log to stderr for ``-v`` (once per process)."""
-    global _logging_configured
-    if verbose <= 0 or _logging_configured:
-        return
-    _logging_configured = True
-    level = min(verbose, 3)
-    asyncssh.set_debug_level(level)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"debug{level}: %(message)s"))
-    log = logging.getLogger("asyncssh")
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-
-
-# ----------------------------------------------------------------------
-# The connection
 
 
 class Connector:
@@ -375,12 +307,10 @@ class Connector:
         ciphers = preferred_ciphers(r.ciphers)
         if ciphers:
             kwargs["encryption_algs"] = ciphers
-        known_algs = [a.decode("ascii") for a in
-                      self._policy.host_key_algorithms(ident)]
-        defaults = sshinternals.HOST_KEY_DEFAULTS
-        if known_algs and not r.host_key_algorithms_set and defaults:
-            kwargs["server_host_key_algs"] = known_algs + [
-                a for a in defaults if a not in known_algs]
+        host_keys = host_key_algs(self._policy.host_key_algorithms(ident),
+                                  r.host_key_algorithms_set)
+        if host_keys:
+            kwargs["server_host_key_algs"] = host_keys
         attempt.options = dict(kwargs)
         if transport.sock is not None:
             kwargs["sock"] = transport.sock

@@ -74,7 +74,7 @@ def identity_public_key(path: str) -> asyncssh.SSHKey | None:
         return None
 
 
-class _LazyKeyPair(asyncssh.SSHKeyPair):
+class LazyKeyPair(asyncssh.SSHKeyPair):
     """A key pair whose private half is decrypted only when it signs.
 
     The server is first asked whether it would accept the public key; only
@@ -106,7 +106,7 @@ class _LazyKeyPair(asyncssh.SSHKeyPair):
         return key.sign(data, self.sig_algorithm)
 
 
-def _is_plain(path: str) -> bool:
+def is_plain_key(path: str) -> bool:
     """Return whether *path* holds a private key with no passphrase."""
     try:
         asyncssh.read_private_key(path)
