@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
+from psftp_shell.ssh.pipe_io import PipeReader
 from tests.twins import psftp, sftp
 
 
@@ -107,3 +109,34 @@ def test_ssh_program_with_four_streams_runs_four_processes(
     # control connection carries no data, so prompts never queue behind it)
     assert len(starts) == 1 + 4
     assert len(set(starts)) == 1    # every one: sftp's own ssh argv
+
+
+def _trickle(fd: int, data: bytes, piece: int) -> None:
+    """Write *data* to *fd* in pieces of *piece* bytes (in a thread:
+    the writes block while the pipe is full), then close it."""
+    for pos in range(0, len(data), piece):
+        os.write(fd, data[pos:pos + piece])
+    os.close(fd)
+
+
+@pytest.mark.parametrize("piece", [1, 7, 13, 4096, 1 << 16])
+async def test_pipe_reader_reads_pieces_and_data_whole(piece: int) -> None:
+    """However the bytes arrive, readexactly and read_into get them in
+    order; read_into's data lands in the caller's buffer; EOF inside a
+    read is IncompleteReadError."""
+    first, data, tail = b"head", os.urandom(300_000), b"x" * 20
+    r, w = os.pipe()
+    reader = PipeReader(r)
+    writer = asyncio.ensure_future(asyncio.to_thread(
+        _trickle, w, first + data + tail + b"yz", piece))
+    try:
+        assert await reader.readexactly(4) == first
+        buf = bytearray(len(data))
+        await reader.read_into(buf)
+        assert buf == data
+        assert await reader.readexactly(20) == tail
+        with pytest.raises(asyncio.IncompleteReadError):
+            await reader.read_into(bytearray(5))
+    finally:
+        await writer
+        reader.close()

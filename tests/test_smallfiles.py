@@ -37,6 +37,10 @@ class Reads:
         self.asked.append((offset, length, fut))
         return fut
 
+    def give_back(self, data: bytes) -> None:
+        """The pipeline is done with a READ's data (kept by the real
+        client for reuse)."""
+
 
 async def _until_asked(reads: Reads, count: int) -> None:
     for _ in range(100):

@@ -294,6 +294,7 @@ class PullRun(Run):
             return False
         if self.file.message is not None:
             return False            # failed: drain, store nothing more
+        got = len(data)
         try:
             if self.file.sparse and is_zero(data):
                 self.file.skipped = True
@@ -303,7 +304,8 @@ class PullRun(Run):
             self.file.fail(f'write local "{self.file.job.destination}": '
                            f"{exc.strerror}")
             return False
-        got = len(data)
+        finally:
+            self.client.give_back(data)
         self._moved(start, got)
         if self.ctx.tuner is not None:
             self.ctx.tuner.received(self.client, got)

@@ -134,6 +134,7 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
                     sent = 0.0
                 tuner.received(client, got)
             _store(result, fd, data, start)
+            client.give_back(data)
             if result.write_error is not None:
                 max_req = 0
             job.transferred += got

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Callable
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, cast
 
 from .outbox import ByteWriter, SendSide
 from .replies import Handler, on_data, on_raw, on_status
@@ -49,10 +49,16 @@ from .wire import (
 )
 
 _TYPE_ID = struct.Struct(">BI")     # a reply's type and request id
+SPARE_BUFFERS = 4       # given-back DATA buffers kept for reuse
 
 
 class ByteReader(Protocol):
-    """The receive side of a transport."""
+    """The receive side of a transport.
+
+    One that also has ``async read_into(dest: bytearray)`` (fill *dest*,
+    IncompleteReadError at EOF; :class:`psftp_shell.ssh.pipe_io.
+    PipeReader`) gets a DATA reply's data read into a buffer of its own.
+    """
 
     async def readexactly(self, n: int) -> bytes:
         """Read *n* bytes; raise IncompleteReadError at EOF."""
@@ -79,6 +85,8 @@ class SFTPCore(SendSide):
                  ) -> None:
         super().__init__(writer)
         self._reader = reader
+        self._read_into = getattr(reader, "read_into", None)
+        self._spare: list[bytearray] = []     # see give_back()
         self.on_lost = on_lost
         self.version = 0
         self.extensions: dict[str, str] = {}
@@ -255,18 +263,38 @@ class SFTPCore(SendSide):
                 raise ProtocolError(INCOMPLETE) from exc
 
     async def _read_data(self, head: bytes, rest: int) -> bytes:
-        """Read a DATA reply's data straight into one bytes object.
+        """Read a DATA reply's data straight into one buffer (with a
+        reader's ``read_into``, one of its own: no copy on the way).
 
         *head* holds the type, id and data length; *rest* bytes follow.
+        With ``read_into`` the data is a bytearray, typed as the bytes
+        that READ's callers take: they only read it, and a caller that
+        is done with it may :meth:`give_back` it.
         """
         readexactly = self._reader.readexactly
         (dlen,) = U32.unpack_from(head, 5)
         if dlen > rest:
             raise ProtocolError(INCOMPLETE)
-        data = await readexactly(dlen) if dlen else b""
+        data = b""
+        if dlen and self._read_into is not None:
+            spare = self._spare
+            buf = spare.pop() if spare and len(spare[-1]) == dlen \
+                else bytearray(dlen)
+            await self._read_into(buf)
+            data = cast(bytes, buf)     # (see above)
+        elif dlen:
+            data = await readexactly(dlen)
         if rest - dlen:
             await readexactly(rest - dlen)
         return data
+
+    def give_back(self, data: bytes) -> None:
+        """*data*, a READ's result, is written out and dropped: its
+        buffer may take a later reply's data.  A fresh buffer costs a
+        page fault per 4 KiB; reused ones keep a download's memory warm.
+        """
+        if type(data) is bytearray and len(self._spare) < SPARE_BUFFERS:
+            self._spare.append(data)
 
     # ---- requests
 

@@ -23,6 +23,7 @@ from psftp_shell.sftp.client import ConnectionLost, SFTPClient
 from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import asyncssh_speedups as sshfast
+from psftp_shell.ssh.pipe_io import PipeReader
 
 if TYPE_CHECKING:
     import asyncssh
@@ -77,8 +78,6 @@ async def _started(client: SFTPClient, ahead: Ahead | None,
 
 PIPE_SIZE = 1 << 20
 """Bytes the kernel holds in each pipe to a ``-S``/``-D`` process."""
-READ_LIMIT = 1 << 20
-"""Bytes read ahead from a process's output before reading pauses."""
 
 
 def _ignore_sigint() -> None:
@@ -119,21 +118,32 @@ class PipeTransport:
         os.umask(self.umask)
         self.processes: list[asyncio.subprocess.Process] = []
         self.clients: list[SFTPClient] = []
+        self.readers: list[PipeReader] = []
 
     async def open_client(self, ahead: Ahead | None = None) -> SFTPClient:
-        """Start the program once more and initialise SFTP over it."""
+        """Start the program once more and initialise SFTP over it.
+
+        Its output is read by a :class:`~psftp_shell.ssh.pipe_io.
+        PipeReader` (DATA straight into its buffers), not asyncio's.
+        """
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, preexec_fn=_ignore_sigint,
-                umask=self.umask, limit=READ_LIMIT)
+                stdout=out_w, preexec_fn=_ignore_sigint,
+                umask=self.umask)
         except OSError as exc:
+            os.close(out_r)
             raise ConnectionClosed(
                 f"exec: {self.argv[0]}: {exc.strerror}\n") from None
+        finally:
+            os.close(out_w)
         self.processes.append(proc)
         children.started(proc.pid)
-        assert proc.stdout is not None and proc.stdin is not None
-        client = SFTPClient(proc.stdout, StdinWriter(proc.stdin))
+        reader = PipeReader(out_r)
+        self.readers.append(reader)
+        assert proc.stdin is not None
+        client = SFTPClient(reader, StdinWriter(proc.stdin))
         self.clients.append(client)     # so that close() reaches it
         try:
             await _started(client, ahead)
@@ -152,6 +162,8 @@ class PipeTransport:
                 proc.kill()
                 await proc.wait()
             children.ended(proc.pid)
+        for reader in self.readers:
+            reader.close()
 
 
 BATCH_LIMIT = 512 * 1024
