@@ -140,3 +140,30 @@ async def test_pipe_reader_reads_pieces_and_data_whole(piece: int) -> None:
     finally:
         await writer
         reader.close()
+
+
+async def test_a_read_cancelled_as_the_pipe_wakes_up_is_quiet() -> None:
+    """The loop may report the pipe readable after the read waiting on
+    it was cancelled (a session ending on a broken reply): that must not
+    print 'Exception in callback ... invalid state' on stderr."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        for yields in range(4):
+            r, w = os.pipe()
+            reader = PipeReader(r)
+            task = asyncio.ensure_future(reader.readexactly(2))
+            await asyncio.sleep(0)          # it waits on the empty pipe
+            os.write(w, b"x")
+            for _ in range(yields):
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0.01)       # any late wake-up runs now
+            reader.close()
+            os.close(w)
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []

@@ -52,7 +52,7 @@ class PipeReader:
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
         fd = self._fd
-        loop.add_reader(fd, ready.set_result, None)
+        loop.add_reader(fd, _wake, ready)
         try:
             await ready
         finally:
@@ -119,3 +119,10 @@ class PipeReader:
                 if pos > size:
                     self._end = pos - size
                     pos = size
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    """The pipe is readable: wake its reader once.  The loop may call
+    this again before the reader has run, or after it was cancelled."""
+    if not ready.done():
+        ready.set_result(None)
