@@ -10,6 +10,7 @@ import pytest
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from psftp_shell.sftp.client import OPEN_CREAT, OPEN_READ, OPEN_WRITE
 from psftp_shell.ssh import asyncssh_speedups as sshfast
+from psftp_shell.ssh import fast_receive
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
 from psftp_shell.ssh.transport import SSHTransport
@@ -34,12 +35,16 @@ async def test_channels_share_one_connection(sshd: PrivateSSHD,
         await transport.close()
 
 
-@pytest.mark.parametrize("split", [True, False])
+@pytest.mark.parametrize("adapters", ["fast", "split", "none"])
 async def test_window_grows_and_data_stays_intact(
         sshd: PrivateSSHD, remote_dir: object, clean_ssh_env: None,
-        split: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Also with asyncssh left as it is (sshfast's fallbacks)."""
-    if not split:
+        adapters: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the fast receive path (AES-GCM, the default), with asyncssh's
+    receive path in pieces (another cipher), and with asyncssh left as
+    it is (the adapters' fallbacks)."""
+    if adapters != "fast":
+        monkeypatch.setattr(fast_receive, "install", lambda conn: False)
+    if adapters == "none":
         monkeypatch.setattr(sshfast, "split_reads", lambda conn: False)
         monkeypatch.setattr(sshfast, "skip_ignores", lambda conn: False)
     data = os.urandom(6 << 20)
@@ -50,8 +55,11 @@ async def test_window_grows_and_data_stays_intact(
     try:
         client = await transport.open_client()
         conn = transport.connections[0]
-        assert getattr(conn.data_received, "split_reads", False) is split
-        assert getattr(conn.send_packet, "skip_ignores", False) is split
+        assert getattr(conn.data_received, "split_reads", False) is \
+            (adapters == "split")
+        assert fast_receive.installed(conn) is (adapters == "fast")
+        assert getattr(conn.send_packet, "skip_ignores", False) is \
+            (adapters != "none")
         before = transport.get_window(client)
         assert before is not None and before < 16 << 20
         transport.set_window(client, 16 << 20)

@@ -23,6 +23,7 @@ from psftp_shell.sftp.client import ConnectionLost, SFTPClient
 from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import asyncssh_speedups as sshfast
+from psftp_shell.ssh import fast_receive
 from psftp_shell.ssh.pipe_io import PipeReader
 
 if TYPE_CHECKING:
@@ -338,7 +339,8 @@ class SSHTransport:
 
         from psftp_shell.ssh.channel import open_sftp_channel
         batch_writes(conn)
-        sshfast.split_reads(conn)
+        if not fast_receive.install(conn):
+            sshfast.split_reads(conn)
         sshfast.skip_ignores(conn)
         sshfast.quiet_packet_log()
         try:

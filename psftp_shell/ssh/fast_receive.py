@@ -1,0 +1,242 @@
+"""A shorter road for a download's bytes through asyncssh.
+
+asyncssh takes every received SSH packet through the same general path:
+the first block and the rest are sliced off its input, AES-GCM gets a new
+key object and two more copies of the packet, the payload is sliced out,
+wrapped in an ``SSHPacket``, dispatched through tables to the channel,
+read again as an SSH string, checked and logged, and the result tested
+for being awaitable.  For the 32 KiB CHANNEL_DATA packets that carry a
+download, that is most of the client's CPU.
+
+:func:`install` gives one connection a receive handler that, while the
+incoming cipher is AES-GCM with no compression and logins are over,
+decrypts each packet from the input in one call (with a key object kept
+per key) and hands a CHANNEL_DATA packet's data to its channel's
+``_accept_data``, where asyncssh's window accounting, pausing and session
+delivery take over.  Every other packet, and any data packet the channel
+would refuse, goes on through asyncssh's own code with the plaintext
+already in hand, so that its checks, errors and handlers decide as
+before.  The handler leaves the stream at a packet boundary, so a change
+of cipher at a re-key is seen at the next packet.
+
+:func:`install` checks the connection and asyncssh's GCM shim first and
+does nothing where either is not as expected: asyncssh's own path is then
+used, only slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+_CONN_ATTRS = ("_inpbuf", "_recv_encryption", "_decompressor",
+               "_recv_blocksize", "_transport",
+               "_max_recv_pktlen", "_recv_seq", "_channels",
+               "_auth_complete", "_recv_handler", "_packet", "_pktlen")
+_CONN_METHODS = ("_recv_pkthdr", "_recv_packet", "_finish_recv_packet")
+_CHANNEL_ATTRS = ("_recv_state", "_recv_window", "_accept_data")
+_CIPHER_ATTRS = ("_key", "_iv", "_update_iv")
+
+DATA = bytes([94])
+"""SSH_MSG_CHANNEL_DATA (RFC 4254), as the payload's first byte."""
+GCM_TAG = 16
+HEADER = 4
+
+
+class _Parts:
+    """asyncssh's pieces the fast path uses, found once."""
+
+    def __init__(self) -> None:
+        from asyncssh.encryption import GCMEncryption
+        from asyncssh.logging import SSHLogger
+        from asyncssh.misc import MACError, ProtocolError
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        self.gcm: Any = GCMEncryption
+        self.logger: Any = SSHLogger
+        self.mac_error: type[Exception] = MACError
+        self.protocol_error: type[Exception] = ProtocolError
+        self.invalid_tag: type[Exception] = InvalidTag
+        self.aesgcm: Callable[[bytes], Any] = AESGCM
+
+
+def _parts() -> _Parts | None:
+    """The parts, or None where asyncssh or cryptography differ."""
+    try:
+        parts = _Parts()
+    except ImportError:
+        return None
+    if not isinstance(getattr(parts.logger, "_debug_level", None), int):
+        return None
+    return parts
+
+
+_PARTS: list[_Parts | None] = []
+
+
+def parts() -> _Parts | None:
+    """The parts, found at the first call."""
+    if not _PARTS:
+        _PARTS.append(_parts())
+    return _PARTS[0]
+
+
+class _Decrypted:
+    """Stands in for the connection's decryption for one packet that was
+    already decrypted, so that asyncssh's own ``_recv_packet`` goes on
+    with its plaintext."""
+
+    def __init__(self, plaintext: bytes) -> None:
+        self.plaintext = plaintext
+
+    def decrypt_packet(self, *_args: Any) -> bytes:
+        return self.plaintext
+
+
+def connection_ok(conn: object) -> bool:
+    """Whether *conn* has the internals the fast path reads and sets."""
+    cls = type(conn)
+    return all(hasattr(conn, name) for name in _CONN_ATTRS) and \
+        all(callable(getattr(cls, name, None)) for name in _CONN_METHODS)
+
+
+def cipher_ok(enc: object) -> bool:
+    """Whether *enc*, asyncssh's GCM shim, holds a cipher as expected."""
+    cipher = getattr(enc, "_cipher", None)
+    return cipher is not None and \
+        all(hasattr(cipher, name) for name in _CIPHER_ATTRS) and \
+        isinstance(cipher._key, bytes)
+
+
+def channel_ok(chan: object) -> bool:
+    """Whether *chan* has the internals :meth:`_Handler._deliver` uses."""
+    return chan is not None and \
+        all(hasattr(chan, name) for name in _CHANNEL_ATTRS)
+
+
+def installed(conn: object) -> bool:
+    """Whether *conn* has the fast receive handler."""
+    owner = getattr(getattr(conn, "_recv_pkthdr", None), "__self__", None)
+    return isinstance(owner, _Handler)
+
+
+def install(conn: Any) -> bool:
+    """Give *conn* the fast receive handler; return whether it has it.
+
+    Not when asyncssh is not as expected, when the connection's incoming
+    cipher is not AES-GCM, or when it was given already.
+    """
+    found = parts()
+    if found is None or not connection_ok(conn) or installed(conn) or \
+            type(conn._recv_encryption) is not found.gcm or \
+            not cipher_ok(conn._recv_encryption):
+        return False
+    fast = _Handler(conn, found).receive
+    slow = conn._recv_pkthdr
+    conn._recv_pkthdr = fast
+    if conn._recv_handler == slow:
+        conn._recv_handler = fast
+    return True
+
+
+class _Handler:
+    """The receive handler of one connection."""
+
+    def __init__(self, conn: Any, found: _Parts) -> None:
+        self._conn = conn
+        self._parts = found
+        cls = type(conn)
+        self._slow_header: Callable[[Any], bool] = cls._recv_pkthdr
+        self._slow_packet: Callable[[Any], bool] = cls._recv_packet
+        self._key: bytes | None = None
+        self._aes: Any = None
+        self._chan: Any = None          # the last channel found as expected
+
+    def receive(self) -> bool:
+        """Handle the complete packets at the head of the input, as
+        asyncssh's ``_recv_pkthdr`` and ``_recv_packet`` would; return
+        False once the rest is incomplete (asyncssh's loop then waits for
+        more), True after a packet handed on to asyncssh."""
+        conn = self._conn
+        enc: Any = conn._recv_encryption
+        if type(enc) is not self._parts.gcm or conn._decompressor or \
+                not conn._auth_complete or \
+                self._parts.logger._debug_level >= 2 or \
+                not cipher_ok(enc):
+            return self._slow_header(conn)
+        cipher = enc._cipher
+        if cipher._key is not self._key:
+            self._key, self._aes = cipher._key, self._parts.aesgcm(cipher._key)
+        decrypt = self._aes.decrypt
+        inp = conn._inpbuf
+        view = memoryview(inp)
+        size = len(inp)
+        limit = conn._max_recv_pktlen
+        start = 0
+        try:
+            while size - start >= HEADER:
+                pktlen = int.from_bytes(view[start:start + HEADER], "big")
+                if pktlen > limit:
+                    raise self._parts.protocol_error(
+                        "Max packet size exceeded")
+                end = start + HEADER + pktlen + GCM_TAG
+                if size < end:
+                    break
+                try:
+                    plaintext = decrypt(cipher._iv, view[start + HEADER:end],
+                                        view[start:start + HEADER])
+                except self._parts.invalid_tag:
+                    plaintext = b""
+                cipher._update_iv()
+                if not plaintext:
+                    start = end
+                    raise self._parts.mac_error("MAC verification failed")
+                if plaintext[1:2] != DATA or not self._deliver(plaintext):
+                    return self._hand_on(plaintext, inp[start:])
+                start = end
+                if conn._inpbuf is not inp:     # closed by the delivery
+                    return False
+                if conn._transport:
+                    conn._recv_seq = (conn._recv_seq + 1) & 0xffffffff
+            return False
+        finally:
+            if start and conn._inpbuf is inp:
+                conn._inpbuf = inp[start:]
+
+    def _deliver(self, plaintext: bytes) -> bool:
+        """Hand a CHANNEL_DATA packet's data to its channel; False (and
+        nothing done) when asyncssh's own checks should decide."""
+        size = len(plaintext) - plaintext[0]
+        if size < 10:
+            return False
+        chan = self._conn._channels.get(
+            int.from_bytes(plaintext[2:6], "big"))
+        if chan is not self._chan:
+            if not channel_ok(chan):
+                return False
+            self._chan = chan
+        datalen = int.from_bytes(plaintext[6:10], "big")
+        if 10 + datalen != size or \
+                chan._recv_state != "open" or \
+                datalen > chan._recv_window:
+            return False
+        chan._accept_data(plaintext[10:size])
+        return True
+
+    def _hand_on(self, plaintext: bytes, inp: bytes) -> bool:
+        """Let asyncssh's ``_recv_packet`` handle a decrypted packet, as
+        if its ``_recv_pkthdr`` had just taken the packet's first block
+        off *inp*."""
+        conn = self._conn
+        enc = conn._recv_encryption
+        first = conn._recv_blocksize
+        conn._packet = inp[:first]
+        conn._pktlen = len(plaintext)
+        conn._inpbuf = inp[first:]
+        stand_in = _Decrypted(plaintext)
+        conn._recv_encryption = stand_in
+        try:
+            return self._slow_packet(conn)
+        finally:
+            if conn._recv_encryption is stand_in:
+                conn._recv_encryption = enc
