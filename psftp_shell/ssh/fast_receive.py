@@ -34,7 +34,10 @@ _CONN_ATTRS = ("_inpbuf", "_recv_encryption", "_decompressor",
                "_max_recv_pktlen", "_recv_seq", "_channels",
                "_auth_complete", "_recv_handler", "_packet", "_pktlen")
 _CONN_METHODS = ("_recv_pkthdr", "_recv_packet", "_finish_recv_packet")
-_CHANNEL_ATTRS = ("_recv_state", "_recv_window", "_accept_data")
+_CHANNEL_ATTRS = ("_recv_state", "_recv_window", "_accept_data",
+                  "_deliver_data", "_send_state", "_recv_paused",
+                  "_encoding", "_session", "_init_recv_window")
+_CLOSING = frozenset(("close_pending", "closed"))
 _CIPHER_ATTRS = ("_key", "_iv", "_update_iv")
 
 DATA = bytes([94])
@@ -109,9 +112,16 @@ def cipher_ok(enc: object) -> bool:
 
 
 def channel_ok(chan: object) -> bool:
-    """Whether *chan* has the internals :meth:`_Handler._deliver` uses."""
-    return chan is not None and \
-        all(hasattr(chan, name) for name in _CHANNEL_ATTRS)
+    """Whether *chan* has the internals :meth:`_Handler._deliver` uses,
+    and takes data as asyncssh's base channel does."""
+    if chan is None or \
+            not all(hasattr(chan, name) for name in _CHANNEL_ATTRS):
+        return False
+    from asyncssh.channel import SSHChannel
+    cls = type(chan)
+    return isinstance(chan, SSHChannel) and \
+        cls._accept_data is SSHChannel._accept_data and \
+        cls._deliver_data is SSHChannel._deliver_data
 
 
 def installed(conn: object) -> bool:
@@ -220,7 +230,14 @@ class _Handler:
                 chan._recv_state != "open" or \
                 datalen > chan._recv_window:
             return False
-        chan._accept_data(plaintext[10:size])
+        window = chan._recv_window - datalen
+        if chan._recv_paused or chan._encoding or chan._session is None or \
+                window < chan._init_recv_window / 2 or \
+                chan._send_state in _CLOSING:
+            chan._accept_data(plaintext[10:size])
+        else:                       # what _accept_data would do, shorter
+            chan._recv_window = window
+            chan._session.data_received(plaintext[10:size], None)
         return True
 
     def _hand_on(self, plaintext: bytes, inp: bytes) -> bool:
