@@ -118,7 +118,7 @@ def channel_ok(chan: object) -> bool:
             not all(hasattr(chan, name) for name in _CHANNEL_ATTRS):
         return False
     from asyncssh.channel import SSHChannel
-    cls = type(chan)
+    cls: Any = type(chan)
     return isinstance(chan, SSHChannel) and \
         cls._accept_data is SSHChannel._accept_data and \
         cls._deliver_data is SSHChannel._deliver_data
