@@ -104,7 +104,9 @@ async def test_delivers_every_byte_and_hands_on_the_rest(
     try:
         assert fast_receive.install(conn)
         assert fast_receive.installed(conn)
-        assert not fast_receive.install(conn)       # once only
+        handler = conn._recv_pkthdr
+        assert fast_receive.install(conn)           # a second channel's
+        assert conn._recv_pkthdr == handler         # given once only
         result = await _fetch(conn)
     finally:
         conn.close()

@@ -30,6 +30,9 @@ async def test_channels_share_one_connection(sshd: PrivateSSHD,
         second = await transport.open_channel(first)
         assert len(transport.connections) == 1
         assert second is not first
+        conn = transport.connections[0]     # one receive path for both
+        assert fast_receive.installed(conn)
+        assert not getattr(conn.data_received, "split_reads", False)
         assert await second.realpath(".") == await first.realpath(".")
     finally:
         await transport.close()

@@ -133,11 +133,13 @@ def installed(conn: object) -> bool:
 def install(conn: Any) -> bool:
     """Give *conn* the fast receive handler; return whether it has it.
 
-    Not when asyncssh is not as expected, when the connection's incoming
-    cipher is not AES-GCM, or when it was given already.
+    Not when asyncssh is not as expected or the connection's incoming
+    cipher is not AES-GCM.  Given once: a second call changes nothing.
     """
+    if installed(conn):
+        return True
     found = parts()
-    if found is None or not connection_ok(conn) or installed(conn) or \
+    if found is None or not connection_ok(conn) or \
             type(conn._recv_encryption) is not found.gcm or \
             not cipher_ok(conn._recv_encryption):
         return False
