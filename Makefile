@@ -10,14 +10,16 @@ PYTEST_ARGS ?=
 LOCK := requirements/lock.txt
 # The slice of the suite that runs on the newest dependencies: the
 # differential scripts over sshd, the pty tests, the parallel engine,
-# logins and the libraries' warnings.  The smoke slice runs on the other
-# Pythons.
+# logins, the libraries' warnings and the adapters on asyncssh's
+# internals.  The smoke slice runs on the other Pythons.
 NEWEST_TESTS ?= tests/test_differential.py tests/test_differential_cli.py \
 	tests/test_pty.py tests/test_pty_view.py tests/test_parallel.py \
-	tests/test_quicklogin.py tests/test_depwarnings.py
+	tests/test_quicklogin.py tests/test_depwarnings.py \
+	tests/test_fast_receive.py tests/test_sshfast.py
 NEWEST_SELECT ?= not test_script or sshd
 SMOKE_TESTS ?= tests/test_depwarnings.py tests/test_quicklogin.py \
-	tests/test_grammar.py tests/test_protocol.py tests/test_pipes.py
+	tests/test_grammar.py tests/test_protocol.py tests/test_pipes.py \
+	tests/test_fast_receive.py
 
 .PHONY: test lint man check-man demo install install-man uninstall bench \
 	bench-full bench-cpu clean lock test-newest test-python lint-imports
