@@ -125,14 +125,14 @@ def stamp_tree(root: Path, since: float) -> None:
     """Give :data:`FIXED_TIME` to what was made or changed after *since*.
 
     Builders may set mtimes of their own (past or future); those are
-    left alone.  Symbolic links are never touched.
+    left alone.  Symbolic links get it too (their own times, not their
+    targets'): made a second apart on a busy machine, twin trees would
+    otherwise order ``ls -t`` differently.
     """
     now = time.time() + 2
     for path in sorted(root.rglob("*"), reverse=True) + [root]:
-        if path.is_symlink():
-            continue
-        if since - 2 <= path.stat().st_mtime <= now:
-            os.utime(path, (FIXED_TIME, FIXED_TIME))
+        if since - 2 <= path.lstat().st_mtime <= now:
+            os.utime(path, (FIXED_TIME, FIXED_TIME), follow_symlinks=False)
 
 
 def clean_environ(scratch: Path) -> dict[str, str]:
