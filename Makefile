@@ -15,7 +15,8 @@ LOCK := requirements/lock.txt
 NEWEST_TESTS ?= tests/test_differential.py tests/test_differential_cli.py \
 	tests/test_pty.py tests/test_pty_view.py tests/test_parallel.py \
 	tests/test_quicklogin.py tests/test_depwarnings.py \
-	tests/test_fast_receive.py tests/test_sshfast.py
+	tests/test_fast_receive.py tests/test_fast_receive_edges.py \
+	tests/test_sshfast.py
 NEWEST_SELECT ?= not test_script or sshd
 SMOKE_TESTS ?= tests/test_depwarnings.py tests/test_quicklogin.py \
 	tests/test_grammar.py tests/test_protocol.py tests/test_pipes.py \

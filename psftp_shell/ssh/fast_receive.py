@@ -53,6 +53,7 @@ class _Parts:
         from asyncssh.encryption import GCMEncryption
         from asyncssh.logging import SSHLogger
         from asyncssh.misc import MACError, ProtocolError
+        from asyncssh.packet import PacketDecodeError
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         self.gcm: Any = GCMEncryption
@@ -60,6 +61,7 @@ class _Parts:
         self.mac_error: type[Exception] = MACError
         self.protocol_error: type[Exception] = ProtocolError
         self.invalid_tag: type[Exception] = InvalidTag
+        self.decode_error: type[Exception] = PacketDecodeError
         self.aesgcm: Callable[[bytes], Any] = AESGCM
 
 
@@ -206,7 +208,7 @@ class _Handler:
                 if plaintext[1:2] != DATA or not self._deliver(plaintext):
                     return self._hand_on(plaintext, inp[start:])
                 start = end
-                if conn._inpbuf is not inp:     # closed by the delivery
+                if conn._inpbuf is not inp:     # changed by the delivery
                     return False
                 if conn._transport:
                     conn._recv_seq = (conn._recv_seq + 1) & 0xffffffff
@@ -218,11 +220,14 @@ class _Handler:
     def _deliver(self, plaintext: bytes) -> bool:
         """Hand a CHANNEL_DATA packet's data to its channel; False (and
         nothing done) when asyncssh's own checks should decide."""
-        size = len(plaintext) - plaintext[0]
-        if size < 10:
+        padding = plaintext[0]
+        size = len(plaintext) - padding
+        if size <= 10 or not padding:   # no data, or asyncssh's errors
             return False
         chan = self._conn._channels.get(
             int.from_bytes(plaintext[2:6], "big"))
+        if chan is None:
+            return False
         if chan is not self._chan:
             if not channel_ok(chan):
                 return False
@@ -233,13 +238,17 @@ class _Handler:
                 datalen > chan._recv_window:
             return False
         window = chan._recv_window - datalen
-        if chan._recv_paused or chan._encoding or chan._session is None or \
-                window < chan._init_recv_window / 2 or \
-                chan._send_state in _CLOSING:
-            chan._accept_data(plaintext[10:size])
-        else:                       # what _accept_data would do, shorter
-            chan._recv_window = window
-            chan._session.data_received(plaintext[10:size], None)
+        try:
+            if chan._recv_paused or chan._encoding or \
+                    chan._session is None or \
+                    window < chan._init_recv_window / 2 or \
+                    chan._send_state in _CLOSING:
+                chan._accept_data(plaintext[10:size])
+            else:                   # what _accept_data would do, shorter
+                chan._recv_window = window
+                chan._session.data_received(plaintext[10:size], None)
+        except self._parts.decode_error as exc:     # as _recv_packet does
+            raise self._parts.protocol_error(str(exc)) from None
         return True
 
     def _hand_on(self, plaintext: bytes, inp: bytes) -> bool:
