@@ -5,6 +5,7 @@ hands on to asyncssh, and where it stands aside."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,7 +24,15 @@ REKEY = 512 << 10
 
 
 async def _serve(process: asyncssh.SSHServerProcess[bytes]) -> None:
-    """Send PAYLOAD in pieces of many sizes, some stderr, exit 3."""
+    """Send PAYLOAD in pieces of many sizes, some stderr, exit 3; or,
+    for the command ``sum``, the SHA-256 of what stdin brought."""
+    if process.command == "sum":
+        digest = hashlib.sha256()
+        while chunk := await process.stdin.read(1 << 16):
+            digest.update(chunk)
+        process.stdout.write(digest.hexdigest().encode())
+        process.exit(0)
+        return
     view = memoryview(PAYLOAD)
     sizes = [1, 100, 32768, 70000, 5]
     pos = 0
@@ -52,7 +61,7 @@ async def server() -> AsyncIterator[int]:
     acceptor = await asyncssh.listen(
         "127.0.0.1", 0, server_host_keys=[key], process_factory=_serve,
         encoding=None, allow_scp=False, server_factory=_NoAuth,
-        rekey_bytes=REKEY)
+        rekey_bytes=REKEY, window=128 << 10)
     try:
         yield acceptor.sockets[0].getsockname()[1]
     finally:
@@ -118,6 +127,28 @@ async def test_delivers_every_byte_and_hands_on_the_rest(
     # server's (strict key exchange restarts both at each NEWKEYS)
     await conn.wait_closed()
     assert conn._recv_seq == _NoAuth.conns[-1]._send_seq
+
+
+async def test_window_adjusts_of_an_upload(
+        server: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's WINDOW_ADJUSTs reopen the window of a long write."""
+    adjusted = []
+    adjust = fast_receive._Handler._adjust
+
+    def counting(handler: Any, plaintext: bytes) -> bool:
+        done = adjust(handler, plaintext)
+        adjusted.append(done)
+        return done
+    monkeypatch.setattr(fast_receive._Handler, "_adjust", counting)
+    conn = await _connect(server)
+    try:
+        assert fast_receive.install(conn)
+        result = await conn.run("sum", input=PAYLOAD, encoding=None,
+                                timeout=60)
+    finally:
+        conn.close()
+    assert result.stdout == hashlib.sha256(PAYLOAD).hexdigest().encode()
+    assert len(adjusted) > 10 and all(adjusted)
 
 
 async def test_input_in_small_pieces_and_rekeys(

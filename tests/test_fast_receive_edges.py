@@ -233,3 +233,32 @@ async def test_actions_in_delivery(server: int, action: str) -> None:
     fast = await _act(server, True, action)
     assert fast == slow
     assert b"boom" in slow[0]
+
+
+async def _odd_adjust(port: int, fast: bool, extra: bytes, chan_no: int | None
+                      ) -> tuple[Any, ...]:
+    """What a WINDOW_ADJUST with *extra* bytes behind it, for channel
+    *chan_no* (None: the session's), does to the connection."""
+    conn = await _connect(port, fast)
+    chan, session = await _session(conn)
+    srv = _Srv.conns[-1]
+    window = chan._send_window
+    number = chan._recv_chan if chan_no is None else chan_no
+    srv.send_packet(93, UInt32(number), UInt32(1000), extra)
+    srv.send_packet(DATA, UInt32(chan._recv_chan), String(b"after"))
+    await asyncio.sleep(0.3)
+    state = (chan._send_window - window, list(session.chunks),
+             [(type(e).__name__, str(e)) for e in _Client.lost])
+    conn.close()
+    await conn.wait_closed()
+    return state
+
+
+@pytest.mark.parametrize("extra, chan_no", [
+    (b"", None), (b"", 99), (b"x", None)])
+async def test_window_adjusts_as_asyncssh(server: int, extra: bytes,
+                                          chan_no: int | None) -> None:
+    slow = await _odd_adjust(server, False, extra, chan_no)
+    fast = await _odd_adjust(server, True, extra, chan_no)
+    assert fast == slow
+    assert (slow[0] == 1000) == (not extra and chan_no is None)

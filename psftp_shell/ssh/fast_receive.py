@@ -36,12 +36,16 @@ _CONN_ATTRS = ("_inpbuf", "_recv_encryption", "_decompressor",
 _CONN_METHODS = ("_recv_pkthdr", "_recv_packet", "_finish_recv_packet")
 _CHANNEL_ATTRS = ("_recv_state", "_recv_window", "_accept_data",
                   "_deliver_data", "_send_state", "_recv_paused",
-                  "_encoding", "_session", "_init_recv_window")
+                  "_encoding", "_session", "_init_recv_window",
+                  "_send_window", "_flush_send_buf")
 _CLOSING = frozenset(("close_pending", "closed"))
 _CIPHER_ATTRS = ("_key", "_iv", "_update_iv")
 
 DATA = bytes([94])
 """SSH_MSG_CHANNEL_DATA (RFC 4254), as the payload's first byte."""
+ADJUST = bytes([93])
+"""SSH_MSG_CHANNEL_WINDOW_ADJUST: an upload gets thousands."""
+_ADJUSTABLE = frozenset(("open", "eof_pending", "eof"))
 GCM_TAG = 16
 HEADER = 4
 
@@ -205,7 +209,9 @@ class _Handler:
                 if not plaintext:
                     start = end
                     raise self._parts.mac_error("MAC verification failed")
-                if plaintext[1:2] != DATA or not self._deliver(plaintext):
+                kind = plaintext[1:2]
+                if not (self._deliver(plaintext) if kind == DATA else
+                        kind == ADJUST and self._adjust(plaintext)):
                     return self._hand_on(plaintext, inp[start:])
                 start = end
                 if conn._inpbuf is not inp:     # changed by the delivery
@@ -224,14 +230,9 @@ class _Handler:
         size = len(plaintext) - padding
         if size <= 10 or not padding:   # no data, or asyncssh's errors
             return False
-        chan = self._conn._channels.get(
-            int.from_bytes(plaintext[2:6], "big"))
+        chan = self._channel(plaintext)
         if chan is None:
             return False
-        if chan is not self._chan:
-            if not channel_ok(chan):
-                return False
-            self._chan = chan
         datalen = int.from_bytes(plaintext[6:10], "big")
         if 10 + datalen != size or \
                 chan._recv_state != "open" or \
@@ -249,6 +250,30 @@ class _Handler:
                 chan._session.data_received(plaintext[10:size], None)
         except self._parts.decode_error as exc:     # as _recv_packet does
             raise self._parts.protocol_error(str(exc)) from None
+        return True
+
+    def _channel(self, plaintext: bytes) -> Any:
+        """The channel a channel packet is for, if it is as expected."""
+        chan = self._conn._channels.get(
+            int.from_bytes(plaintext[2:6], "big"))
+        if chan is not self._chan:
+            if not channel_ok(chan):
+                return None
+            self._chan = chan
+        return chan
+
+    def _adjust(self, plaintext: bytes) -> bool:
+        """Add a WINDOW_ADJUST to its channel's send window and send what
+        waited for it, as asyncssh's ``_process_window_adjust``; False
+        (and nothing done) when asyncssh's own checks should decide."""
+        padding = plaintext[0]
+        if len(plaintext) - padding != 10 or not padding:
+            return False
+        chan = self._channel(plaintext)
+        if chan is None or chan._recv_state not in _ADJUSTABLE:
+            return False
+        chan._send_window += int.from_bytes(plaintext[6:10], "big")
+        chan._flush_send_buf()
         return True
 
     def _hand_on(self, plaintext: bytes, inp: bytes) -> bool:
