@@ -30,10 +30,10 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from psftp_shell.core.ordered_output import Printer
+from psftp_shell.engine.stream import Stream
 from psftp_shell.sftp.client import SFTPClient
 
 MAX_HANDSHAKES = 8
@@ -65,40 +65,6 @@ class ChannelOpener(Protocol):
     async def open_channel(self, client: SFTPClient) -> SFTPClient:
         """Open an SFTP client on the connection *client* runs on."""
         ...
-
-
-@dataclass(eq=False)
-class Stream:
-    """One SFTP client that carries transfer data.
-
-    :param index: the stream's number for progress views (0 .. N-1)
-    :param budget: requests in flight on this stream, shared by every
-        copy running on it
-    :param runs: chunk runs going on (at most one is started per stream)
-    :param control: this is the shell's control client (``-n 1``, or the
-        last resort when every pool stream is lost)
-    :param connection: the number of the SSH connection it runs on
-        (channels of one connection share it; the control's is 0)
-    """
-
-    index: int
-    client: SFTPClient
-    budget: asyncio.Semaphore
-    control: bool = False
-    connection: int = 0
-    alive: bool = True
-    runs: int = 0
-
-    @classmethod
-    def make(cls, index: int, client: SFTPClient, requests: int, *,
-             control: bool = False, connection: int = 0) -> Stream:
-        """A live stream allowing *requests* requests in flight."""
-        return cls(index, client, asyncio.Semaphore(max(1, requests)),
-                   control, connection)
-
-    def usable(self) -> bool:
-        """Whether the stream can carry more requests."""
-        return self.alive and not self.client.closed
 
 
 class StreamPool:
