@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from psftp_shell.core.ordered_output import Printer
@@ -57,6 +58,21 @@ class Opener(Protocol):
     async def open_client(self) -> SFTPClient:
         """Open one more SFTP client on a connection of its own."""
         ...
+
+
+class Hush(Protocol):
+    """Logins made quiet: none asks or tells the user anything."""
+
+    spoke: bool
+    """A login wanted to ask or tell (and failed instead)."""
+
+    def speak(self) -> None:
+        """From now on, logins ask and tell as usual."""
+        ...
+
+
+Quietly = Callable[[], AbstractContextManager[Hush | None]]
+"""Makes the transport's logins quiet inside (None: it cannot)."""
 
 
 class ChannelOpener(Protocol):
@@ -106,6 +122,8 @@ class StreamPool:
         self._replacing: set[asyncio.Task[None]] = set()
         self._closing = False
         self._connections = 0           # numbers given out so far
+        self._early: asyncio.Task[None] | None = None
+        self._hush: Hush | None = None
         patience = getattr(transport, "login_patience", None)
         found = patience() if callable(patience) else None
         self.first_wait = float(found) if found else FIRST_WAIT
@@ -136,8 +154,64 @@ class StreamPool:
 
     def _start(self) -> asyncio.Task[None]:
         if self._task is None:
-            self._task = asyncio.ensure_future(self._open_all())
+            if self._hush is not None:  # logins under way may now ask
+                self._hush.speak()
+            self._task = asyncio.ensure_future(
+                self._open_all() if self._early is None
+                else self._adopt())
         return self._task
+
+    def open_quietly(self, quietly: Quietly) -> None:
+        """Open the streams now, in the background, without a word.
+
+        For an interactive session whose first prompt is shown.  Until
+        a transfer wants them, a login that would ask or tell the user
+        anything fails instead; then, or if a stream cannot be had, the
+        streams opened are closed again and the first transfer opens
+        them as it always did (its questions, messages and retries).
+        A transfer that comes while they open takes those open, and the
+        logins still under way carry on as its own.
+        """
+        if self._task is None and self._early is None:
+            self._early = asyncio.ensure_future(self._open_ahead(quietly))
+
+    async def _open_ahead(self, quietly: Quietly) -> None:
+        with quietly() as hush:
+            if hush is None:
+                return
+            self._hush = hush
+            try:
+                with contextlib.suppress(Exception):    # tried again
+                    await self._open_more(self.size)
+            finally:
+                self._hush = None
+        if self._task is None and (
+                hush.spoke or len(self.live()) < self.size):
+            await self._forget()
+
+    async def _forget(self) -> None:
+        """Close the streams opened ahead: the first transfer opens its own."""
+        drop = getattr(self.transport, "discard", None)
+        streams, self.ready = self.ready, []
+        self._gone.clear()
+        self._connections = 0
+        for stream in streams:
+            stream.client.on_lost = None
+            with contextlib.suppress(Exception):
+                await (stream.client.close() if drop is None
+                       else drop(stream.client))
+
+    async def _adopt(self) -> None:
+        """The first transfer's streams, with those opened ahead: the
+        missing ones are opened now, as without them."""
+        assert self._early is not None
+        if not self._early.done():
+            await self._early
+        elif len(self.live()) < self.size:  # one was lost while idle
+            await self._forget()
+        await self._open_more(self.size - len(self.ready))
+        if len(self.ready) < self.size:
+            self._say_fewer(len(self.ready))
 
     @property
     def opening(self) -> bool:
@@ -174,7 +248,7 @@ class StreamPool:
     async def close(self) -> None:
         """Stop opening streams (at exit: nothing may outlive the loop)."""
         self._closing = True
-        tasks = [t for t in (self._task, *self._replacing)
+        tasks = [t for t in (self._task, self._early, *self._replacing)
                  if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
@@ -213,12 +287,15 @@ class StreamPool:
             listener(stream)
 
     async def _open_all(self) -> None:
-        connections = math.ceil(self.size / self.channels)
-        counts = [min(self.channels, self.size - i * self.channels)
-                  for i in range(connections)]
-        await asyncio.gather(*(self._open_connection(n) for n in counts))
+        await self._open_more(self.size)
         if len(self.ready) < self.size:
             self._say_fewer(len(self.ready))
+
+    async def _open_more(self, count: int) -> None:
+        connections = math.ceil(count / self.channels)
+        counts = [min(self.channels, count - i * self.channels)
+                  for i in range(connections)]
+        await asyncio.gather(*(self._open_connection(n) for n in counts))
 
     def _say_fewer(self, got: int) -> None:
         if got == 0:
@@ -250,6 +327,9 @@ class StreamPool:
                      ) -> SFTPClient | None:
         """Open a client, backing off after drops; None if all failed."""
         for attempt in range(self.attempts):
+            if self._hush is not None and self._hush.spoke and \
+                    self._task is None:
+                return None     # ahead of any transfer: no retry
             client = await self._try(open_one)
             if client is not None:
                 return client
@@ -278,7 +358,7 @@ class StreamPool:
         if stream.control or stream in self._gone:
             return
         self._gone.add(stream)
-        if self._closing or self.spares <= 0 or \
+        if self._closing or self._task is None or self.spares <= 0 or \
                 stream.index >= len(self.ready) or \
                 self.ready[stream.index] is not stream:
             return

@@ -284,6 +284,19 @@ class SSHTransport:
             raise ConnectionClosed() from None
         return client
 
+    async def discard(self, client: SFTPClient) -> None:
+        """Close *client* and its connection, and forget both (a stream
+        opened ahead of a transfer and not kept)."""
+        await client.close()
+        self._writer_of.pop(id(client), None)
+        conn = self._conn_of.pop(id(client), None)
+        if client in self.clients:
+            self.clients.remove(client)
+        if conn is not None:
+            conn.close()
+            if conn in self.connections:
+                self.connections.remove(conn)
+
     def login_patience(self) -> float | None:
         """ConnectTimeout, if the user set one: how long the pool waits
         for a stream before it starts a command on the control."""
