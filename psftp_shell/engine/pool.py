@@ -3,8 +3,9 @@
 A :class:`Stream` is one SFTP client (one SSH channel, or one ``-D``
 process) with its own budget of requests in flight.  With ``-n N`` the
 :class:`StreamPool` opens N of them when the first transfer needs them
-(not at login) and keeps them for the session; that transfer starts as
-soon as the first is open, and the others join it as they open.  The
+(not at login; or quietly ahead of it, :meth:`StreamPool.open_quietly`)
+and keeps them for the session; that transfer starts as soon as the
+first is open, and the others join it as they open.  The
 shell's control connection is not among them, so Ctrl-C and the next
 prompt never wait behind queued data.
 
