@@ -83,7 +83,7 @@ def _writer(chan: Any) -> Callable[..., None]:
     def lean_write(data: Any, datatype: Any = None) -> None:
         if datatype is not None or chan._encoding or \
                 not isinstance(data, bytes) or \
-                SSHLogger._debug_level >= 2:  # type: ignore[attr-defined]
+                SSHLogger._debug_level >= 2:
             write(data, datatype)
             return
         if chan._send_state != "open":
