@@ -12,10 +12,11 @@ cipher's name for :func:`~psftp_shell.ssh.asyncssh_speedups.skip_ignores`.
 :func:`lean_channel` gives one channel a buffer flush that builds each
 CHANNEL_DATA packet in one piece (the data copied once), encrypts it
 with a context kept per key, and hands header and ciphertext to the
-socket's writer.  Any packet it cannot send exactly as asyncssh would
-(a key exchange due or under way, compression, a CBC cipher, asyncssh's
-packet logging on) takes asyncssh's own path; so do channels on an
-asyncssh whose internals differ from those reviewed (:data:`USE`).
+socket's writer; like ``skip_ignores``, it sends no IGNORE packet
+before them.  A packet it cannot send exactly as asyncssh would (a key
+exchange due or under way, compression, a CBC cipher, asyncssh's packet
+logging on) takes asyncssh's own path; so do channels on an asyncssh
+whose internals differ from those reviewed (:data:`USE`).
 """
 
 from __future__ import annotations
