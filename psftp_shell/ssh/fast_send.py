@@ -27,8 +27,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import asyncssh
-
 from psftp_shell.ssh.asyncssh_private import PrivateUse
 
 MSG_CHANNEL_DATA = 94
@@ -60,6 +58,9 @@ USE = PrivateUse("lean channel data", _relies_on, {
 
 def problem() -> str | None:
     """Why the lean path is off with this asyncssh, or None."""
+    # asyncssh is imported late: -v must see its import's warnings
+    import asyncssh
+
     return USE.problem(asyncssh.__version__)
 
 
