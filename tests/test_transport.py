@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from psftp_shell.sftp.client import OPEN_CREAT, OPEN_READ, OPEN_WRITE
 from psftp_shell.ssh import asyncssh_speedups as sshfast
+from psftp_shell.ssh import fast_send
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
 from psftp_shell.ssh.transport import SSHTransport
@@ -38,10 +40,12 @@ async def test_channels_share_one_connection(sshd: PrivateSSHD,
 async def test_window_grows_and_data_stays_intact(
         sshd: PrivateSSHD, remote_dir: object, clean_ssh_env: None,
         split: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Also with asyncssh left as it is (sshfast's fallbacks)."""
+    """Also with asyncssh left as it is (sshfast's and fast_send's
+    fallbacks)."""
     if not split:
         monkeypatch.setattr(sshfast, "split_reads", lambda conn: False)
         monkeypatch.setattr(sshfast, "skip_ignores", lambda conn: False)
+        monkeypatch.setattr(fast_send, "lean_channel", lambda chan: False)
     data = os.urandom(6 << 20)
     path = sshd.root / "window.bin"
     copy = sshd.root / "window-up.bin"
@@ -52,6 +56,8 @@ async def test_window_grows_and_data_stays_intact(
         conn = transport.connections[0]
         assert getattr(conn.data_received, "split_reads", False) is split
         assert getattr(conn.send_packet, "skip_ignores", False) is split
+        writer: Any = transport._writer_of[id(client)]
+        assert getattr(writer.channel, "_lean", False) is split
         before = transport.get_window(client)
         assert before is not None and before < 16 << 20
         transport.set_window(client, 16 << 20)

@@ -23,6 +23,7 @@ from psftp_shell.sftp.client import ConnectionLost, SFTPClient
 from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import asyncssh_speedups as sshfast
+from psftp_shell.ssh import fast_send
 from psftp_shell.ssh.pipe_io import PipeReader
 from psftp_shell.ssh.turn_batcher import batch_writes
 
@@ -273,6 +274,7 @@ class SSHTransport:
         except (asyncssh.Error, OSError):
             raise ConnectionClosed(
                 "subsystem request failed on channel 0\r\n") from None
+        fast_send.lean_channel(writer.channel)
         client = SFTPClient(reader, writer)
         self.clients.append(client)     # so that close() reaches it
         self._conn_of[id(client)] = conn
