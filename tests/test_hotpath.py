@@ -34,7 +34,7 @@ from psftp_shell.sftp.client import (
     SFTPClient,
     StatusError,
 )
-from psftp_shell.ssh import transport
+from psftp_shell.ssh import turn_batcher as transport
 from psftp_shell.ssh.channel import SFTPChannelWriter, SFTPSession
 from tests.test_protocol import spawn, stop
 

@@ -1012,3 +1012,34 @@ async def test_a_stopped_replacement_closes_its_write_check_and_reput_checks(
     assert leftovers(prig.remote) == []
     await settle(prig)
     assert wire.open_handles() == []
+
+
+async def test_put_r_into_directories_it_made_looks_at_no_target(
+        prig: PRig, wire: Wire) -> None:
+    """``put -r`` into a directory its MKDIR made sends no LSTAT of each
+    file's target before the temporary's OPEN (nothing can be there);
+    into directories that were there, every target is looked at, and an
+    existing file keeps its mode, as sftp's OPEN in place keeps it."""
+    tree = prig.local / "t"
+    (tree / "sub").mkdir(parents=True)
+    for i in range(3):
+        (tree / f"f{i}").write_bytes(payload(100 + i, i))
+        (tree / "sub" / f"g{i}").write_bytes(payload(200 + i, i))
+    prig.engine.ctx.share_min = 4 * MIB         # every file whole
+    copy = prig.remote / "t"
+
+    async def put_r() -> None:
+        assert await within(prig.engine.upload_dir(
+            "t", str(copy), preserve=False, resume=False, fsync=False))
+        for name in ("f0", "f1", "f2", "sub/g0", "sub/g1", "sub/g2"):
+            assert (copy / name).read_bytes() == (tree / name).read_bytes()
+        assert leftovers(copy, copy / "sub") == []
+
+    await put_r()
+    assert wire.of(FXP_LSTAT) == []
+    (copy / "f0").chmod(0o600)
+    await put_r()
+    looked = sorted(os.path.relpath(s.name.decode(), copy)
+                    for s in wire.of(FXP_LSTAT))
+    assert looked == ["f0", "f1", "f2", "sub/g0", "sub/g1", "sub/g2"]
+    assert (copy / "f0").stat().st_mode & 0o777 == 0o600

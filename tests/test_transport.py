@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from psftp_shell.sftp.client import OPEN_CREAT, OPEN_READ, OPEN_WRITE
 from psftp_shell.ssh import asyncssh_speedups as sshfast
-from psftp_shell.ssh import fast_receive
+from psftp_shell.ssh import fast_receive, fast_send
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
 from psftp_shell.ssh.transport import SSHTransport
@@ -44,12 +45,13 @@ async def test_window_grows_and_data_stays_intact(
         adapters: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the fast receive path (AES-GCM, the default), with asyncssh's
     receive path in pieces (another cipher), and with asyncssh left as
-    it is (the adapters' fallbacks)."""
+    it is (the adapters' and fast_send's fallbacks)."""
     if adapters != "fast":
         monkeypatch.setattr(fast_receive, "install", lambda conn: False)
     if adapters == "none":
         monkeypatch.setattr(sshfast, "split_reads", lambda conn: False)
         monkeypatch.setattr(sshfast, "skip_ignores", lambda conn: False)
+        monkeypatch.setattr(fast_send, "lean_channel", lambda chan: False)
     data = os.urandom(6 << 20)
     path = sshd.root / "window.bin"
     copy = sshd.root / "window-up.bin"
@@ -62,6 +64,9 @@ async def test_window_grows_and_data_stays_intact(
             (adapters == "split")
         assert fast_receive.installed(conn) is (adapters == "fast")
         assert getattr(conn.send_packet, "skip_ignores", False) is \
+            (adapters != "none")
+        writer: Any = transport._writer_of[id(client)]
+        assert getattr(writer.channel, "_lean", False) is \
             (adapters != "none")
         before = transport.get_window(client)
         assert before is not None and before < 16 << 20

@@ -3,8 +3,9 @@
 A :class:`Stream` is one SFTP client (one SSH channel, or one ``-D``
 process) with its own budget of requests in flight.  With ``-n N`` the
 :class:`StreamPool` opens N of them when the first transfer needs them
-(not at login) and keeps them for the session; that transfer starts as
-soon as the first is open, and the others join it as they open.  The
+(not at login; or quietly ahead of it, :meth:`StreamPool.open_quietly`)
+and keeps them for the session; that transfer starts as soon as the
+first is open, and the others join it as they open.  The
 shell's control connection is not among them, so Ctrl-C and the next
 prompt never wait behind queued data.
 
@@ -30,10 +31,11 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from psftp_shell.core.ordered_output import Printer
+from psftp_shell.engine.stream import Stream
 from psftp_shell.sftp.client import SFTPClient
 
 MAX_HANDSHAKES = 8
@@ -59,46 +61,27 @@ class Opener(Protocol):
         ...
 
 
+class Hush(Protocol):
+    """Logins made quiet: none asks or tells the user anything."""
+
+    spoke: bool
+    """A login wanted to ask or tell (and failed instead)."""
+
+    def speak(self) -> None:
+        """From now on, logins ask and tell as usual."""
+        ...
+
+
+Quietly = Callable[[], AbstractContextManager[Hush | None]]
+"""Makes the transport's logins quiet inside (None: it cannot)."""
+
+
 class ChannelOpener(Protocol):
     """A transport that can open more SFTP channels on a connection."""
 
     async def open_channel(self, client: SFTPClient) -> SFTPClient:
         """Open an SFTP client on the connection *client* runs on."""
         ...
-
-
-@dataclass(eq=False)
-class Stream:
-    """One SFTP client that carries transfer data.
-
-    :param index: the stream's number for progress views (0 .. N-1)
-    :param budget: requests in flight on this stream, shared by every
-        copy running on it
-    :param runs: chunk runs going on (at most one is started per stream)
-    :param control: this is the shell's control client (``-n 1``, or the
-        last resort when every pool stream is lost)
-    :param connection: the number of the SSH connection it runs on
-        (channels of one connection share it; the control's is 0)
-    """
-
-    index: int
-    client: SFTPClient
-    budget: asyncio.Semaphore
-    control: bool = False
-    connection: int = 0
-    alive: bool = True
-    runs: int = 0
-
-    @classmethod
-    def make(cls, index: int, client: SFTPClient, requests: int, *,
-             control: bool = False, connection: int = 0) -> Stream:
-        """A live stream allowing *requests* requests in flight."""
-        return cls(index, client, asyncio.Semaphore(max(1, requests)),
-                   control, connection)
-
-    def usable(self) -> bool:
-        """Whether the stream can carry more requests."""
-        return self.alive and not self.client.closed
 
 
 class StreamPool:
@@ -140,6 +123,8 @@ class StreamPool:
         self._replacing: set[asyncio.Task[None]] = set()
         self._closing = False
         self._connections = 0           # numbers given out so far
+        self._early: asyncio.Task[None] | None = None
+        self._hush: Hush | None = None
         patience = getattr(transport, "login_patience", None)
         found = patience() if callable(patience) else None
         self.first_wait = float(found) if found else FIRST_WAIT
@@ -170,8 +155,64 @@ class StreamPool:
 
     def _start(self) -> asyncio.Task[None]:
         if self._task is None:
-            self._task = asyncio.ensure_future(self._open_all())
+            if self._hush is not None:  # logins under way may now ask
+                self._hush.speak()
+            self._task = asyncio.ensure_future(
+                self._open_all() if self._early is None
+                else self._adopt())
         return self._task
+
+    def open_quietly(self, quietly: Quietly) -> None:
+        """Open the streams now, in the background, without a word.
+
+        For an interactive session whose first prompt is shown.  Until
+        a transfer wants them, a login that would ask or tell the user
+        anything fails instead; then, or if a stream cannot be had, the
+        streams opened are closed again and the first transfer opens
+        them as it always did (its questions, messages and retries).
+        A transfer that comes while they open takes those open, and the
+        logins still under way carry on as its own.
+        """
+        if self._task is None and self._early is None:
+            self._early = asyncio.ensure_future(self._open_ahead(quietly))
+
+    async def _open_ahead(self, quietly: Quietly) -> None:
+        with quietly() as hush:
+            if hush is None:
+                return
+            self._hush = hush
+            try:
+                with contextlib.suppress(Exception):    # tried again
+                    await self._open_more(self.size)
+            finally:
+                self._hush = None
+        if self._task is None and (
+                hush.spoke or len(self.live()) < self.size):
+            await self._forget()
+
+    async def _forget(self) -> None:
+        """Close the streams opened ahead: the first transfer opens its own."""
+        drop = getattr(self.transport, "discard", None)
+        streams, self.ready = self.ready, []
+        self._gone.clear()
+        self._connections = 0
+        for stream in streams:
+            stream.client.on_lost = None
+            with contextlib.suppress(Exception):
+                await (stream.client.close() if drop is None
+                       else drop(stream.client))
+
+    async def _adopt(self) -> None:
+        """The first transfer's streams, with those opened ahead: the
+        missing ones are opened now, as without them."""
+        assert self._early is not None
+        if not self._early.done():
+            await self._early
+        elif len(self.live()) < self.size:  # one was lost while idle
+            await self._forget()
+        await self._open_more(self.size - len(self.ready))
+        if len(self.ready) < self.size:
+            self._say_fewer(len(self.ready))
 
     @property
     def opening(self) -> bool:
@@ -208,7 +249,7 @@ class StreamPool:
     async def close(self) -> None:
         """Stop opening streams (at exit: nothing may outlive the loop)."""
         self._closing = True
-        tasks = [t for t in (self._task, *self._replacing)
+        tasks = [t for t in (self._task, self._early, *self._replacing)
                  if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
@@ -247,12 +288,15 @@ class StreamPool:
             listener(stream)
 
     async def _open_all(self) -> None:
-        connections = math.ceil(self.size / self.channels)
-        counts = [min(self.channels, self.size - i * self.channels)
-                  for i in range(connections)]
-        await asyncio.gather(*(self._open_connection(n) for n in counts))
+        await self._open_more(self.size)
         if len(self.ready) < self.size:
             self._say_fewer(len(self.ready))
+
+    async def _open_more(self, count: int) -> None:
+        connections = math.ceil(count / self.channels)
+        counts = [min(self.channels, count - i * self.channels)
+                  for i in range(connections)]
+        await asyncio.gather(*(self._open_connection(n) for n in counts))
 
     def _say_fewer(self, got: int) -> None:
         if got == 0:
@@ -284,6 +328,9 @@ class StreamPool:
                      ) -> SFTPClient | None:
         """Open a client, backing off after drops; None if all failed."""
         for attempt in range(self.attempts):
+            if self._hush is not None and self._hush.spoke and \
+                    self._task is None:
+                return None     # ahead of any transfer: no retry
             client = await self._try(open_one)
             if client is not None:
                 return client
@@ -312,7 +359,7 @@ class StreamPool:
         if stream.control or stream in self._gone:
             return
         self._gone.add(stream)
-        if self._closing or self.spares <= 0 or \
+        if self._closing or self._task is None or self.spares <= 0 or \
                 stream.index >= len(self.ready) or \
                 self.ready[stream.index] is not stream:
             return

@@ -211,7 +211,8 @@ async def _upload_tree(sub: Submitter, src: str, dst: str, depth: int,
     except OSError as exc:
         sub.out.error(f'local opendir "{src}": {exc.strerror}')
         return False
-    ok = await _upload_entries(sub, src, dst, depth, names, flags)
+    ok = await _upload_entries(sub, src, dst, depth, names,
+                               dataclasses.replace(flags, fresh=created))
     if created or flags.preserve:   # OpenSSH 10.3: keep an existing mode
         await sub.defer(_setstat_epilogue(sub.client, dst, attrs))
     return ok

@@ -92,12 +92,16 @@ class Flags:
         already complete on the server is skipped and a missing one sent
         whole, where sftp fails both (a resumed tree download already
         behaves so)
+    :param fresh: the file goes into a directory this upload has just
+        made, so nothing is there to look at before its temporary is
+        opened (no LSTAT of the target)
     """
 
     preserve: bool = False
     resume: bool = False
     fsync: bool = False
     tree: bool = False
+    fresh: bool = False
 
 
 @dataclass(eq=False)

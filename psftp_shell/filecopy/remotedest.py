@@ -227,8 +227,8 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
                       remote_path: str, attrs: Attrs,
                       sharers: Sharers | None = None,
                       guard: Guard | None = None, *,
-                      shown: str | None = None, follow: bool = True
-                      ) -> RemoteFile | None:
+                      shown: str | None = None, follow: bool = True,
+                      fresh: bool = False) -> RemoteFile | None:
     """Create a temporary beside *remote_path*, or None for in place.
 
     Needs posix-rename; an existing regular file lends its mode (sftp
@@ -242,6 +242,8 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
     :param guard: asked about an existing regular target
     :param shown: the target as messages name it (a link's path)
     :param follow: resolve a link (not again for the file it names)
+    :param fresh: the target's directory was just made by this upload:
+        no LSTAT, the temporary is kept
     :raises OntoItself: when *guard* says the target is the source
     """
     head, sep, name = remote_path.rpartition("/")
@@ -249,8 +251,9 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
         return None
     temp = head + sep + temp_name(name)
     create = Attrs(permissions=attrs.permissions)
-    look = client.lstat_nowait(remote_path)
-    look.add_done_callback(retrieved)
+    look = None if fresh else client.lstat_nowait(remote_path)
+    if look is not None:
+        look.add_done_callback(retrieved)
     flags = OPEN_WRITE | OPEN_CREAT | OPEN_EXCL
     if sharers is not None:
         flags = SHARED_TEMP
@@ -268,6 +271,8 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
         if sharers is not None:
             ctx.background(_unshare(client, temp, sharers))
         raise
+    if look is None:
+        return RemoteFile(handle, remote_path, temp)
     dest = await made.kept(handle, look)
     if dest is None and made.link:
         return await remote_temp(ctx, client, made.link, attrs, None, guard,
@@ -357,15 +362,16 @@ async def _unshare(client: SFTPClient, temp: str,
 
 async def open_remote_dest(ctx: CopyContext, client: SFTPClient,
                            out: Printer, remote_path: str, attrs: Attrs,
-                           resume: bool, guard: Guard | None = None
-                           ) -> RemoteFile | None:
-    """OPEN the upload's target: a temporary, or sftp's in place.
+                           resume: bool, guard: Guard | None = None,
+                           fresh: bool = False) -> RemoteFile | None:
+    """OPEN the upload's target: a temporary, or sftp's in place
+    (*fresh*: in a directory just made, see :func:`remote_temp`).
 
     :raises OntoItself: when *guard* says the target is the source
     """
     if not resume:
         dest = await remote_temp(ctx, client, remote_path, attrs, None,
-                                 guard)
+                                 guard, fresh=fresh)
         if dest is not None:
             return dest
         if guard is not None:       # in place truncates: look first

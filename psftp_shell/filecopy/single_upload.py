@@ -131,7 +131,8 @@ async def upload_fd(ctx: CopyContext, client: SFTPClient, out: Printer,
         offset = found
     try:
         dest = await open_remote_dest(ctx, client, out, remote_path, attrs,
-                                      flags.resume, upload_guard(fd, st))
+                                      flags.resume, upload_guard(fd, st),
+                                      fresh=flags.fresh)
     except OntoItself:
         out.error(onto_itself("upload", local_path, remote_path))
         return False

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import io
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from psftp_shell.core import depwarnings
@@ -142,6 +144,25 @@ def _early_pool(transport: Transport, opts: Options, settings: Settings,
                       requests=opts.num_requests or DEFAULT_REQUESTS)
 
 
+def _streams_ahead(engine: TransferEngine, transport: Transport
+                   ) -> Callable[[], None] | None:
+    """What opens ``-n``'s streams once the first prompt is shown.
+
+    Quietly (:mod:`psftp_shell.ssh.quiet_logins`): with what the control
+    login was told, and nothing said or asked while the user types; a
+    stream that cannot be had so is opened at the first transfer, as
+    without this.  Not for ``-S``/``-D`` programs (they may write to the
+    terminal) nor ``-n 1``.
+    """
+    pool = engine.pool
+    connector = getattr(transport, "connector", None)
+    if pool is None or connector is None:
+        return None
+    from psftp_shell.ssh.quiet_logins import quietly
+    return functools.partial(pool.open_quietly,
+                             functools.partial(quietly, connector))
+
+
 def _preload(modules: list[str]) -> threading.Thread:
     """Import *modules* in a thread while the login waits on the network.
 
@@ -240,7 +261,8 @@ async def run_session(opts: Options, out: Output, settings: Settings,
             return status
         if source is None:
             from psftp_shell.frontend.repl import run_repl
-            result = await run_repl(shell)
+            result = await run_repl(
+                shell, shown=_streams_ahead(engine, transport))
         else:
             from psftp_shell.frontend.batch_loop import run_lines
             with command_interrupts(shell):

@@ -102,6 +102,7 @@ class AuthContext:
         self._key_lock = asyncio.Lock()
         self._missing_told: set[str] = set()
         self.mitm = False    # host key changed, StrictHostKeyChecking no
+        self.kbdint_used = False    # keyboard-interactive questions seen
 
     def notify(self, level: LogLevel, text: str) -> None:
         """Pass a message to the user, subject to LogLevel."""
@@ -309,6 +310,8 @@ class AuthSession:
                              ) -> list[str]:
         """Answer a keyboard-interactive challenge, asking once per prompt."""
         self._info_seen = True
+        if prompts:
+            self._ctx.kbdint_used = True
         if name:
             self._ctx.notify(LogLevel.INFO, name)
         if instructions:

@@ -15,7 +15,7 @@ import os
 import shlex
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from psftp_shell.core import child_processes as children
 from psftp_shell.core.errors import ConnectionClosed
@@ -23,8 +23,9 @@ from psftp_shell.sftp.client import ConnectionLost, SFTPClient
 from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import asyncssh_speedups as sshfast
-from psftp_shell.ssh import fast_receive
+from psftp_shell.ssh import fast_receive, fast_send
 from psftp_shell.ssh.pipe_io import PipeReader
+from psftp_shell.ssh.turn_batcher import batch_writes
 
 if TYPE_CHECKING:
     import asyncssh
@@ -167,80 +168,6 @@ class PipeTransport:
             reader.close()
 
 
-BATCH_LIMIT = 512 * 1024
-"""Bytes a :class:`TurnBatcher` holds before it writes without waiting."""
-
-
-class TurnBatcher:
-    """A connection's socket transport, written once per loop turn.
-
-    asyncssh writes each SSH packet to its transport on its own, with an
-    IGNORE packet before it: a 256 KiB WRITE request costs sixteen
-    ``send`` calls, a READ two, and each wakes the server.  This stand-in
-    keeps what one turn of the event loop writes and hands it on in one
-    piece when the turn ends (or once :data:`BATCH_LIMIT` bytes wait),
-    in order.  Everything else is the real transport's.
-    """
-
-    def __init__(self, transport: asyncio.Transport,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._queue: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: bytes) -> None:
-        """Queue *data*; it leaves at the end of this turn."""
-        queue = self._queue
-        if not queue:
-            self._loop.call_soon(self.flush)
-        queue.append(data)
-        self._size += len(data)
-        if self._size >= BATCH_LIMIT:
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand what is queued to the real transport."""
-        queue = self._queue
-        if not queue:
-            return
-        self._queue, self._size = [], 0
-        if not self._transport.is_closing():
-            # One send: Python 3.12 gathers the pieces, 3.11 joins them.
-            self._transport.writelines(queue)
-
-    def push(self) -> None:
-        """Hand what is queued on now, without waiting for the turn to
-        end (a writer whose data is already gathered)."""
-        self.flush()
-
-    def close(self) -> None:
-        """Write what is queued, then close."""
-        self.flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        """Write what is queued (the real one would try), then abort."""
-        self.flush()
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-def batch_writes(conn: object) -> None:
-    """Make *conn*'s writes leave once per loop turn (:class:`TurnBatcher`).
-
-    asyncssh has no option for this; its connection keeps the socket
-    transport in ``_transport``.  Anything else there (a tunnel through
-    another connection) is left alone, as is a transport batched already.
-    """
-    transport = getattr(conn, "_transport", None)
-    if isinstance(transport, asyncio.Transport):
-        batcher = TurnBatcher(transport, asyncio.get_running_loop())
-        conn._transport = batcher    # type: ignore[attr-defined]
-
-
 LOGIN_LIMIT = 3
 """ConnectTimeouts a login may take in batch mode: asyncssh's keepalives
 start only once logged in, so a server that goes silent during the key
@@ -348,6 +275,7 @@ class SSHTransport:
         except (asyncssh.Error, OSError):
             raise ConnectionClosed(
                 "subsystem request failed on channel 0\r\n") from None
+        fast_send.lean_channel(writer.channel)
         client = SFTPClient(reader, writer)
         self.clients.append(client)     # so that close() reaches it
         self._conn_of[id(client)] = conn
@@ -358,6 +286,19 @@ class SSHTransport:
         except ConnectionLost:
             raise ConnectionClosed() from None
         return client
+
+    async def discard(self, client: SFTPClient) -> None:
+        """Close *client* and its connection, and forget both (a stream
+        opened ahead of a transfer and not kept)."""
+        await client.close()
+        self._writer_of.pop(id(client), None)
+        conn = self._conn_of.pop(id(client), None)
+        if client in self.clients:
+            self.clients.remove(client)
+        if conn is not None:
+            conn.close()
+            if conn in self.connections:
+                self.connections.remove(conn)
 
     def login_patience(self) -> float | None:
         """ConnectTimeout, if the user set one: how long the pool waits
