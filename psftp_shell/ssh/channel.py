@@ -210,6 +210,18 @@ class SFTPChannelWriter:
         if self._push is not None:
             self._push()
 
+    def write_two(self, head: bytes, data: bytes | bytearray | memoryview
+                  ) -> None:
+        """Send *head* and then *data* on the channel, not joined where
+        the channel takes them so (:mod:`~psftp_shell.ssh.fast_send`)."""
+        two = getattr(self.channel, "write_two", None)
+        if two is not None:
+            two(head, data)
+        else:
+            self.channel.write(b"".join((head, data)))
+        if self._push is not None:
+            self._push()
+
     async def drain(self) -> None:
         """Wait until the channel takes more."""
         await self._session.drain()
