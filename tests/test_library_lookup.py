@@ -74,10 +74,13 @@ def test_a_library_file_on_disk_gets_the_original(tmp_path, monkeypatch):
     monkeypatch.delenv("LIBRARY_PATH", raising=False)
     monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
     (tmp_path / "libunlisted.so").write_bytes(b"")
-    assert library_lookup._may_link("unlisted", [str(tmp_path)])
-    assert not library_lookup._may_link("other", [str(tmp_path)])
     (tmp_path / "libfoo.a").write_bytes(b"")
-    assert library_lookup._may_link("libfoo", [str(tmp_path)])
+    listing = library_lookup._listing([str(tmp_path), "/no/such/dir"])
+    assert library_lookup._may_link("unlisted", listing)
+    assert not library_lookup._may_link("other", listing)
+    assert not library_lookup._may_link("listed", listing)
+    assert library_lookup._may_link("libfoo", listing)
+    assert library_lookup._may_link("foo", listing)
 
 
 def test_other_internals_are_left_alone():
@@ -115,6 +118,8 @@ def test_importing_asyncssh_runs_no_compiler():
     ran = got["ran"]
     assert got["nettle"] == got["std"][0]
     assert got["oqs"] == (got["std"][1] or got["std"][2])
-    if got["oqs"] is None and not library_lookup._may_link(
-            "oqs", library_lookup._library_dirs()):
+    listing = library_lookup._listing(library_lookup._library_dirs())
+    if got["oqs"] is None and not any(
+            library_lookup._may_link(name, listing)
+            for name in ("oqs", "liboqs")):
         assert all(prog.endswith("ldconfig") for prog in ran), ran

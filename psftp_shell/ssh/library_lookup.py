@@ -35,35 +35,42 @@ def _library_dirs() -> list[str]:
     return dirs
 
 
-def _may_link(name: str, dirs: Sequence[str]) -> bool:
+def _listing(dirs: Sequence[str]) -> str:
+    """The names in *dirs*, each after a newline."""
+    names = [""]
+    for folder in dirs:
+        try:
+            names += os.listdir(folder)
+        except OSError:
+            continue
+    return "\n".join(names)
+
+
+def _may_link(name: str, listing: str) -> bool:
     """Whether gcc or ld might find ``libNAME`` that ldconfig did not."""
     if os.environ.get("LIBRARY_PATH") or os.environ.get("LD_LIBRARY_PATH"):
         return True
     # ld also names libNAME.a when asked for -lNAME if NAME is libX
-    prefixes = (f"lib{name}.", f"{name}.")
-    for folder in dirs:
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        if any(entry.startswith(prefixes) for entry in names):
-            return True
-    return False
+    return f"\nlib{name}." in listing or f"\n{name}." in listing
 
 
 def quick_find_library(util: ModuleType) -> Callable[[str], str | None]:
     """*util*'s find_library, sparing asyncssh's calls the compiler."""
     original = util.find_library
     ldconfig = util._findSoname_ldconfig
-    dirs = _library_dirs()
+    listing: list[str] = []
 
     def find_library(name: str) -> str | None:
         caller = sys._getframe(1).f_globals.get("__name__", "")
         if not str(caller).startswith("asyncssh."):
             return original(name)
         found = ldconfig(name)
-        if found or not _may_link(name, dirs):
+        if found:
             return found
+        if not listing:
+            listing.append(_listing(_library_dirs()))
+        if not _may_link(name, listing[0]):
+            return None
         return original(name)
 
     find_library.original = original  # type: ignore[attr-defined]
