@@ -315,6 +315,39 @@ async def test_sftp_requests_leave_without_waiting_for_the_turn() -> None:
     SFTPChannelWriter(session).write(b"as before")      # no batcher
 
 
+class CountingLoop:
+    """Stands in for a batcher's loop: counts what it is asked to run."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[object] = []
+
+    def call_soon(self, callback: object) -> None:
+        self.scheduled.append(callback)
+
+
+async def test_sftp_requests_schedule_no_idle_turn() -> None:
+    """A write the SFTP client hands on at once leaves no end-of-turn
+    flush behind (an idle turn of the loop for every request); bytes
+    queued before it still leave with it, in order."""
+    real = FakeSocketTransport()
+    conn = FakeConnection(real)
+    transport.batch_writes(conn)
+    batched = conn._transport
+    assert isinstance(batched, transport.TurnBatcher)
+    loop = CountingLoop()
+    batched._loop = loop    # type: ignore[assignment]
+    session = SFTPSession(lambda: None)
+    session.channel = FakeChannel(conn)
+    writer = SFTPChannelWriter(session)
+    writer.write(b"requests")
+    assert real.events == [b"requests"]
+    assert loop.scheduled == []
+    batched.write(b"window-adjust")
+    assert len(loop.scheduled) == 1
+    writer.write(b"more")
+    assert real.events == [b"requests", b"window-adjustmore"]
+
+
 async def test_requests_sent_now_leave_in_the_order_made(
         tmp_path: Path, sftp_server_bin: str) -> None:
     """The *_nowait requests are sent when made, not when a task starts:

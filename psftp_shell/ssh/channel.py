@@ -201,14 +201,15 @@ class SFTPChannelWriter:
         self.channel = session.channel
         conn = getattr(self.channel, "_conn", None)
         batcher = getattr(conn, "_transport", None)
-        self._push: Callable[[], None] | None = \
-            getattr(batcher, "push", None)
+        self._send_now: Callable[[Callable[[bytes], None], bytes], None] \
+            | None = getattr(batcher, "send_now", None)
 
     def write(self, data: bytes) -> None:
         """Send *data* on the channel."""
-        self.channel.write(data)
-        if self._push is not None:
-            self._push()
+        if self._send_now is not None:
+            self._send_now(self.channel.write, data)
+        else:
+            self.channel.write(data)
 
     async def drain(self) -> None:
         """Wait until the channel takes more."""
