@@ -94,6 +94,7 @@ class SFTPCore(SendSide):
         self._next_id = 1
         self._pending: dict[int, tuple[asyncio.Future[Any], Handler,
                                        Any]] = {}
+        self._late: dict[asyncio.Future[Any], Callable[[Any], None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._starting = False
@@ -197,6 +198,7 @@ class SFTPCore(SendSide):
         self._closed = True
         self._reason = reason
         pending, self._pending = self._pending, {}
+        self._late.clear()
         for fut, _, _ in pending.values():
             if not fut.done():
                 fut.set_exception(copy_error(reason))
@@ -248,6 +250,14 @@ class SFTPCore(SendSide):
                 raise ProtocolError(f"Unexpected reply {rid}")
             fut, handler, arg = entry
             if fut.done():          # the caller cancelled
+                late = self._late.pop(fut, None) if self._late else None
+                if late is not None:
+                    try:
+                        late(handler(ptype, body, arg))
+                    except StatusError:     # nothing was made
+                        pass
+                    except (struct.error, IndexError) as exc:
+                        raise ProtocolError(INCOMPLETE) from exc
                 continue
             try:
                 fut.set_result(handler(ptype, body, arg))
@@ -297,6 +307,15 @@ class SFTPCore(SendSide):
             self._spare.append(data)
 
     # ---- requests
+
+    def on_late_reply(self, fut: asyncio.Future[Any],
+                      late: Callable[[Any], None] | None) -> None:
+        """Should *fut* be cancelled before its reply, *late* gets what
+        the reply brings (an OPEN's handle, to close); None: forget it."""
+        if late is None:
+            self._late.pop(fut, None)
+        else:
+            self._late[fut] = late
 
     def _new_future(self) -> asyncio.Future[Any]:
         if self._loop is None:
