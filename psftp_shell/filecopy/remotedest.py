@@ -185,18 +185,21 @@ async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
     temporary file) on the server: close it, and remove a temporary.
     The OPEN leaves in this turn, without a task of its own.
     """
-    task = client.open_nowait(path, flags, attrs)
+    fut = client.open_nowait(path, flags, attrs)
+
+    def undo(handle: bytes) -> None:
+        ctx.background(abandon(client, RemoteFile(
+            handle, path, path if temporary else None)))
+    client.on_late_reply(fut, undo)     # (no shield: a turn less a file)
     try:
-        return await asyncio.shield(task)
+        return await fut
     except asyncio.CancelledError:
-        def undo(done: asyncio.Future[bytes]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                return
-            dest = RemoteFile(done.result(), path,
-                              path if temporary else None)
-            ctx.background(abandon(client, dest))
-        task.add_done_callback(undo)
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            undo(fut.result())      # answered, then cancelled
         raise
+    finally:
+        if not fut.cancelled():
+            client.on_late_reply(fut, None)
 
 
 def keep_remote_temp(dest: RemoteFile, jpath: str,
