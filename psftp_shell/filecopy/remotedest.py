@@ -1,17 +1,15 @@
 """Remote handles with sftp's messages, and where uploads land.
 
 An upload goes to a temporary ``.<name>.psftp-<random>`` beside the
-target (created with EXCL, given the target's mode when there is one)
-and is moved over the target with ``posix-rename@openssh.com`` once
-complete.  A parallel upload's streams all open the temporary at once,
-without EXCL: whichever OPEN arrives first creates it (its 64 random
-bits cannot be guessed beforehand) and none truncates it.  Without
-posix-rename, or for links and special files, it is written in place as
-sftp does; a target that is a symbolic link is resolved first, and the
-temporary goes beside the file it points to.  An existing target is also
-opened for writing, as sftp would open it, to learn whether sftp's copy
-would have been allowed: the rename waits for that answer.  The helpers
-here print sftp's message when a request fails, through any
+target (created with EXCL, given the target's mode if it has one), moved
+over the target with ``posix-rename@openssh.com`` once complete.  A
+parallel upload's streams all open the temporary at once, without EXCL:
+the first OPEN creates it (its 64 random bits cannot be guessed) and
+none truncates it.  Without posix-rename, or for links and special
+files, it is written in place as sftp does; a symbolic link target is
+resolved first.  An existing target is also opened for writing, as sftp
+would, to learn whether sftp's copy would have been allowed: the rename
+waits for that.  Failed requests print sftp's message to a
 :class:`~psftp_shell.core.ordered_output.Printer`.
 """
 
