@@ -8,9 +8,8 @@ the first OPEN creates it (its 64 random bits cannot be guessed) and
 none truncates it.  Without posix-rename, or for links and special
 files, it is written in place as sftp does; a symbolic link target is
 resolved first.  An existing target is also opened for writing, as sftp
-would, to learn whether sftp's copy would have been allowed: the rename
-waits for that.  Failed requests print sftp's message to a
-:class:`~psftp_shell.core.ordered_output.Printer`.
+would, to learn whether sftp's copy would have been allowed (the rename
+waits for that).  Failed requests print sftp's message to a ``Printer``.
 """
 
 from __future__ import annotations
