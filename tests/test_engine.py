@@ -18,7 +18,7 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncssh
 import pytest
@@ -761,32 +761,38 @@ async def test_no_room_for_a_temporary_means_in_place(rig: Rig) -> None:
 
 
 async def test_cancel_during_open_removes_the_temporary(rig: Rig) -> None:
+    """The copy is cancelled while its OPEN is on the way: the handle the
+    late reply brings is closed and the temporary it made removed."""
     (rig.local / "f").write_bytes(b"data")
-    opened, release = asyncio.Event(), asyncio.Event()
     real_open = rig.client.open_nowait
-
-    async def slow_open(path: str, pflags: int,
-                        attrs: Attrs | None = None) -> bytes:
-        handle = await real_open(path, pflags, attrs)
-        opened.set()
-        await release.wait()    # the reply is "still on its way"
-        return handle
+    real_late = rig.client.on_late_reply
+    late_handles: list[bytes] = []
 
     def open_nowait(path: str, pflags: int,
                     attrs: Attrs | None = None) -> asyncio.Future[bytes]:
-        return asyncio.ensure_future(slow_open(path, pflags, attrs))
+        fut = real_open(path, pflags, attrs)
+        running = asyncio.current_task()
+        assert running is not None
+        running.cancel()        # before the reply can come
+        return fut
+
+    def on_late_reply(fut: asyncio.Future[Any],
+                      late: Callable[[Any], None] | None) -> None:
+        def record(handle: bytes) -> None:
+            late_handles.append(handle)
+            assert late is not None
+            late(handle)
+        real_late(fut, None if late is None else record)
 
     rig.client.open_nowait = open_nowait    # type: ignore[method-assign]
+    rig.client.on_late_reply = on_late_reply    # type: ignore[method-assign]
     task = asyncio.ensure_future(put(rig, "f", "copy"))
-    await within(opened.wait())
-    task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    assert leftovers(rig.remote) != []      # created by the server
-    release.set()
+        await within(task)
     for _ in range(100):
-        if not leftovers(rig.remote):
+        if late_handles and not leftovers(rig.remote):
             break
         await asyncio.sleep(0.02)
+    assert late_handles                     # the server made it
     assert leftovers(rig.remote) == []
     assert not (rig.remote / "copy").exists()

@@ -16,6 +16,7 @@ from asyncssh.logging import SSHLogger
 
 from psftp_shell.ssh import asyncssh_speedups as sshfast
 from psftp_shell.ssh import fast_receive
+from psftp_shell.ssh.asyncssh_private import PrivateUse, digest
 
 PAYLOAD = os.urandom(3 << 20) + b"end"
 ERRTEXT = b"some stderr\n"
@@ -228,3 +229,28 @@ def test_leaves_other_objects_alone() -> None:
     assert not fast_receive.installed(object())
     assert not fast_receive.channel_ok(None)
     assert not fast_receive.cipher_ok(object())
+
+
+def test_stands_aside_for_an_asyncssh_not_reviewed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def gone() -> list[object]:
+        raise AttributeError("no _recv_packet")
+    monkeypatch.setattr(fast_receive, "_PARTS", [])
+    monkeypatch.setattr(fast_receive, "USE", PrivateUse("fast", gone, {}))
+    assert fast_receive.parts() is None
+    monkeypatch.setattr(fast_receive, "_PARTS", [])
+    monkeypatch.setattr(fast_receive, "USE", PrivateUse(
+        "fast", fast_receive._relies_on, {"0.0": "not-this-source"}))
+    assert fast_receive.parts() is None         # another source
+
+
+def test_reviewed_source_is_what_it_says() -> None:
+    """A reviewed release has the reviewed source; an unreviewed one is
+    used only if its source is one reviewed (else asyncssh's path)."""
+    found = digest(fast_receive._relies_on())
+    use = fast_receive.USE
+    if asyncssh.__version__ in use.reviewed:
+        assert found == use.reviewed[asyncssh.__version__]
+    fresh = PrivateUse("fast", fast_receive._relies_on, use.reviewed)
+    assert (fresh.problem("0.0-unreviewed") is None) == \
+        (found in use.reviewed.values())

@@ -15,9 +15,9 @@ import asyncio
 import os
 import random
 import struct
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -31,6 +31,7 @@ from psftp_shell.sftp.client import (
     OPEN_READ,
     OPEN_TRUNC,
     OPEN_WRITE,
+    ProtocolError,
     SFTPClient,
     StatusError,
 )
@@ -185,26 +186,41 @@ async def test_a_writer_taking_two_pieces_gets_the_data_uncopied() -> None:
     await client.close()
 
 
-async def test_replies_parse_however_the_stream_is_cut() -> None:
-    client, reader, writer = await started()
-    data = os.urandom(5000)
-    read = client.read_nowait(b"h", 0, 5000)
-    ext = client.request(FXP_EXTENDED, b"\0\0\0\1x")
-    padded = client.read_nowait(b"h", 0, 10)
+async def three_requests(client: SFTPClient, writer: RecordingWriter
+                         ) -> tuple[list[asyncio.Future[Any]], list[int]]:
+    """A READ of 5,000 bytes, an EXTENDED and a READ of 10, sent: their
+    futures and request ids."""
+    futs: list[asyncio.Future[Any]] = [
+        client.read_nowait(b"h", 0, 5000),
+        client.request(FXP_EXTENDED, b"\0\0\0\1x"),
+        client.read_nowait(b"h", 0, 10)]
     await asyncio.sleep(0)
     ids = [struct.unpack_from(">I", body)[0]
            for _, body in packets(b"".join(writer.writes))]
+    return futs, ids
+
+
+async def feed_cut(feed: Callable[[bytes], None], stream: bytes,
+                   seed: int) -> None:
+    """Feed *stream* in pieces of random sizes, a loop turn after each."""
+    rng = random.Random(seed)
+    pos = 0
+    while pos < len(stream):
+        step = rng.choice((1, 2, 3, 5, 9, 13, 700))
+        feed(stream[pos:pos + step])
+        pos += step
+        await asyncio.sleep(0)
+
+
+async def test_replies_parse_however_the_stream_is_cut() -> None:
+    client, reader, writer = await started()
+    data = os.urandom(5000)
+    (read, ext, padded), ids = await three_requests(client, writer)
     stream = (reply(FXP_DATA, ids[0], struct.pack(">I", 5000) + data)
               + reply(FXP_EXTENDED_REPLY, ids[1], b"")
               # data followed by bytes the reply does not account for
               + reply(FXP_DATA, ids[2], struct.pack(">I", 3) + b"abcXY"))
-    rng = random.Random(4)
-    pos = 0
-    while pos < len(stream):
-        step = rng.choice((1, 2, 3, 5, 9, 13, 700))
-        reader.feed_data(stream[pos:pos + step])
-        pos += step
-        await asyncio.sleep(0)
+    await feed_cut(reader.feed_data, stream, 4)
     assert await within(read) == data
     assert await within(ext) == (FXP_EXTENDED_REPLY, b"")
     assert await within(padded) == b"abc"
@@ -349,6 +365,39 @@ async def test_sftp_requests_leave_without_waiting_for_the_turn() -> None:
     SFTPChannelWriter(session).write(b"as before")      # no batcher
 
 
+class CountingLoop:
+    """Stands in for a batcher's loop: counts what it is asked to run."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[object] = []
+
+    def call_soon(self, callback: object) -> None:
+        self.scheduled.append(callback)
+
+
+async def test_sftp_requests_schedule_no_idle_turn() -> None:
+    """A write the SFTP client hands on at once leaves no end-of-turn
+    flush behind (an idle turn of the loop for every request); bytes
+    queued before it still leave with it, in order."""
+    real = FakeSocketTransport()
+    conn = FakeConnection(real)
+    transport.batch_writes(conn)
+    batched = conn._transport
+    assert isinstance(batched, transport.TurnBatcher)
+    loop = CountingLoop()
+    batched._loop = loop    # type: ignore[assignment]
+    session = SFTPSession(lambda: None)
+    session.channel = FakeChannel(conn)
+    writer = SFTPChannelWriter(session)
+    writer.write(b"requests")
+    assert real.events == [b"requests"]
+    assert loop.scheduled == []
+    batched.write(b"window-adjust")
+    assert len(loop.scheduled) == 1
+    writer.write(b"more")
+    assert real.events == [b"requests", b"window-adjustmore"]
+
+
 async def test_requests_sent_now_leave_in_the_order_made(
         tmp_path: Path, sftp_server_bin: str) -> None:
     """The *_nowait requests are sent when made, not when a task starts:
@@ -467,3 +516,56 @@ async def test_a_one_block_upload_takes_three_writes(
     kinds = [[p[0] for p in packets(piece)] for piece in sent]
     assert kinds == [[FXP_LSTAT, FXP_OPEN], [FXP_WRITE, FXP_FSTAT],
                      [FXP_CLOSE, FXP_EXTENDED]], kinds
+
+
+async def session_started() -> tuple[SFTPClient, SFTPSession,
+                                     RecordingWriter]:
+    """A client reading from an SSH channel's session (fed by hand)."""
+    session = SFTPSession(lambda: None)
+    session.connection_made(FakeWindowChannel())
+    writer = RecordingWriter()
+    client = SFTPClient(session, writer)
+    session.data_received(version(), None)
+    await within(client.start())
+    await asyncio.sleep(0)          # the receive loop waits for a reply
+    writer.writes.clear()
+    return client, session, writer
+
+
+class FakeWindowChannel:
+    """Just what :class:`SFTPSession` asks of its channel."""
+
+    def get_recv_window(self) -> int:
+        return 1 << 20
+
+
+async def test_replies_are_resolved_as_they_arrive() -> None:
+    """Whole replies buffered while the receive loop waits are resolved
+    in the data callback itself, not a turn later by the loop's task;
+    however the stream is cut, each arrives intact."""
+    client, session, writer = await session_started()
+    data = os.urandom(5000)
+    (read, ext, padded), ids = await three_requests(client, writer)
+    session.data_received(reply(FXP_EXTENDED_REPLY, ids[1], b""), None)
+    assert ext.done() and ext.result() == (FXP_EXTENDED_REPLY, b"")
+    stream = (reply(FXP_DATA, ids[0], struct.pack(">I", 5000) + data)
+              + reply(FXP_DATA, ids[2], struct.pack(">I", 3) + b"abcXY"))
+    await feed_cut(lambda piece: session.data_received(piece, None),
+                   stream, 7)
+    assert await within(read) == data
+    assert await within(padded) == b"abc"
+    assert session.buffered() == 0
+    await client.close()
+
+
+async def test_a_reply_to_no_request_is_left_to_the_loop() -> None:
+    """An unknown id is not taken from the buffer: the receive loop
+    reads it and ends the session with sftp's error."""
+    client, session, writer = await session_started()
+    fut = client.request(FXP_EXTENDED, b"\0\0\0\1x")
+    session.data_received(reply(FXP_EXTENDED_REPLY, 999, b""), None)
+    assert not fut.done()
+    assert await within(client.wait_closed()) is not None
+    assert "Unexpected reply 999" in str(client.lost_reason)
+    with pytest.raises(ProtocolError):
+        await within(fut)

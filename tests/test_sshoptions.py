@@ -11,6 +11,7 @@ a token from the command line instead of the config shows.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -81,7 +82,12 @@ class Both:
 
         Without *same_log*, the ProxyCommand may run more often.
         """
-        theirs = self.one([self.sftp_bin], args, stdin)
+        for _ in range(5):
+            theirs = self.one([self.sftp_bin], args, stdin)
+            # when its ssh fails at once, sftp can die of SIGPIPE writing
+            # to it before it reports anything (a race on a busy machine)
+            if theirs[0].status != -signal.SIGPIPE:
+                break
         ours = self.one(PSFTP, args, stdin)
         assert ours[0] == theirs[0]
         if same_log:

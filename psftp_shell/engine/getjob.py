@@ -108,9 +108,10 @@ class GetJob:
         if attrs is None:
             return False
         local = ctx.local(self.dst)
-        jpath = journal.beside(final_path(local))
+        final = final_path(local)
+        jpath = journal.beside(final)
         if not (self.flags.resume or self.again) and await self._onto_itself(
-                self.viewer or client, local, attrs):
+                self.viewer or client, final, attrs):
             return False
         if self.flags.resume or self.again:
             found = await self._resume(lane, attrs, local, jpath)
@@ -129,10 +130,10 @@ class GetJob:
         finally:
             early.drop()            # what no stream took
 
-    async def _onto_itself(self, client: SFTPClient, local: str,
+    async def _onto_itself(self, client: SFTPClient, final: str,
                            attrs: Attrs) -> bool:
-        """Whether *local* is the source itself; the refusal if so."""
-        final = final_path(local)
+        """Whether *final* (the target, links followed) is the source
+        itself; the refusal if so."""
         try:
             st = os.stat(final)
         except OSError:

@@ -116,9 +116,13 @@ def local_temp(path: str, mode: int) -> LocalDest | None:
 
     Raises OSError when sftp's own open of an existing file would fail.
     """
-    final = final_path(path)
+    final = path        # final_path(path), in one syscall if no link
+    old: os.stat_result | None
     try:
-        old: os.stat_result | None = os.stat(final)
+        old = seen = os.lstat(path)
+        if stat_mod.S_ISLNK(seen.st_mode):
+            final = os.path.realpath(path)
+            old = os.stat(final)
     except FileNotFoundError:
         old = None
     except OSError:

@@ -1,18 +1,15 @@
 """Remote handles with sftp's messages, and where uploads land.
 
 An upload goes to a temporary ``.<name>.psftp-<random>`` beside the
-target (created with EXCL, given the target's mode when there is one)
-and is moved over the target with ``posix-rename@openssh.com`` once
-complete.  A parallel upload's streams all open the temporary at once,
-without EXCL: whichever OPEN arrives first creates it (its 64 random
-bits cannot be guessed beforehand) and none truncates it.  Without
-posix-rename, or for links and special files, it is written in place as
-sftp does; a target that is a symbolic link is resolved first, and the
-temporary goes beside the file it points to.  An existing target is also
-opened for writing, as sftp would open it, to learn whether sftp's copy
-would have been allowed: the rename waits for that answer.  The helpers
-here print sftp's message when a request fails, through any
-:class:`~psftp_shell.core.ordered_output.Printer`.
+target (created with EXCL, given the target's mode if it has one), moved
+over the target with ``posix-rename@openssh.com`` once complete.  A
+parallel upload's streams all open the temporary at once, without EXCL:
+the first OPEN creates it (its 64 random bits cannot be guessed) and
+none truncates it.  Without posix-rename, or for links and special
+files, it is written in place as sftp does; a symbolic link target is
+resolved first.  An existing target is also opened for writing, as sftp
+would, to learn whether sftp's copy would have been allowed (the rename
+waits for that).  Failed requests print sftp's message to a ``Printer``.
 """
 
 from __future__ import annotations
@@ -185,18 +182,21 @@ async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
     temporary file) on the server: close it, and remove a temporary.
     The OPEN leaves in this turn, without a task of its own.
     """
-    task = client.open_nowait(path, flags, attrs)
+    fut = client.open_nowait(path, flags, attrs)
+
+    def undo(handle: bytes) -> None:
+        ctx.background(abandon(client, RemoteFile(
+            handle, path, path if temporary else None)))
+    client.on_late_reply(fut, undo)     # (no shield: a turn less a file)
     try:
-        return await asyncio.shield(task)
+        return await fut
     except asyncio.CancelledError:
-        def undo(done: asyncio.Future[bytes]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                return
-            dest = RemoteFile(done.result(), path,
-                              path if temporary else None)
-            ctx.background(abandon(client, dest))
-        task.add_done_callback(undo)
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            undo(fut.result())      # answered, then cancelled
         raise
+    finally:
+        if not fut.cancelled():
+            client.on_late_reply(fut, None)
 
 
 def keep_remote_temp(dest: RemoteFile, jpath: str,

@@ -28,6 +28,7 @@ from psftp_shell.core.errors import (
     UsageError,
 )
 from psftp_shell.core.output import LOG_DEBUG, LOG_INFO, LOG_QUIET, Output
+from psftp_shell.frontend import gc_pause
 from psftp_shell.frontend.cli_messages import (
     exit_status,
     format_error,
@@ -255,6 +256,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
         await started
         shell = Shell(out=out, remote=remote, engine=engine,
                       local_cwd=os.getcwd(), settings=settings)
+        gc_pause.settled()
         with command_interrupts(shell):
             status = await _start_dir_or_fetch(shell, opts)
         if status is not None:
@@ -303,6 +305,14 @@ def _on_terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run psftp-shell; return the process exit status."""
+    gc_pause.pause()
+    try:
+        return _main(argv)
+    finally:
+        gc_pause.resume()
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv if argv is None else argv
     prog = _prog(argv[0] if argv else "psftp-shell")
     stderr = sys.stderr.buffer

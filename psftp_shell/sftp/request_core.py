@@ -24,6 +24,7 @@ from typing import Any, Protocol, Self, cast
 
 from .outbox import ByteWriter, SendSide
 from .replies import Handler, on_data, on_raw, on_status
+from .reply_side import ReplySide
 from .version import has_extension, parse_version, read_version
 from .wire import (
     FXP_DATA,
@@ -41,7 +42,6 @@ from .wire import (
     ConnectionLost,
     ProtocolError,
     SFTPError,
-    StatusError,
     copy_error,
     lost_error,
     pack_path,
@@ -71,7 +71,7 @@ def retrieved(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-class SFTPCore(SendSide):
+class SFTPCore(SendSide, ReplySide):
     """An SFTP v3 session over a reader/writer pair: the machinery.
 
     :class:`psftp_shell.sftp.client.SFTPClient` adds the typed requests.
@@ -94,6 +94,8 @@ class SFTPCore(SendSide):
         self._next_id = 1
         self._pending: dict[int, tuple[asyncio.Future[Any], Handler,
                                        Any]] = {}
+        self._late: dict[asyncio.Future[Any], Callable[[Any], None]] = {}
+        self._idle = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._starting = False
@@ -159,6 +161,10 @@ class SFTPCore(SendSide):
             raise
         self._task = asyncio.get_running_loop().create_task(
             self._receive_loop())
+        dispatch_with = getattr(self._reader, "dispatch_with", None)
+        if dispatch_with is not None:
+            reader: Any = self._reader
+            dispatch_with(lambda: self._dispatch_buffered(reader))
 
     async def _read_version(self) -> bytes:
         if self._closed:
@@ -197,6 +203,7 @@ class SFTPCore(SendSide):
         self._closed = True
         self._reason = reason
         pending, self._pending = self._pending, {}
+        self._late.clear()
         for fut, _, _ in pending.values():
             if not fut.done():
                 fut.set_exception(copy_error(reason))
@@ -223,13 +230,14 @@ class SFTPCore(SendSide):
     async def _receive(self) -> None:
         """Read replies forever, resolving each request's future."""
         readexactly = self._reader.readexactly
-        pending = self._pending
         unpack_u32 = U32.unpack
         unpack_type_id = _TYPE_ID.unpack_from
         while True:
             # The length is checked before anything else is awaited, as
             # sftp does: a bad length followed by silence must not hang.
+            self._idle = True       # (see ReplySide._dispatch_buffered)
             (length,) = unpack_u32(await readexactly(4))
+            self._idle = False
             if length > MAX_MSG_LENGTH:
                 raise too_long(length)
             if length < 5:
@@ -243,24 +251,7 @@ class SFTPCore(SendSide):
                 body = head[5:] + await readexactly(length - 9)
             else:
                 body = head[5:]
-            entry = pending.pop(rid, None)
-            if entry is None:
-                raise ProtocolError(f"Unexpected reply {rid}")
-            fut, handler, arg = entry
-            if fut.done():          # the caller cancelled
-                continue
-            try:
-                fut.set_result(handler(ptype, body, arg))
-            except StatusError as exc:
-                fut.set_exception(exc)
-            except ProtocolError as exc:
-                fut.set_exception(exc)
-                fut.exception()
-                raise
-            except (struct.error, IndexError) as exc:
-                fut.set_exception(ProtocolError(INCOMPLETE))
-                fut.exception()
-                raise ProtocolError(INCOMPLETE) from exc
+            self._resolve(ptype, rid, body)
 
     async def _read_data(self, head: bytes, rest: int) -> bytes:
         """Read a DATA reply's data straight into one buffer (with a
@@ -297,6 +288,15 @@ class SFTPCore(SendSide):
             self._spare.append(data)
 
     # ---- requests
+
+    def on_late_reply(self, fut: asyncio.Future[Any],
+                      late: Callable[[Any], None] | None) -> None:
+        """Should *fut* be cancelled before its reply, *late* gets what
+        the reply brings (an OPEN's handle, to close); None: forget it."""
+        if late is None:
+            self._late.pop(fut, None)
+        else:
+            self._late[fut] = late
 
     def _new_future(self) -> asyncio.Future[Any]:
         if self._loop is None:

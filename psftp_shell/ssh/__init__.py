@@ -7,3 +7,7 @@ and the transports (SSH channels or a local process's pipes).
 
 May import: psftp_shell.sftp, psftp_shell.core, asyncssh.
 """
+
+from psftp_shell.ssh import library_lookup
+
+library_lookup.watch()

@@ -44,6 +44,7 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
         self._read_paused = False
         self._write_paused = False
         self._drainers: list[asyncio.Future[None]] = []
+        self._dispatch: Callable[[], None] | None = None
         self.channel: Any = None
 
     # ---- asyncssh's callbacks
@@ -63,6 +64,10 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
             self._read_paused = True
             self.channel.pause_reading()
         if self._waiter is not None and self._size >= self._want:
+            if self._dispatch is not None:
+                self._dispatch()
+                if self._size < self._want:
+                    return
             self._wake()
 
     def eof_received(self) -> bool:
@@ -140,6 +145,32 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
             self.channel.resume_reading()
         return data
 
+    def dispatch_with(self, dispatch: Callable[[], None]) -> None:
+        """Call *dispatch* when data arrives for a waiting reader, before
+        waking it: it may take whole replies itself (see :mod:`psftp_shell.
+        sftp.reply_side`), and the reader is woken only if enough is left.
+        """
+        self._dispatch = dispatch
+
+    def buffered(self) -> int:
+        """Bytes buffered, not yet read."""
+        return self._size
+
+    def peek(self, n: int) -> bytes:
+        """The first *n* buffered bytes (n <= buffered), left in place."""
+        first, offset = self._chunks[0], self._offset
+        if len(first) - offset >= n:
+            return first[offset:offset + n]
+        parts, have = [], -offset
+        for chunk in self._chunks:
+            parts.append(chunk)
+            have += len(chunk)
+            if have >= n:
+                break
+        return b"".join(parts)[offset:offset + n]
+
+    take = _take
+
     async def readexactly(self, n: int) -> bytes:
         """Read exactly *n* bytes (``asyncio.IncompleteReadError`` at EOF,
         the channel's error if it failed with one and nothing is left).
@@ -201,26 +232,27 @@ class SFTPChannelWriter:
         self.channel = session.channel
         conn = getattr(self.channel, "_conn", None)
         batcher = getattr(conn, "_transport", None)
-        self._push: Callable[[], None] | None = \
-            getattr(batcher, "push", None)
+        self._send_now: Callable[[Callable[[bytes], None], bytes], None] \
+            | None = getattr(batcher, "send_now", None)
 
     def write(self, data: bytes) -> None:
         """Send *data* on the channel."""
-        self.channel.write(data)
-        if self._push is not None:
-            self._push()
+        if self._send_now is not None:
+            self._send_now(self.channel.write, data)
+        else:
+            self.channel.write(data)
 
     def write_two(self, head: bytes, data: bytes | bytearray | memoryview
                   ) -> None:
         """Send *head* and then *data* on the channel, not joined where
         the channel takes them so (:mod:`~psftp_shell.ssh.fast_send`)."""
         two = getattr(self.channel, "write_two", None)
-        if two is not None:
-            two(head, data)
+        if two is None:
+            self.write(b"".join((head, data)))
+        elif self._send_now is not None:
+            self._send_now(lambda _: two(head, data), b"")
         else:
-            self.channel.write(b"".join((head, data)))
-        if self._push is not None:
-            self._push()
+            two(head, data)
 
     async def drain(self) -> None:
         """Wait until the channel takes more."""

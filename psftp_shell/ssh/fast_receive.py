@@ -19,15 +19,17 @@ already in hand, so that its checks, errors and handlers decide as
 before.  The handler leaves the stream at a packet boundary, so a change
 of cipher at a re-key is seen at the next packet.
 
-:func:`install` checks the connection and asyncssh's GCM shim first and
-does nothing where either is not as expected: asyncssh's own path is then
-used, only slower.
+:func:`install` checks the connection and asyncssh's GCM shim first, and
+that asyncssh's code it mirrors is as reviewed (:data:`USE`), and does
+nothing otherwise: asyncssh's own path is then used, only slower.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from psftp_shell.ssh.asyncssh_private import PrivateUse
 
 _CONN_ATTRS = ("_inpbuf", "_recv_encryption", "_decompressor",
                "_recv_blocksize", "_transport",
@@ -69,13 +71,35 @@ class _Parts:
         self.aesgcm: Callable[[bytes], Any] = AESGCM
 
 
+def _relies_on() -> Sequence[object]:
+    """asyncssh's private code the fast path replaces or mirrors."""
+    from asyncssh.channel import SSHChannel
+    from asyncssh.connection import SSHConnection
+    from asyncssh.crypto.cipher import GCMCipher
+    from asyncssh.encryption import GCMEncryption
+    return (SSHConnection._recv_data, SSHConnection._recv_pkthdr,
+            SSHConnection._recv_packet, SSHConnection._finish_recv_packet,
+            SSHChannel._process_data, SSHChannel._accept_data,
+            SSHChannel._deliver_data, SSHChannel._process_window_adjust,
+            GCMEncryption.decrypt_header, GCMEncryption.decrypt_packet,
+            GCMCipher.verify_and_decrypt, GCMCipher._update_iv)
+
+
+USE = PrivateUse("fast receive", _relies_on, {
+    "2.24.1": "942acf85b3231e52",
+})
+"""The internals the fast path uses, as reviewed."""
+
+
 def _parts() -> _Parts | None:
     """The parts, or None where asyncssh or cryptography differ."""
     try:
         parts = _Parts()
     except ImportError:
         return None
-    if not isinstance(getattr(parts.logger, "_debug_level", None), int):
+    import asyncssh
+    if not isinstance(getattr(parts.logger, "_debug_level", None), int) \
+            or USE.problem(asyncssh.__version__) is not None:
         return None
     return parts
 

@@ -8,6 +8,7 @@ one ``send``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 BATCH_LIMIT = 512 * 1024
@@ -31,11 +32,12 @@ class TurnBatcher:
         self._loop = loop
         self._queue: list[bytes] = []
         self._size = 0
+        self._sending_now = False
 
     def write(self, data: bytes) -> None:
         """Queue *data*; it leaves at the end of this turn."""
         queue = self._queue
-        if not queue:
+        if not queue and not self._sending_now:
             self._loop.call_soon(self.flush)
         queue.append(data)
         self._size += len(data)
@@ -52,10 +54,20 @@ class TurnBatcher:
             # One send: Python 3.12 gathers the pieces, 3.11 joins them.
             self._transport.writelines(queue)
 
-    def push(self) -> None:
-        """Hand what is queued on now, without waiting for the turn to
-        end (a writer whose data is already gathered)."""
-        self.flush()
+    def send_now(self, write: Callable[[bytes], None], data: bytes) -> None:
+        """Call ``write(data)`` and hand what it queued on at once (a
+        writer whose data is already gathered): no end-of-turn flush is
+        scheduled for it, so a request costs no idle turn of the loop."""
+        if self._queue:             # a flush is scheduled already
+            write(data)
+            self.flush()
+            return
+        self._sending_now = True
+        try:
+            write(data)
+        finally:
+            self._sending_now = False
+            self.flush()
 
     def close(self) -> None:
         """Write what is queued, then close."""
