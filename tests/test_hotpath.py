@@ -169,11 +169,13 @@ async def test_a_writer_taking_two_pieces_gets_the_data_uncopied() -> None:
     writer = TwoPieceWriter()
     client, _, _ = await started(writer)
     client.read_nowait(b"h", 0, 10)
-    payload = memoryview(os.urandom(200_000))
+    payload = os.urandom(200_000)
     client.write_nowait(b"hd", 5, payload)
     client.write_nowait(b"hd", 9, b"small")         # coalesced, joined
     await asyncio.sleep(0)
+    client.write_nowait(b"hd", 0, bytearray(payload))   # may change: copied
     assert writer.writes[1] == b"<two>"
+    assert packets(writer.writes[3])[0][1].endswith(payload)
     assert packets(writer.writes[0])[0][0] == FXP_READ
     ((head, data),) = writer.pairs
     assert data is payload
@@ -183,6 +185,7 @@ async def test_a_writer_taking_two_pieces_gets_the_data_uncopied() -> None:
     assert struct.unpack_from(">QI", head, 13 + hlen) == (5, len(payload))
     ((ptype, body),) = packets(writer.writes[2])
     assert ptype == FXP_WRITE and body.endswith(b"small")
+    assert len(writer.pairs) == 1
     await client.close()
 
 

@@ -73,10 +73,11 @@ class SendSide:
     def _send_two(self, head: bytes, data: bytes | bytearray | memoryview
                   ) -> None:
         """Send one packet of *head* and then *data*: a writer with a
-        ``write_two`` takes the two (no copy of a big WRITE's data),
-        others get one piece, as :meth:`_send`."""
+        ``write_two`` takes the two (no copy of a big WRITE's data: it
+        may wait for the window, so only immutable ``bytes``), others get
+        one piece, as :meth:`_send`."""
         two = getattr(self._writer, "write_two", None)
-        if two is None or len(data) < _COALESCE:
+        if two is None or type(data) is not bytes or len(data) < _COALESCE:
             self._send(b"".join((head, data)))
             return
         self._flush()
