@@ -76,7 +76,8 @@ def count_asyncssh_data(conn: Any) -> list[int]:
 
 
 async def upload(port: int, cipher: str, lean: bool, blocks: list[bytes],
-                 **options: Any) -> tuple[bytes, int, bool]:
+                 two: bytes = b"", **options: Any
+                 ) -> tuple[bytes, int, bool]:
     """Send *blocks* on one channel; the server's digest of them, the
     data packets asyncssh's path sent, and whether the lean path was
     installed."""
@@ -88,7 +89,10 @@ async def upload(port: int, cipher: str, lean: bool, blocks: list[bytes],
             else False
         seen = count_asyncssh_data(conn)
         for block in blocks:
-            writer.write(block)
+            if two:
+                writer.write_two(two, block)
+            else:
+                writer.write(block)
             await writer.drain()
             await asyncio.sleep(0)
         writer.write_eof()
@@ -115,6 +119,27 @@ async def test_lean_path_sends_the_same_bytes(port: int, cipher: str
     assert installed
     assert answer == expected(BLOCKS)
     assert seen == 0        # all went the lean way
+
+
+@pytest.mark.parametrize("lean", [True, False])
+async def test_a_head_and_its_data_as_if_joined(
+        port: int, lean: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_two's head leaves in one packet with the start of its data
+    (the lean path: not joined first), or joined to it (asyncssh's)."""
+    heads = []
+    send = fast_send._PacketSender.send
+
+    def recording(self: Any, chan: Any, data: Any, first: Any = b"") -> bool:
+        heads.append(bytes(first))
+        return send(self, chan, data, first)
+    monkeypatch.setattr(fast_send._PacketSender, "send", recording)
+    head = b"H" * 29
+    answer, seen, installed = await upload(
+        port, "aes128-gcm@openssh.com", lean, BLOCKS, two=head)
+    assert installed == lean
+    assert answer == expected([head + block for block in BLOCKS])
+    assert (head in heads) == lean and any(heads) == lean
+    assert (seen == 0) == lean
 
 
 async def test_asyncssh_path_without_it(port: int) -> None:

@@ -87,10 +87,11 @@ def reply(ptype: int, rid: int, body: bytes) -> bytes:
     return struct.pack(">IBI", 5 + len(body), ptype, rid) + body
 
 
-async def started() -> tuple[SFTPClient, asyncio.StreamReader,
+async def started(writer: RecordingWriter | None = None
+                  ) -> tuple[SFTPClient, asyncio.StreamReader,
                              RecordingWriter]:
     reader = asyncio.StreamReader()
-    writer = RecordingWriter()
+    writer = writer or RecordingWriter()
     client = SFTPClient(reader, writer)
     reader.feed_data(version())
     await within(client.start())
@@ -149,6 +150,42 @@ async def test_write_leaves_in_one_piece_after_queued_requests() -> None:
     offset, dlen = struct.unpack_from(">QI", body, 8 + hlen)
     assert (offset, dlen) == (7 << 32, len(payload))
     assert body[8 + hlen + 12:] == payload
+    await client.close()
+
+
+class TwoPieceWriter(RecordingWriter):
+    """A writer that takes a WRITE's header and data apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs: list[tuple[bytes, object]] = []
+
+    def write_two(self, head: bytes, data: object) -> None:
+        self.pairs.append((head, data))
+        self.writes.append(b"<two>")
+
+
+async def test_a_writer_taking_two_pieces_gets_the_data_uncopied() -> None:
+    writer = TwoPieceWriter()
+    client, _, _ = await started(writer)
+    client.read_nowait(b"h", 0, 10)
+    payload = os.urandom(200_000)
+    client.write_nowait(b"hd", 5, payload)
+    client.write_nowait(b"hd", 9, b"small")         # coalesced, joined
+    await asyncio.sleep(0)
+    client.write_nowait(b"hd", 0, bytearray(payload))   # may change: copied
+    assert writer.writes[1] == b"<two>"
+    assert packets(writer.writes[3])[0][1].endswith(payload)
+    assert packets(writer.writes[0])[0][0] == FXP_READ
+    ((head, data),) = writer.pairs
+    assert data is payload
+    (length, ptype, _, hlen) = struct.unpack_from(">IBII", head)
+    assert (length, ptype) == (len(head) - 4 + len(payload), FXP_WRITE)
+    assert head[13:13 + hlen] == b"hd"
+    assert struct.unpack_from(">QI", head, 13 + hlen) == (5, len(payload))
+    ((ptype, body),) = packets(writer.writes[2])
+    assert ptype == FXP_WRITE and body.endswith(b"small")
+    assert len(writer.pairs) == 1
     await client.close()
 
 

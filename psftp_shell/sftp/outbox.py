@@ -70,6 +70,25 @@ class SendSide:
         if self._outbox_size >= _COALESCE:
             self._flush()
 
+    def _send_two(self, head: bytes, data: bytes | bytearray | memoryview
+                  ) -> None:
+        """Send one packet of *head* and then *data*: a writer with a
+        ``write_two`` takes the two (no copy of a big WRITE's data: it
+        may wait for the window, so only immutable ``bytes``), others get
+        one piece, as :meth:`_send`."""
+        two = getattr(self._writer, "write_two", None)
+        if two is None or type(data) is not bytes or len(data) < _COALESCE:
+            self._send(b"".join((head, data)))
+            return
+        self._flush()
+        try:
+            two(head, data)
+        except ConnectionError:     # the channel closed: it is lost
+            self._shutdown(ConnectionLost("Connection closed"), lost=True)
+        except Exception as exc:   # any failure is fatal
+            self._shutdown(ConnectionLost(f"Couldn't send packet: {exc}"),
+                           lost=True)
+
     def _take_outbox(self) -> bytes:
         """Empty the queue of small packets; return them as one piece."""
         outbox = self._outbox

@@ -365,8 +365,8 @@ class SFTPCore(SendSide, ReplySide):
         self._pending[rid] = (fut, on_status, None)
         # One write: a separate header would cost its own SSH packet
         # (and asyncssh's IGNORE packet before it) and syscalls.
-        self._send(b"".join((HEAD_STR.pack(length, FXP_WRITE, rid, hlen),
-                             handle, OFF_LEN.pack(offset, dlen), data)))
+        self._send_two(b"".join((HEAD_STR.pack(length, FXP_WRITE, rid, hlen),
+                                 handle, OFF_LEN.pack(offset, dlen))), data)
         return fut
 
     async def _call(self, ptype: int, payload: bytes, handler: Handler,

@@ -242,6 +242,18 @@ class SFTPChannelWriter:
         else:
             self.channel.write(data)
 
+    def write_two(self, head: bytes, data: bytes | bytearray | memoryview
+                  ) -> None:
+        """Send *head* and then *data* on the channel, not joined where
+        the channel takes them so (:mod:`~psftp_shell.ssh.fast_send`)."""
+        two = getattr(self.channel, "write_two", None)
+        if two is None:
+            self.write(b"".join((head, data)))
+        elif self._send_now is not None:
+            self._send_now(lambda _: two(head, data), b"")
+        else:
+            two(head, data)
+
     async def drain(self) -> None:
         """Wait until the channel takes more."""
         await self._session.drain()

@@ -72,6 +72,7 @@ def lean_channel(chan: Any) -> bool:
     sender = _PacketSender(chan._conn)
     chan._flush_send_buf = _flusher(chan, sender)
     chan.write = _writer(chan)
+    chan.write_two = _two(chan)
     chan._lean = True
     return True
 
@@ -98,34 +99,67 @@ def _writer(chan: Any) -> Callable[..., None]:
     return lean_write
 
 
+def _two(chan: Any) -> Callable[..., None]:
+    """*chan*'s ``write_two``: *head* and *data* queued as two pieces;
+    the flush sends *head* in one packet with the start of *data*."""
+    from asyncssh.logging import SSHLogger
+    write = chan.write
+
+    def write_two(head: bytes, data: Any) -> None:
+        if chan._encoding or SSHLogger._debug_level >= 2:
+            write(b"".join((head, data)))
+            return
+        if chan._send_state != "open":
+            raise BrokenPipeError("Channel not open for sending")
+        chan._send_buf.append((head, None))
+        chan._send_buf.append((data, None))
+        chan._send_buf_len += len(head) + len(data)
+        chan._flush_send_buf()
+
+    return write_two
+
+
 def _flusher(chan: Any, sender: _PacketSender) -> Callable[[], None]:
     """asyncssh's ``SSHChannel._flush_send_buf`` for *chan*, its data
     packets sent by *sender*.  Buffered data may be ``bytes`` or
     ``memoryview`` as well as ``bytearray``: the rest of a long piece
-    is a view, not a copy."""
+    is a view, not a copy.  A short data piece shares its packet with
+    the start of the next."""
     from asyncssh.constants import (
         MSG_CHANNEL_EOF,
         MSG_CHANNEL_EXTENDED_DATA,
     )
     from asyncssh.packet import String, UInt32
 
+    def take(send_buf: Any, size: int) -> Any:
+        """Up to *size* bytes off the head of *send_buf*."""
+        buf, datatype = send_buf[0]
+        if len(buf) > size:
+            view = memoryview(buf)
+            send_buf[0] = (view[size:], datatype)
+            return view[:size]
+        del send_buf[0]
+        return buf
+
     def flush() -> None:
         send_buf = chan._send_buf
         while send_buf and chan._send_window:
             pktsize = min(chan._send_window, chan._send_pktsize)
-            buf, datatype = send_buf[0]
-            if len(buf) > pktsize:
-                view = memoryview(buf)
-                data = view[:pktsize]
-                send_buf[0] = (view[pktsize:], datatype)
-            else:
-                data = buf
-                del send_buf[0]
-            chan._send_buf_len -= len(data)
-            chan._send_window -= len(data)
+            datatype = send_buf[0][1]
+            first = b""
+            # a short piece (a WRITE's header) and the start of the next
+            # in one packet, as if they had been joined
+            if datatype is None and len(send_buf[0][0]) < pktsize and \
+                    len(send_buf) > 1 and send_buf[1][1] is None:
+                first = take(send_buf, pktsize)
+            data = take(send_buf, pktsize - len(first))
+            size = len(first) + len(data)
+            chan._send_buf_len -= size
+            chan._send_window -= size
             if datatype is None:
-                if not sender.send(chan._send_chan, data):
-                    chan.send_packet(MSG_CHANNEL_DATA, String(bytes(data)))
+                if not sender.send(chan._send_chan, data, first):
+                    chan.send_packet(MSG_CHANNEL_DATA,
+                                     String(b"".join((first, data))))
             else:
                 chan.send_packet(MSG_CHANNEL_EXTENDED_DATA,
                                  UInt32(datatype), String(bytes(data)))
@@ -168,8 +202,10 @@ class _PacketSender:
             self._cipher = cipher
             self._aead = AESGCM(cipher._key)
 
-    def send(self, send_chan: int | None, data: Any) -> bool:
-        """Send *data* as one CHANNEL_DATA packet to *send_chan*; False
+    def send(self, send_chan: int | None, data: Any,
+             first: Any = b"") -> bool:
+        """Send *first* and *data* as one CHANNEL_DATA packet to
+        *send_chan*; False
         (nothing sent) when asyncssh's own path must send it."""
         conn = self._conn
         enc = conn._send_encryption
@@ -183,13 +219,14 @@ class _PacketSender:
                  time.monotonic() >= conn._rekey_time) or \
                 self._logger._debug_level >= 3:
             return False
-        size = len(data)
+        size = len(data) + len(first)
         blocksize = conn._send_blocksize
         padlen = -(conn._send_enchdrlen + 9 + size) % blocksize
         if padlen < 4:
             padlen += blocksize
         body = b"".join((_PREFIX.pack(padlen, MSG_CHANNEL_DATA, send_chan,
-                                      size), data, os.urandom(padlen)))
+                                      size), first, data,
+                         os.urandom(padlen)))
         pktlen = len(body)
         hdr = _U32.pack(pktlen)
         seq = conn._send_seq
