@@ -90,3 +90,40 @@ async def test_window_grows_and_data_stays_intact(
         await transport.close()
         path.unlink()
         copy.unlink(missing_ok=True)
+
+
+class _LateLogin:
+    """A connector whose login finishes when told to."""
+
+    def __init__(self) -> None:
+        self.resolved = None
+        self.go = asyncio.Event()
+        self.conns: list[_Conn] = []
+
+    async def connect(self) -> _Conn:
+        await self.go.wait()
+        conn = _Conn()
+        self.conns.append(conn)
+        return conn
+
+
+class _Conn:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_login_that_ends_as_it_is_given_up_is_closed() -> None:
+    """The login finishes in the very turn the wait for it is cancelled
+    (a stream no longer wanted): its connection is closed, not left to
+    the garbage collector (a ResourceWarning at exit, once in CI)."""
+    connector = _LateLogin()
+    transport = SSHTransport(connector)     # type: ignore[arg-type]
+    waiting = asyncio.ensure_future(transport._connect())
+    await asyncio.sleep(0.01)
+    connector.go.set()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert [conn.closed for conn in connector.conns] == [True]

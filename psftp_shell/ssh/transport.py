@@ -250,11 +250,14 @@ class SSHTransport:
                     raise ConnectionClosed(
                         f"Connection to {resolved.hostname} port "
                         f"{resolved.port} timed out\r\n")
-        finally:
+        except BaseException:       # given up: no login may outlive that
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+            if not task.cancelled() and task.exception() is None:
+                task.result().close()   # it finished as we gave up
+            raise
 
     async def open_channel(self, client: SFTPClient) -> SFTPClient:
         """Start one more SFTP channel on *client*'s connection."""
