@@ -6,7 +6,7 @@ case runs both ways and must come out the same."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncssh
@@ -177,6 +177,19 @@ async def test_packet_decode_error_in_session(server: int, fast: bool
         repr(_Client.lost[0])
 
 
+ENDING = ("close_conn", "abort_conn", "raise")
+"""Actions that end the connection in the middle of the pieces."""
+
+
+async def _until(done: Callable[[], bool], limit: float = 10.0) -> None:
+    """Wait until *done()* (or *limit* seconds), then a moment more."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not done() and loop.time() < end:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
+
+
 class _Act(_Rec):
     action = ""
     chan: Any = None
@@ -213,13 +226,16 @@ async def _act(port: int, fast: bool, action: str) -> tuple[Any, ...]:
     seq0 = conn._recv_seq
     for piece in (b"a", b"boom", b"c", b"d", b"e"):
         srv.send_packet(DATA, UInt32(chan._recv_chan), String(piece))
-    await asyncio.sleep(0.5)
+    await _until(lambda: conn._recv_seq - seq0 >= 5 or bool(_Client.lost))
     state: tuple[Any, ...] = (
         list(session.chunks), chan._recv_window, conn._recv_seq - seq0,
         [type(e).__name__ for e in _Client.lost], conn._transport is None)
+    if action in ENDING:
+        # what came after the end depends on how the pieces were read
+        state = (state[0][:3], state[3], state[4])
     if action == "pause":
         chan.resume_reading()
-        await asyncio.sleep(0.1)
+        await _until(lambda: len(session.chunks) >= 6)
         state += (list(session.chunks), chan._recv_window)
     conn.close()
     await conn.wait_closed()     # its connection_lost before the next one
@@ -246,7 +262,7 @@ async def _odd_adjust(port: int, fast: bool, extra: bytes, chan_no: int | None
     number = chan._recv_chan if chan_no is None else chan_no
     srv.send_packet(93, UInt32(number), UInt32(1000), extra)
     srv.send_packet(DATA, UInt32(chan._recv_chan), String(b"after"))
-    await asyncio.sleep(0.3)
+    await _until(lambda: b"after" in session.chunks or bool(_Client.lost))
     state = (chan._send_window - window, list(session.chunks),
              [(type(e).__name__, str(e)) for e in _Client.lost])
     conn.close()
