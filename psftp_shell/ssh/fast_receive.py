@@ -190,9 +190,18 @@ class _Handler:
         cls = type(conn)
         self._slow_header: Callable[[Any], bool] = cls._recv_pkthdr
         self._slow_packet: Callable[[Any], bool] = cls._recv_packet
-        self._key: bytes | None = None
-        self._aes: Any = None
+        self._enc: object = None        # the decryption judged below
+        self._aes: Any = None           # ... its AES-GCM, None: not GCM
         self._chan: Any = None          # the last channel found as expected
+
+    def _judge(self, enc: object) -> None:
+        """Take the connection's new decryption (a new key comes with a
+        new one): an AES-GCM object for its key if it is asyncssh's GCM
+        shim as expected, else None (asyncssh's path)."""
+        self._enc = enc
+        self._aes = None
+        if type(enc) is self._parts.gcm and cipher_ok(enc):
+            self._aes = self._parts.aesgcm(enc._cipher._key)  # type: ignore
 
     def receive(self) -> bool:
         """Handle the complete packets at the head of the input, as
@@ -201,14 +210,13 @@ class _Handler:
         more), True after a packet handed on to asyncssh."""
         conn = self._conn
         enc: Any = conn._recv_encryption
-        if type(enc) is not self._parts.gcm or conn._decompressor or \
+        if enc is not self._enc:
+            self._judge(enc)
+        if self._aes is None or conn._decompressor or \
                 not conn._auth_complete or \
-                self._parts.logger._debug_level >= 2 or \
-                not cipher_ok(enc):
+                self._parts.logger._debug_level >= 2:
             return self._slow_header(conn)
         cipher = enc._cipher
-        if cipher._key is not self._key:
-            self._key, self._aes = cipher._key, self._parts.aesgcm(cipher._key)
         decrypt = self._aes.decrypt
         inp = conn._inpbuf
         view = memoryview(inp)
