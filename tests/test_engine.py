@@ -771,9 +771,7 @@ async def test_cancel_during_open_removes_the_temporary(rig: Rig) -> None:
     def open_nowait(path: str, pflags: int,
                     attrs: Attrs | None = None) -> asyncio.Future[bytes]:
         fut = real_open(path, pflags, attrs)
-        running = asyncio.current_task()
-        assert running is not None
-        running.cancel()        # before the reply can come
+        task.cancel()           # the command, before the reply can come
         return fut
 
     def on_late_reply(fut: asyncio.Future[Any],

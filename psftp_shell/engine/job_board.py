@@ -8,8 +8,10 @@ stream, a big file is spread over every stream, and files start in the
 order sftp would copy them; their messages come out in that order too,
 through their :class:`~psftp_shell.core.ordered_output.Slot`.
 
-Without parallelism (``-n 1``) jobs run inline on the control client,
-one after the other, exactly as sftp's loop does.
+At ``-n 1`` the control client alone runs the lanes (a board that is
+*concurrent* but not *parallel*): several files are in flight on it,
+none goes in chunks.  A board that is neither runs each job inline, one
+after the other, as sftp's loop does.
 
 A lane whose stream's connection is lost stops; the file it was copying
 is started again on another stream, and the chunks its stream had not
@@ -64,7 +66,10 @@ class Board:
 
     :param streams: the streams to run on (the control stream alone for
         ``-n 1``)
-    :param parallel: run jobs on lanes; else inline, one by one
+    :param parallel: the streams are the pool's: big files may go in
+        chunks over them (and remote paths must be absolute)
+    :param concurrent: run jobs on lanes, :attr:`lanes` per stream;
+        else inline, one by one (default: as *parallel*)
     :param planned: the streams there will be once all have opened
     :param fallback: gives the control stream once every other is lost
     :param on_lost: told when a stream's connection is lost
@@ -74,10 +79,12 @@ class Board:
                  parallel: bool, planned: int = 1,
                  fallback: Callable[[], Stream | None] | None = None,
                  on_lost: Callable[[Stream], None] | None = None,
-                 lanes: int = LANES_PER_STREAM) -> None:
+                 lanes: int = LANES_PER_STREAM,
+                 concurrent: bool | None = None) -> None:
         self.ctx = ctx
         self.streams = list(streams)
         self.parallel = parallel
+        self.concurrent = parallel if concurrent is None else concurrent
         self.planned = max(planned, len(streams))
         self.lanes = lanes
         self._fallback = fallback
@@ -97,7 +104,7 @@ class Board:
         """A stream that opened late joins the command."""
         if stream not in self.streams:
             self.streams.append(stream)
-            if self.parallel:
+            if self.concurrent:
                 self._spawn(stream)
             self._notify()
 
@@ -119,7 +126,7 @@ class Board:
             self._fallback = None
             if spare is not None:
                 self.streams.append(spare)
-                if self.parallel:
+                if self.concurrent:
                     self._spawn(spare)
         self._notify()
 
@@ -156,7 +163,7 @@ class Board:
     async def submit(self, job: Job) -> None:
         """Run *job* now (inline) or queue it for the lanes."""
         self._raise_error()
-        if not self.parallel:
+        if not self.concurrent:
             stream = self.live_stream()
             assert stream is not None
             await self._run_job(Lane(self, stream), job)

@@ -192,7 +192,7 @@ class Batch:
 
     async def defer(self, finish: Finisher) -> None:
         """Run a directory epilogue after the files handed over so far."""
-        if not self.board.parallel:
+        if not self.board.concurrent:
             await finish(self.out)
             return
         self._deferred.append((self._take_slot(), finish))

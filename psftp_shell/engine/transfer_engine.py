@@ -5,7 +5,9 @@ One :class:`TransferEngine` serves a shell session.  A command opens
 :class:`~psftp_shell.engine.transfer_batch.Batch` its files and trees in
 sftp's order.  At ``-n 1`` every copy runs on the control client, request for
 request as OpenSSH 9.2's ``sftp-client.c``, except that a new copy goes to a
-temporary renamed over the target once complete.  With ``-n N`` the copies run
+temporary renamed over the target once complete, and that the files of a
+multi-file command are in flight :data:`CONTROL_LANES` at a time (their
+messages still in sftp's order).  With ``-n N`` the copies run
 on N streams opened on first use (:mod:`psftp_shell.engine.pool`): files spread
 over the streams, big files in chunks over all of them
 (:mod:`psftp_shell.engine.job_board`), and the output stays sftp's, byte for
@@ -101,6 +103,13 @@ def site_of(transport: object | None) -> str:
 IN_FLIGHT = DEFAULT_REQUESTS * MAX_BUFFER
 """The bytes a pool stream keeps requested: sftp's 64 requests of the
 largest block (about 16 MiB)."""
+
+
+CONTROL_LANES = 8
+"""Files in flight at ``-n 1``, all on the control connection: each
+waits for its replies while the others' requests are on the wire, as
+``-n N`` spreads them over streams; their messages still come out in
+sftp's order."""
 
 
 def stream_requests(requests: int, block: int) -> int:
@@ -282,6 +291,14 @@ class TransferEngine:
         return Stream.make(0, self.client, self.ctx.max_requests,
                            control=True)
 
+    def _control_board(self) -> Board:
+        """The control connection alone carries the command's files,
+        :data:`CONTROL_LANES` at a time, never a file in chunks."""
+        board = Board(self.ctx, [], parallel=False, concurrent=True,
+                      lanes=CONTROL_LANES)
+        board.add_stream(self._control())
+        return board
+
     async def _board(self) -> Board:
         """The board for one command: the pool's streams, or control.
 
@@ -291,10 +308,10 @@ class TransferEngine:
         """
         pool = self.pool
         if pool is None:
-            return Board(self.ctx, [self._control()], parallel=False)
+            return self._control_board()
         if not await pool.first():
             if not pool.opening:    # none could be opened
-                return Board(self.ctx, [self._control()], parallel=False)
+                return self._control_board()
             # none yet: start on the control; the streams join it
             board = Board(self.ctx, [], parallel=True, planned=pool.size,
                           on_lost=pool.lost)

@@ -1,0 +1,129 @@
+"""At ``-n 1`` a tree's files are in flight together on the one connection.
+
+sftp copies a tree one file after another, a round trip per request;
+psftp-shell keeps :data:`CONTROL_LANES` files going on the control
+connection, so a file's OPEN goes out while another's data comes back.
+These tests watch the requests the client writes to a real sftp-server
+(at most 8 files open at once, and more than one), check that every
+copy is whole, and that what the command prints (errors included)
+comes out exactly as with one file at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+from pathlib import Path
+
+import pytest
+
+from psftp_shell.core.output import Output
+from psftp_shell.engine import transfer_engine
+from psftp_shell.engine.transfer_engine import TransferEngine
+from psftp_shell.sftp.client import SFTPClient
+from psftp_shell.ssh.transport import StdinWriter
+from tests.test_engine import payload, within
+
+FXP_OPEN, FXP_CLOSE, FXP_OPENDIR = 3, 4, 11
+FILES = 24
+
+
+class CountingWriter(StdinWriter):
+    """The client's side of the pipe, counting the files it opens (a
+    directory's handle counts while it is open)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        super().__init__(writer)
+        self._pending = bytearray()
+        self.open_now = 0
+        self.most_open = 0
+        self.opens = 0
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+        while len(self._pending) >= 5:
+            size = struct.unpack_from(">I", self._pending)[0]
+            if len(self._pending) < 4 + size:
+                break
+            kind = self._pending[4]
+            del self._pending[:4 + size]
+            if kind == FXP_OPEN:
+                self.opens += 1
+                self.open_now += 1
+                self.most_open = max(self.most_open, self.open_now)
+            elif kind == FXP_OPENDIR:
+                self.open_now += 1
+            elif kind == FXP_CLOSE:
+                self.open_now -= 1
+        super().write(data)
+
+
+async def _run(tmp_path: Path, server: str, op: str
+               ) -> tuple[CountingWriter, str, str]:
+    """Copy a tree of :data:`FILES` files with ``op`` (``get``/``put``)
+    over a fresh sftp-server; return the writer, stdout and stderr."""
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    remote.mkdir(parents=True)
+    local.mkdir(parents=True)
+    source = (remote if op == "get" else local) / "tree"
+    source.mkdir()
+    for i in range(FILES):
+        (source / f"f{i:02d}").write_bytes(payload(100 + 997 * i, seed=i))
+    proc = await asyncio.create_subprocess_exec(
+        server, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=remote)
+    assert proc.stdin is not None and proc.stdout is not None
+    writer = CountingWriter(proc.stdin)
+    client = SFTPClient(proc.stdout, writer)
+    await within(client.start())
+    stdout, stderr = io.BytesIO(), io.BytesIO()
+    engine = await within(TransferEngine.create(
+        client, Output(stdout, stderr, quiet=False)))
+    engine.local_cwd = str(local)
+    flags = {"preserve": False, "resume": False, "fsync": False}
+    if op == "get":
+        # two targets that cannot be written: their errors, in order
+        (local / "copy").mkdir()
+        for i in (5, 17):
+            (local / "copy" / f"f{i:02d}").mkdir()
+        await within(engine.download_dir(str(remote / "tree"), "copy",
+                                         None, **flags))
+    else:
+        await within(engine.upload_dir(str(local / "tree"),
+                                       str(remote / "copy"), **flags))
+    await client.close()
+    await within(proc.wait())
+    copy = (local if op == "get" else remote) / "copy"
+    for i in range(FILES):
+        if op == "get" and i in (5, 17):
+            continue
+        name = f"f{i:02d}"
+        assert (copy / name).read_bytes() == (source / name).read_bytes()
+    return writer, stdout.getvalue().decode(), stderr.getvalue().decode()
+
+
+@pytest.mark.parametrize("op", ["get", "put"])
+async def test_files_of_a_tree_are_in_flight_together(
+        tmp_path: Path, sftp_server_bin: str, op: str) -> None:
+    writer, _, _ = await _run(tmp_path, sftp_server_bin, op)
+    assert writer.opens >= FILES
+    assert 2 < writer.most_open <= transfer_engine.CONTROL_LANES
+    assert writer.open_now == 0
+
+
+@pytest.mark.parametrize("op", ["get", "put"])
+async def test_output_is_that_of_one_file_at_a_time(
+        tmp_path: Path, sftp_server_bin: str, op: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    together = await _run(tmp_path / "together", sftp_server_bin, op)
+    monkeypatch.setattr(transfer_engine, "CONTROL_LANES", 1)
+    alone = await _run(tmp_path / "alone", sftp_server_bin, op)
+    assert alone[0].most_open == 1
+    strip = [tuple(t.replace(str(tmp_path / w), "T") for t in run[1:])
+             for w, run in (("together", together), ("alone", alone))]
+    assert strip[0] == strip[1]
+    if op == "get":
+        errors = strip[0][1]
+        assert errors.index("f05") < errors.index("f17")
+        assert errors.count("Download of file") == 2
