@@ -6,7 +6,8 @@ connection, so a file's OPEN goes out while another's data comes back.
 These tests watch the requests the client writes to a real sftp-server
 (at most 8 files open at once, and more than one), check that every
 copy is whole, and that what the command prints (errors included)
-comes out exactly as with one file at a time.
+comes out exactly as with one file at a time.  While sftp's meter is
+drawn (a terminal at ``-n 1``), files go one at a time, as in sftp.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from psftp_shell.core.observer import TransferObserver
 from psftp_shell.core.output import Output
 from psftp_shell.engine import transfer_engine
 from psftp_shell.engine.transfer_engine import TransferEngine
+from psftp_shell.frontend.progress import SftpMeter
 from psftp_shell.sftp.client import SFTPClient
 from psftp_shell.ssh.transport import StdinWriter
 from tests.test_engine import payload, within
@@ -59,10 +62,12 @@ class CountingWriter(StdinWriter):
         super().write(data)
 
 
-async def _run(tmp_path: Path, server: str, op: str
+async def _run(tmp_path: Path, server: str, op: str,
+               observer: TransferObserver | None = None
                ) -> tuple[CountingWriter, str, str]:
     """Copy a tree of :data:`FILES` files with ``op`` (``get``/``put``)
-    over a fresh sftp-server; return the writer, stdout and stderr."""
+    over a fresh sftp-server, *observer* watching; return the writer,
+    stdout and stderr."""
     remote, local = tmp_path / "remote", tmp_path / "local"
     remote.mkdir(parents=True)
     local.mkdir(parents=True)
@@ -81,6 +86,8 @@ async def _run(tmp_path: Path, server: str, op: str
     engine = await within(TransferEngine.create(
         client, Output(stdout, stderr, quiet=False)))
     engine.local_cwd = str(local)
+    if observer is not None:
+        engine.observer = observer
     flags = {"preserve": False, "resume": False, "fsync": False}
     if op == "get":
         # two targets that cannot be written: their errors, in order
@@ -127,3 +134,17 @@ async def test_output_is_that_of_one_file_at_a_time(
         errors = strip[0][1]
         assert errors.index("f05") < errors.index("f17")
         assert errors.count("Download of file") == 2
+
+
+@pytest.mark.parametrize("op", ["get", "put"])
+async def test_sftps_meter_sees_one_file_at_a_time(
+        tmp_path: Path, sftp_server_bin: str, op: str) -> None:
+    drawn = io.BytesIO()
+    meter = SftpMeter(drawn, columns=lambda: 80, timer=False)
+    writer, _, _ = await _run(tmp_path, sftp_server_bin, op, meter)
+    assert writer.most_open == 1
+    lines = drawn.getvalue().decode().split("\n")
+    finals = [line.rsplit("\r", 1)[-1] for line in lines
+              if line.startswith(("f", "\rf"))]    # not the failure list
+    assert len(finals) == FILES - (2 if op == "get" else 0)
+    assert all("100%" in line for line in finals), finals

@@ -118,6 +118,13 @@ class LinkListener(Protocol):
         """Stream number -> connection number, for the command's streams."""
 
 
+def one_file_at_a_time(observer: Any) -> bool:
+    """Whether *observer* draws one file at a time (sftp's meter, which
+    says so with a true ``one_file_at_a_time`` attribute): the files of
+    a command must then not overlap on one stream."""
+    return bool(getattr(observer, "one_file_at_a_time", False))
+
+
 def report_links(observer: Any, connections: dict[int, int]) -> None:
     """Tell *observer* the streams' connections, if it listens for that."""
     listener = getattr(observer, "links", None)

@@ -156,6 +156,10 @@ class SftpMeter:
         redraws only on I/O; this lets ``- stalled -`` appear)
     """
 
+    one_file_at_a_time = True
+    """The engine copies files one after the other while this draws, as
+    sftp does (:func:`~psftp_shell.core.observer.one_file_at_a_time`)."""
+
     def __init__(self, stream: BinaryIO, *,
                  columns: Callable[[], int] = lambda: DEFAULT_COLUMNS,
                  can_output: Callable[[], bool] = lambda: True,
