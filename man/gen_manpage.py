@@ -203,6 +203,13 @@ def render() -> str:
         "after the server has accepted it.  A server's log shows these",
         "requests differently.",
         ".PP",
+        "A command that copies several files keeps up to eight of them",
+        "in flight, even at",
+        ".BR \\-n\\ 1 :",
+        "a server's log shows their requests interleaved, while what is",
+        "printed is sftp's, in sftp's order.  While sftp's progress meter",
+        "is drawn, the files go one after the other, as in sftp.",
+        ".PP",
         "With more than one stream, a",
         ".B put",
         "of one big file to a named target opens its temporary file beside",
@@ -242,7 +249,13 @@ def render() -> str:
         "paths need",
         ".B \\-S ssh",
         "or, later, worker processes.",
-        "The README has the table, with lftp and rclone beside them.",
+        "Many small files are bound by CPU as well: on the same machine,",
+        "2,000 files of 0.1 to 4 KB went ×1.08 faster than with sftp at",
+        ".B \\-n\\ 1",
+        "(get and put, eight files in flight) and ×1.04 (get) and ×1.07",
+        "(put) at",
+        ".BR \\-n\\ 8 .",
+        "The README has the tables, with lftp and rclone beside them.",
     ]
     out += section("LOST CONNECTIONS")
     out += [

@@ -104,16 +104,19 @@ def _after(rng: random.Random, plan_total: int, streams: int,
         return rng.randrange(0, 12 * KIB)       # handshake, login, open
     if not data_way:
         return rng.randrange(12 * KIB, 20 * KIB)
-    if index == 0:                  # the control: little data of its own
+    if index == 0 and streams > 1:  # the control: little data of its own
         return rng.randrange(12 * KIB, 64 * KIB)
     return rng.randrange(12 * KIB, max(13 * KIB,
                                         2 * plan_total // streams))
 
 
-def make_plan(seed: int, trial: int) -> Plan:
-    """Draw trial *trial* of the campaign of *seed*."""
+def make_plan(seed: int, trial: int, streams: int | None = None) -> Plan:
+    """Draw trial *trial* of the campaign of *seed* (at ``-n`` *streams*
+    if given: at 1, the control connection carries the files and its
+    faults)."""
     rng = random.Random(f"{seed}:{trial}")
-    streams = rng.randint(2, 16)
+    drawn = rng.randint(2, 16)
+    streams = streams or drawn
     shape = rng.choice(("file", "file", "tree"))
     if shape == "file":
         sizes = [rng.randrange(1 * MIB, 6 * MIB)]
@@ -124,17 +127,17 @@ def make_plan(seed: int, trial: int) -> Plan:
                 sizes, rng.choice(MODES))
     if plan.mode == "kill":
         plan.kill_at = rng.randrange(0, plan.total + plan.total // 8)
-    pool = range(1, streams + 1)
+    pool = range(1, streams + 1) if streams > 1 else range(0, 1)
     if plan.mode == "all":
         targets = list(pool)
     elif plan.mode == "control":
-        targets = [0] + rng.sample(pool, rng.randint(0, streams))
+        targets = sorted({0, *rng.sample(pool, rng.randint(0, streams))})
     elif plan.mode == "replacements":
         targets = list(pool) + list(range(streams + 1, 3 * streams + 1))
     elif plan.mode == "some":
         targets = rng.sample(pool, rng.randint(1, streams))
     else:
-        targets = rng.sample(pool, rng.randint(0, 2))
+        targets = rng.sample(pool, min(len(pool), rng.randint(0, 2)))
     data_way = DOWN if plan.direction == "get" else UP
     for index in sorted(targets):
         way = rng.choice((UP, DOWN))
@@ -476,13 +479,14 @@ def report(o: Outcome) -> str:
 
 async def campaign(sshd: PrivateSSHD, workdir: Path, seed: int,
                    trials: list[int], log: object = None,
-                   reports: list[str] | None = None) -> Figures:
-    """Run *trials* of campaign *seed*; print each problem as it comes
-    (and add it to *reports*)."""
+                   reports: list[str] | None = None,
+                   streams: int | None = None) -> Figures:
+    """Run *trials* of campaign *seed* (every one at ``-n`` *streams* if
+    given); print each problem as it comes (and add it to *reports*)."""
     bench = Bench(sshd, workdir)
     figures = Figures()
     for number in trials:
-        outcome = await bench.trial(make_plan(seed, number))
+        outcome = await bench.trial(make_plan(seed, number, streams))
         figures.add(outcome)
         if outcome.problems or outcome.wrong:
             print(report(outcome), flush=True)
@@ -506,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", help="SEED:TRIAL, one trial again")
     parser.add_argument("-v", action="store_true", help="a line per trial")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="every trial at this -n (else 2 to 16)")
     args = parser.parse_args(argv)
     seed, numbers = args.seed, list(range(args.trials))
     if args.only:
@@ -517,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         sshd.start()
         try:
             figures = asyncio.run(campaign(sshd, work, seed, numbers,
-                                           log=True if args.v else None))
+                                           log=True if args.v else None,
+                                           streams=args.streams))
         finally:
             sshd.stop()
     print(f"seed {seed}: {figures.summary()}")
