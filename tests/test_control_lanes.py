@@ -22,7 +22,9 @@ import pytest
 from psftp_shell.core.observer import TransferObserver
 from psftp_shell.core.output import Output
 from psftp_shell.engine import transfer_engine
-from psftp_shell.engine.transfer_engine import TransferEngine
+from psftp_shell.engine.transfer_engine import TEMP_MARK, TransferEngine
+from psftp_shell.filecopy import journal
+from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.frontend.progress import SftpMeter
 from psftp_shell.sftp.client import SFTPClient
 from psftp_shell.ssh.transport import StdinWriter
@@ -148,3 +150,45 @@ async def test_sftps_meter_sees_one_file_at_a_time(
               if line.startswith(("f", "\rf"))]    # not the failure list
     assert len(finals) == FILES - (2 if op == "get" else 0)
     assert all("100%" in line for line in finals), finals
+
+
+async def test_a_resume_of_many_journals_ends(
+        tmp_path: Path, sftp_server_bin: str) -> None:
+    """``reget -r`` at -n 1 of a tree whose files were each left half
+    done: every journal's copy goes on in chunks on the one connection,
+    and a lead that finds the stream busy with another file's run is
+    helped by the other lanes (it waited for ever: campaign 82:6)."""
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    (remote / "tree").mkdir(parents=True)
+    (local / "copy").mkdir(parents=True)
+    for i in range(12):
+        data = payload(150_000 + 7919 * i, seed=i)
+        source = remote / "tree" / f"f{i:02d}"
+        source.write_bytes(data)
+        temp = local / "copy" / f".f{i:02d}{TEMP_MARK}{i:016x}"
+        temp.write_bytes(data[:60_000] + bytes(len(data) - 60_000))
+        assert journal.save(journal.beside(str(local / "copy" / source.name)),
+                            journal.Journal(str(source), len(data),
+                                            int(source.stat().st_mtime),
+                                            str(temp),
+                                            RangeSet([(0, 60_000)])))
+    proc = await asyncio.create_subprocess_exec(
+        sftp_server_bin, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=remote)
+    assert proc.stdin is not None and proc.stdout is not None
+    client = SFTPClient(proc.stdout, StdinWriter(proc.stdin))
+    await within(client.start())
+    engine = await within(TransferEngine.create(
+        client, Output(io.BytesIO(), io.BytesIO(), quiet=True)))
+    engine.local_cwd = str(local)
+    assert await within(engine.download_dir(
+        str(remote / "tree"), "copy", None, preserve=False, resume=True,
+        fsync=False), 30)
+    await client.close()
+    await within(proc.wait())
+    for i in range(12):
+        name = f"f{i:02d}"
+        assert (local / "copy" / name).read_bytes() == \
+            (remote / "tree" / name).read_bytes()
+    assert sorted(p.name for p in (local / "copy").iterdir()) == \
+        [f"f{i:02d}" for i in range(12)]

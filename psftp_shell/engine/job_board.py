@@ -133,10 +133,12 @@ class Board:
     # ---- sharing big files
 
     def share(self, file: ChunkedFile) -> None:
-        """Let every stream help with *file*'s chunks."""
+        """Let every stream help with *file*'s chunks (at ``-n 1``, the
+        control's other lanes: a journal's resume runs in chunks, and its
+        lead may find the stream busy with another file's run)."""
         file.notify = self._notify
         file.on_lost = self.stream_lost
-        if self.parallel:
+        if self.concurrent:
             self.shared.append(file)
             self._notify()
 
