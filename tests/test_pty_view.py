@@ -335,3 +335,31 @@ def test_streams_of_one_file_show_their_own_part(
         assert len(parts) == 4, screen.lines()
         assert all("(1 of 4 streams)" in line and "%" not in line
                    for line in parts), screen.lines()
+
+
+def test_sftps_meter_draws_each_file_of_a_tree_to_the_end(
+        sshd: Any, remote_dir: Path, tmp_path: Path) -> None:
+    """get -r at -n 1 on a terminal: sftp's meter draws every file, each
+    to 100%, one after the other (the files of a batch run overlap on
+    the connection; the meter's must not)."""
+    for number in range(30):
+        (remote_dir / f"f{number:04d}").write_bytes(b"z" * (3000 + number))
+    local = tmp_path / "here"
+    local.mkdir()
+    for session, _screen in spawn_screen(
+            sys.executable, shell_args(sshd, 1), local,
+            environment(tmp_path), 24, 100):
+        session.prompt()
+        session.child.sendline(f"get -r {quoted(remote_dir)} tree")
+        session.prompt()
+        session.child.sendline("bye")
+        session.expect(pexpect.EOF)
+    text = session.log.getvalue().decode("utf-8", "replace")
+    drawn = [line for line in re.split(r"[\r\n]", text)
+             if re.match(r"f00\d\d ", line)]
+    last: dict[str, str] = {}
+    for line in drawn:
+        last[line.split()[0]] = line
+    assert sorted(last) == [f"f{n:04d}" for n in range(30)]
+    assert all(" 100% " in line for line in last.values()), last
+    assert len(list((local / "tree").iterdir())) == 30
