@@ -135,4 +135,5 @@ TRIALS ?= 300
 SEED ?= 1
 .PHONY: campaign
 campaign: $(STAMP)
-	$(PY) -m tests.campaign --trials $(TRIALS) --seed $(SEED) -v
+	$(PY) -m tests.campaign --trials $(TRIALS) --seed $(SEED) \
+	    $(if $(STREAMS),--streams $(STREAMS)) -v

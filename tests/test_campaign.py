@@ -1,10 +1,10 @@
 """CI's sample of the randomized fault campaign (:mod:`tests.campaign`).
 
 A fixed seed and a fixed number of trials, so that CI runs the same
-trials every time, in about two minutes; ``make campaign TRIALS=300``
-runs a long one.  Every trial must end within its bound, leave nothing
-wrong under a final name, and a failed one must resume to identical
-files.
+trials every time, in about two minutes, and a short one at ``-n 1``;
+``make campaign TRIALS=300`` runs a long one (``STREAMS=1``: at -n 1).
+Every trial must end within its bound, leave nothing wrong under a
+final name, and a failed one must resume to identical files.
 """
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ async def test_fault_campaign_ci_sample(sshd: PrivateSSHD,
                              reports=reports)
     assert figures.trials == TRIALS
     assert figures.fired > TRIALS // 2     # the faults did happen
+    assert reports == [], "\n".join(reports)
+    assert (figures.hangs, figures.wrong) == (0, 0)
+    assert figures.resumed == figures.failed
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+@pytest.mark.campaign
+async def test_fault_campaign_at_one_stream(sshd: PrivateSSHD,
+                                            tmp_path: Path) -> None:
+    """At -n 1 the control connection carries every file, several at
+    once; trial 6 of seed 82 is a tree left half done whose ``reget -r``
+    waited for ever before its chunks were shared among the lanes."""
+    reports: list[str] = []
+    figures = await campaign(sshd, tmp_path, 82, list(range(12)),
+                             reports=reports, streams=1)
+    assert figures.trials == 12
+    assert figures.failed >= 3          # the faults did bite
     assert reports == [], "\n".join(reports)
     assert (figures.hangs, figures.wrong) == (0, 0)
     assert figures.resumed == figures.failed
