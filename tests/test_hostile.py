@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -386,3 +387,25 @@ async def test_interrupted_listing_stops(root: Path) -> None:
     finally:
         await client.close()
         await proc.wait()
+
+
+def test_a_broken_reply_amid_overlapping_files(sftp_bin: str,
+                                               root: Path) -> None:
+    """get -r at -n 1 keeps several files in flight, so the request a
+    broken server answers with a wrong id is another one than sftp's:
+    only that number differs; the status, stdout and the files left are
+    sftp's, with nothing partial under a final name."""
+    for number in range(6):
+        (root / "d" / f"g{number}").write_bytes(b"x" * (5000 + number))
+    theirs, ours = run_both(sftp_bin, root, hostile("unknownid"),
+                            b"get -r d out\n", build=_forget("out"))
+    assert ours.status == theirs.status == 255
+    assert ours.stdout == theirs.stdout
+    for run in (theirs, ours):
+        assert re.fullmatch(rb"Unexpected reply \d+\r\n", run.stderr), \
+            run.stderr
+    out = root / "out"
+    left = [p for p in out.iterdir() if "psftp" not in p.name] \
+        if out.exists() else []
+    for path in left:
+        assert path.read_bytes() == (root / "d" / path.name).read_bytes()
