@@ -115,7 +115,7 @@ def make_plan(seed: int, trial: int, streams: int | None = None) -> Plan:
     if given: at 1, the control connection carries the files and its
     faults)."""
     rng = random.Random(f"{seed}:{trial}")
-    drawn = rng.randint(2, 16)
+    drawn = rng.randint(2, 16)     # drawn anyway: the rest stays the seed's
     streams = streams or drawn
     shape = rng.choice(("file", "file", "tree"))
     if shape == "file":

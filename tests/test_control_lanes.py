@@ -20,15 +20,13 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.core.observer import TransferObserver
-from psftp_shell.core.output import Output
 from psftp_shell.engine import transfer_engine
-from psftp_shell.engine.transfer_engine import TEMP_MARK, TransferEngine
+from psftp_shell.engine.transfer_engine import TEMP_MARK
 from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.frontend.progress import SftpMeter
-from psftp_shell.sftp.client import SFTPClient
 from psftp_shell.ssh.transport import StdinWriter
-from tests.test_engine import payload, within
+from tests.test_engine import payload, start_rig, stop_rig, within
 
 FXP_OPEN, FXP_CLOSE, FXP_OPENDIR = 3, 4, 11
 FILES = 24
@@ -70,24 +68,19 @@ async def _run(tmp_path: Path, server: str, op: str,
     """Copy a tree of :data:`FILES` files with ``op`` (``get``/``put``)
     over a fresh sftp-server, *observer* watching; return the writer,
     stdout and stderr."""
-    remote, local = tmp_path / "remote", tmp_path / "local"
-    remote.mkdir(parents=True)
-    local.mkdir(parents=True)
+    tmp_path.mkdir(exist_ok=True)
+    made: list[CountingWriter] = []
+
+    def counting(stdin: asyncio.StreamWriter) -> CountingWriter:
+        made.append(CountingWriter(stdin))
+        return made[-1]
+
+    rig = await start_rig(tmp_path, server, writer=counting)
+    remote, local, engine = rig.remote, rig.local, rig.engine
     source = (remote if op == "get" else local) / "tree"
     source.mkdir()
     for i in range(FILES):
         (source / f"f{i:02d}").write_bytes(payload(100 + 997 * i, seed=i))
-    proc = await asyncio.create_subprocess_exec(
-        server, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, cwd=remote)
-    assert proc.stdin is not None and proc.stdout is not None
-    writer = CountingWriter(proc.stdin)
-    client = SFTPClient(proc.stdout, writer)
-    await within(client.start())
-    stdout, stderr = io.BytesIO(), io.BytesIO()
-    engine = await within(TransferEngine.create(
-        client, Output(stdout, stderr, quiet=False)))
-    engine.local_cwd = str(local)
     if observer is not None:
         engine.observer = observer
     flags = {"preserve": False, "resume": False, "fsync": False}
@@ -101,15 +94,15 @@ async def _run(tmp_path: Path, server: str, op: str,
     else:
         await within(engine.upload_dir(str(local / "tree"),
                                        str(remote / "copy"), **flags))
-    await client.close()
-    await within(proc.wait())
+    await stop_rig(rig)
     copy = (local if op == "get" else remote) / "copy"
     for i in range(FILES):
         if op == "get" and i in (5, 17):
             continue
         name = f"f{i:02d}"
         assert (copy / name).read_bytes() == (source / name).read_bytes()
-    return writer, stdout.getvalue().decode(), stderr.getvalue().decode()
+    return made[0], rig.stdout.getvalue().decode(), \
+        rig.stderr.getvalue().decode()
 
 
 @pytest.mark.parametrize("op", ["get", "put"])
@@ -158,9 +151,10 @@ async def test_a_resume_of_many_journals_ends(
     done: every journal's copy goes on in chunks on the one connection,
     and a lead that finds the stream busy with another file's run is
     helped by the other lanes (it waited for ever: campaign 82:6)."""
-    remote, local = tmp_path / "remote", tmp_path / "local"
-    (remote / "tree").mkdir(parents=True)
-    (local / "copy").mkdir(parents=True)
+    rig = await start_rig(tmp_path, sftp_server_bin)
+    remote, local = rig.remote, rig.local
+    (remote / "tree").mkdir()
+    (local / "copy").mkdir()
     for i in range(12):
         data = payload(150_000 + 7919 * i, seed=i)
         source = remote / "tree" / f"f{i:02d}"
@@ -172,20 +166,12 @@ async def test_a_resume_of_many_journals_ends(
                                             int(source.stat().st_mtime),
                                             str(temp),
                                             RangeSet([(0, 60_000)])))
-    proc = await asyncio.create_subprocess_exec(
-        sftp_server_bin, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, cwd=remote)
-    assert proc.stdin is not None and proc.stdout is not None
-    client = SFTPClient(proc.stdout, StdinWriter(proc.stdin))
-    await within(client.start())
-    engine = await within(TransferEngine.create(
-        client, Output(io.BytesIO(), io.BytesIO(), quiet=True)))
-    engine.local_cwd = str(local)
-    assert await within(engine.download_dir(
-        str(remote / "tree"), "copy", None, preserve=False, resume=True,
-        fsync=False), 30)
-    await client.close()
-    await within(proc.wait())
+    try:
+        assert await within(rig.engine.download_dir(
+            str(remote / "tree"), "copy", None, preserve=False,
+            resume=True, fsync=False), 30)
+    finally:
+        await stop_rig(rig)
     for i in range(12):
         name = f"f{i:02d}"
         assert (local / "copy" / name).read_bytes() == \

@@ -174,8 +174,11 @@ class Rig:
 
 
 async def start_rig(tmp_path: Path, server: str,
-                    mangle: Mangle | None = None) -> Rig:
-    """Start sftp-server in tmp_path/remote and an engine on it."""
+                    mangle: Mangle | None = None,
+                    writer: Callable[[asyncio.StreamWriter], PipeWriter]
+                    = PipeWriter) -> Rig:
+    """Start sftp-server in tmp_path/remote and an engine on it; the
+    client writes through *writer* (made on the server's stdin)."""
     remote, local = tmp_path / "remote", tmp_path / "local"
     remote.mkdir(exist_ok=True)
     local.mkdir(exist_ok=True)
@@ -185,7 +188,7 @@ async def start_rig(tmp_path: Path, server: str,
     assert proc.stdin is not None and proc.stdout is not None
     reader = (ManglingReader(proc.stdout, mangle) if mangle
               else proc.stdout)
-    client = SFTPClient(reader, PipeWriter(proc.stdin))
+    client = SFTPClient(reader, writer(proc.stdin))
     await within(client.start())
     stdout, stderr = io.BytesIO(), io.BytesIO()
     out = Output(stdout, stderr, quiet=True)
