@@ -102,6 +102,9 @@ def _scenario_table(result: ScenarioResult) -> list[str]:
     lines = [f"### {scenario.title}", ""]
     if scenario.target:
         lines += [f"Engine figure: {scenario.target}.", ""]
+    if result.creation_us is not None:
+        lines += ["Creating one small file where the copies land took "
+                  f"{result.creation_us:.0f} us before the runs.", ""]
     lines += [
         f"| client | runs ok | median s ({what}) | MB/s | vs sftp "
         f"| {cpu} | own process {cpu} | peak RSS MiB | note |",
