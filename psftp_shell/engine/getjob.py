@@ -12,6 +12,7 @@ done, for ``reget`` to finish.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -86,8 +87,10 @@ class GetJob:
         self.slot.close()
 
     def retry(self) -> None:
-        """Run again elsewhere, from the journal if one was left."""
+        """Run again elsewhere, from the journal if one was left (the
+        first try may have left one, even in a directory it made)."""
         self.again = True
+        self.flags = dataclasses.replace(self.flags, fresh=False)
 
     async def run(self, lane: Lane) -> bool:
         """Copy the file on *lane*'s stream."""
@@ -108,18 +111,22 @@ class GetJob:
         if attrs is None:
             return False
         local = ctx.local(self.dst)
-        final = final_path(local)
+        again = self.flags.resume or self.again
+        # in a directory this copy made, no old file, link or journal
+        fresh = self.flags.fresh and not self.flags.resume
+        final = local if fresh else final_path(local)
         jpath = journal.beside(final)
-        if not (self.flags.resume or self.again) and await self._onto_itself(
+        if not again and not fresh and await self._onto_itself(
                 self.viewer or client, final, attrs):
             return False
-        if self.flags.resume or self.again:
+        if again:
             found = await self._resume(lane, attrs, local, jpath)
             if found is not None:
                 return found
             if self.flags.resume:
                 return await self._single(lane, attrs)
-        discard(jpath, local, self.slot, self.src, attrs)
+        if not fresh:
+            discard(jpath, local, self.slot, self.src, attrs)
         if not lane.board.parallel or (attrs.size or 0) < ctx.share_min:
             return await self._single(lane, attrs)
         lead = asyncio.ensure_future(
@@ -164,7 +171,7 @@ class GetJob:
             out.error(handle_error(f'remote open "{self.src}"', exc.text))
             return False
         try:
-            dest = local_temp(local, new_mode(attrs))
+            dest = local_temp(local, new_mode(attrs), self.flags.fresh)
         except OSError as exc:
             out.error(f'open local "{self.dst}": {exc.strerror}')
             await close_remote(client, out, handle)

@@ -99,6 +99,7 @@ class PutJob:
     slot: Slot
     failure: str | None = None
     maybe_dir: MaybeDir | None = None
+    journals: journal.UploadJournals | None = None  # the command's
     _source: str = field(default="", init=False)
 
     again: bool = field(default=False, init=False)
@@ -205,9 +206,12 @@ class PutJob:
         if not stat_mod.S_ISREG(st.st_mode):
             self.slot.error(f'local "{self.src}" is not a regular file')
             return False
-        jpath = journal.upload_path(ctx.environ, ctx.site, self.dst,
-                                    st.st_size, st.st_mtime_ns)
-        for other in journal.other_uploads(jpath):
+        again = self.again or self.flags.resume
+        journals = self.journals or journal.UploadJournals(ctx.environ)
+        jpath = journals.path(ctx.site, self.dst, st.st_size,
+                              st.st_mtime_ns)
+        for other in (journal.other_uploads(jpath) if again
+                      else journals.others(jpath)):
             await self._discard(client, other, changed=True)
         attrs = upload_attrs(st, self.flags.preserve)
         if self.flags.resume or self.again:
@@ -220,7 +224,8 @@ class PutJob:
                 await self._discard(client, jpath)
             if self.flags.resume:
                 return await self._single(lane, fd, st)
-        await self._discard(client, jpath)
+        if again or journals.listed(jpath):
+            await self._discard(client, jpath)
         if not lane.board.parallel or st.st_size < ctx.share_min:
             return await self._single(lane, fd, st)
         if guess is None:

@@ -29,6 +29,7 @@ from psftp_shell.engine.job_board import Board, Lane
 from psftp_shell.engine.putjob import MaybeDir, PutJob
 from psftp_shell.engine.trees import Finisher
 from psftp_shell.filecopy.copy_context import CopyContext, Flags
+from psftp_shell.filecopy.journal import UploadJournals
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import SFTPClient
 
@@ -122,6 +123,7 @@ class Batch:
         self._seq = seq
         self._current = seq.slot()
         self._deferred: list[tuple[Slot, Finisher]] = []
+        self._journals: UploadJournals | None = None
         self.failed = False
 
     @property
@@ -167,9 +169,11 @@ class Batch:
         if maybe_dir is not None:
             self._absolute(maybe_dir.inside)
         report_queued(self.ctx.observer, size)
+        if self._journals is None:
+            self._journals = UploadJournals(self.ctx.environ)
         await self.board.submit(Watched(PutJob(
-            src, self._absolute(dst), flags, slot, failure, maybe_dir),
-            slot, self.ctx))
+            src, self._absolute(dst), flags, slot, failure, maybe_dir,
+            self._journals), slot, self.ctx))
 
     async def download_dir(self, src: str, dst: str, attrs: Attrs | None,
                            flags: Flags) -> None:

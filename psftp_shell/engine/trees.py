@@ -109,10 +109,11 @@ async def _download_tree(sub: Submitter, src: str, dst: str, depth: int,
         mode = dirattrs.permissions & 0o1777
         tmpmode = mode | _USER_WX
     local = sub.ctx.local(dst)
+    created = True
     try:
         os.mkdir(local, tmpmode)
     except FileExistsError:
-        pass
+        created = False
     except OSError as exc:
         sub.out.error(f"mkdir {dst}: {exc.strerror}")
         return False
@@ -120,7 +121,8 @@ async def _download_tree(sub: Submitter, src: str, dst: str, depth: int,
     if entries is None:
         sub.out.error(f'remote readdir "{src}" failed')
         return False
-    ok = await _download_entries(sub, src, dst, depth, entries, flags)
+    ok = await _download_entries(sub, src, dst, depth, entries,
+                                 dataclasses.replace(flags, fresh=created))
     await sub.defer(_dir_epilogue(local, dst, dirattrs, mode, tmpmode,
                                   flags.preserve))
     return ok

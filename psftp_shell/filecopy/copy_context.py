@@ -92,9 +92,10 @@ class Flags:
         already complete on the server is skipped and a missing one sent
         whole, where sftp fails both (a resumed tree download already
         behaves so)
-    :param fresh: the file goes into a directory this upload has just
+    :param fresh: the file goes into a directory this copy has just
         made, so nothing is there to look at before its temporary is
-        opened (no LSTAT of the target)
+        opened: no LSTAT of an upload's target, no look for a download's
+        old file, link or journal
     """
 
     preserve: bool = False

@@ -176,3 +176,43 @@ def ensure_dir(path: str) -> bool:
     except OSError:
         return False
     return True
+
+
+class UploadJournals:
+    """The upload journals of one command, listed once.
+
+    A ``put`` of thousands of small files looked for journals of each
+    (a directory listing, a hash of the state directory's path and an
+    open) although there are rarely any: the listing is taken once, at
+    the first file, and a file looks further only when it is named
+    there.  A retried or resumed file still reads the directory itself
+    (its own first try may have left a journal since).
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.dir = state_dir(environ)
+        self._names: set[str] | None = None
+
+    def path(self, site: str, remote: str, size: int, mtime_ns: int) -> str:
+        """Where the journal of that upload lives (:func:`upload_path`)."""
+        return os.path.join(self.dir,
+                            upload_key(site, remote, size, mtime_ns))
+
+    def _listed(self) -> set[str]:
+        if self._names is None:
+            try:
+                self._names = set(os.listdir(self.dir))
+            except OSError:
+                self._names = set()
+        return self._names
+
+    def others(self, path: str) -> list[str]:
+        """:func:`other_uploads`, from the listing."""
+        target = os.path.basename(path).partition("-")[0] + "-"
+        if not any(n.startswith(target) for n in self._listed()):
+            return []
+        return other_uploads(path)
+
+    def listed(self, path: str) -> bool:
+        """Whether the journal *path* was there when listed."""
+        return os.path.basename(path) in self._listed()

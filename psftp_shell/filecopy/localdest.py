@@ -111,18 +111,22 @@ def final_path(path: str) -> str:
     return os.path.realpath(path) if os.path.islink(path) else path
 
 
-def local_temp(path: str, mode: int) -> LocalDest | None:
+def local_temp(path: str, mode: int, fresh: bool = False
+               ) -> LocalDest | None:
     """Open a temporary beside *path*'s target; None to write in place.
 
-    Raises OSError when sftp's own open of an existing file would fail.
+    *fresh*: *path* is in a directory this copy has just made, so there
+    is nothing there to look at.  Raises OSError when sftp's own open of
+    an existing file would fail.
     """
     final = path        # final_path(path), in one syscall if no link
-    old: os.stat_result | None
+    old: os.stat_result | None = None
     try:
-        old = seen = os.lstat(path)
-        if stat_mod.S_ISLNK(seen.st_mode):
-            final = os.path.realpath(path)
-            old = os.stat(final)
+        if not fresh:
+            old = seen = os.lstat(path)
+            if stat_mod.S_ISLNK(seen.st_mode):
+                final = os.path.realpath(path)
+                old = os.stat(final)
     except FileNotFoundError:
         old = None
     except OSError:
@@ -162,10 +166,12 @@ def reopen_temp(path: str, temp: str) -> LocalDest | None:
     return LocalDest(fd, final_path(path), temp)
 
 
-def open_local_dest(path: str, mode: int, resume: bool) -> LocalDest:
-    """Open where a download goes (sftp's open, or a temporary)."""
+def open_local_dest(path: str, mode: int, resume: bool,
+                    fresh: bool = False) -> LocalDest:
+    """Open where a download goes (sftp's open, or a temporary); for
+    *fresh* see :func:`local_temp`."""
     if not resume:
-        dest = local_temp(path, mode)
+        dest = local_temp(path, mode, fresh)
         if dest is not None:
             return dest
     flags = os.O_WRONLY | os.O_CREAT | (0 if resume else os.O_TRUNC)

@@ -125,7 +125,8 @@ async def download_file(ctx: CopyContext, client: SFTPClient, out: Printer,
         out.error(handle_error(f'remote open "{remote_path}"', exc.text))
         return False
     try:
-        dest = open_local_dest(ctx.local(local_path), mode, flags.resume)
+        dest = open_local_dest(ctx.local(local_path), mode, flags.resume,
+                               flags.fresh)
     except OSError as exc:
         out.error(f'open local "{local_path}": {exc.strerror}')
         await close_remote(client, out, handle)
