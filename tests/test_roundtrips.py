@@ -376,7 +376,7 @@ async def test_get_local_temp_error_closes_every_handle(
         monkeypatch: pytest.MonkeyPatch) -> None:
     (prig.remote / "f").write_bytes(payload(SIZE))
 
-    def refuse(path: str, mode: int) -> None:
+    def refuse(path: str, mode: int, fresh: bool = False) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
     monkeypatch.setattr("psftp_shell.engine.getjob.local_temp", refuse)

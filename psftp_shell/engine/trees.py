@@ -162,7 +162,11 @@ async def _download_entries(sub: Submitter, src: str, dst: str, depth: int,
                                         attrs, flags):
                 ok = False
         elif attrs.is_reg():
-            await sub.download(new_src, new_dst, attrs, flags,
+            # "." and ".." said to be files by a broken server are there
+            # even in a new directory: sftp's open fails on them
+            await sub.download(new_src, new_dst, attrs,
+                               flags if name not in (".", "..") else
+                               dataclasses.replace(flags, fresh=False),
                                f"Download of file {new_src} to {new_dst} "
                                "failed")
         else:
