@@ -255,8 +255,8 @@ class Harness:
         (see the module docstring)."""
         if copy.is_dir() and not copy.is_symlink():
             self.spent.mkdir(exist_ok=True)
-            self.spent_count += 1
-            copy.rename(self.spent / str(self.spent_count))
+            self.spent_count += 1       # (a killed run's may be there)
+            copy.rename(self.spent / f"{os.getpid()}-{self.spent_count}")
         else:
             data.remove(copy)
 

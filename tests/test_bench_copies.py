@@ -24,6 +24,7 @@ def _harness(root: Path) -> Harness:
 def test_a_copied_tree_is_moved_aside_and_removed_at_the_end(
         tmp_path: Path) -> None:
     harness = _harness(tmp_path)
+    (harness.spent / "1" / "old").mkdir(parents=True)   # a killed run's
     tree = tmp_path / "down" / "tree"
     for number in range(2):
         (tree / "sub").mkdir(parents=True)
