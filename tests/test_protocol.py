@@ -48,6 +48,8 @@ from psftp_shell.sftp.client import (
     encode_attrs,
     fx2txt,
 )
+from psftp_shell.sftp.replies import on_status
+from psftp_shell.sftp.wire import FX_OK
 
 T = TypeVar("T")
 TIMEOUT = 20.0
@@ -844,3 +846,18 @@ async def test_pipelined_download_over_ssh_channel(
     assert out == data
     print(f"\nSFTP over SSH: {size / elapsed / 1e6:.1f} MB/s "
           f"({size >> 20} MiB in {elapsed:.2f} s)")
+
+
+def test_an_ok_status_is_taken_from_its_code_alone() -> None:
+    """As sftp's get_status: an OK's message is not read (a put's
+    replies are mostly OKs); any other status still raises with its
+    message, and a status too short for its code is broken."""
+    ok = struct.pack(">I", FX_OK)
+    assert on_status(FXP_STATUS, ok + struct.pack(">I", 99), None) is None
+    assert on_status(FXP_STATUS, ok, None) is None
+    with pytest.raises(StatusError) as caught:
+        on_status(FXP_STATUS, struct.pack(">II", 4, 7) + b"no way"
+                  + struct.pack(">I", 0), None)
+    assert (caught.value.code, caught.value.text) == (4, "Failure")
+    with pytest.raises(struct.error):
+        on_status(FXP_STATUS, b"\0\0", None)
