@@ -6,20 +6,20 @@ connection, so a file's OPEN goes out while another's data comes back.
 These tests watch the requests the client writes to a real sftp-server
 (at most 8 files open at once, and more than one), check that every
 copy is whole, and that what the command prints (errors included)
-comes out exactly as with one file at a time.  While sftp's meter is
-drawn (a terminal at ``-n 1``), files go one at a time, as in sftp.
+comes out exactly as with one file at a time.  sftp's meter (a terminal
+at ``-n 1``) draws the files one after the other while they overlap,
+each line at its file's place among the messages, as sftp's would be.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+import re
 import struct
 from pathlib import Path
 
 import pytest
 
-from psftp_shell.core.observer import TransferObserver
 from psftp_shell.engine import transfer_engine
 from psftp_shell.engine.transfer_engine import TEMP_MARK
 from psftp_shell.filecopy import journal
@@ -63,11 +63,12 @@ class CountingWriter(StdinWriter):
 
 
 async def _run(tmp_path: Path, server: str, op: str,
-               observer: TransferObserver | None = None
-               ) -> tuple[CountingWriter, str, str]:
+               meter: bool = False) -> tuple[CountingWriter, str, str]:
     """Copy a tree of :data:`FILES` files with ``op`` (``get``/``put``)
-    over a fresh sftp-server, *observer* watching; return the writer,
-    stdout and stderr."""
+    over a fresh sftp-server; return the writer, stdout and stderr.
+
+    *meter*: sftp's meter draws, and stdout, stderr and the meter share
+    one stream, as on a terminal (it is returned as stdout)."""
     tmp_path.mkdir(exist_ok=True)
     made: list[CountingWriter] = []
 
@@ -81,8 +82,10 @@ async def _run(tmp_path: Path, server: str, op: str,
     source.mkdir()
     for i in range(FILES):
         (source / f"f{i:02d}").write_bytes(payload(100 + 997 * i, seed=i))
-    if observer is not None:
-        engine.observer = observer
+    if meter:
+        engine.out.stderr = engine.out.stdout
+        engine.observer = SftpMeter(engine.out.stdout, columns=lambda: 80,
+                                    timer=False)
     flags = {"preserve": False, "resume": False, "fsync": False}
     if op == "get":
         # two targets that cannot be written: their errors, in order
@@ -131,18 +134,43 @@ async def test_output_is_that_of_one_file_at_a_time(
         assert errors.count("Download of file") == 2
 
 
+def _screen(drawn: str, top: str) -> list[str]:
+    """What a terminal shows of *drawn*: each line as its last ``\r``
+    left it, the meter's rate and time cut off (they vary)."""
+    shown = []
+    for line in drawn.replace("\r\n", "\n").split("\n"):
+        line = line.rsplit("\r", 1)[-1].replace(top, "T")
+        shown.append(re.sub(r"(\d+%\s+\S+)\s.*", r"\1", line))
+    return shown
+
+
 @pytest.mark.parametrize("op", ["get", "put"])
-async def test_sftps_meter_sees_one_file_at_a_time(
-        tmp_path: Path, sftp_server_bin: str, op: str) -> None:
-    drawn = io.BytesIO()
-    meter = SftpMeter(drawn, columns=lambda: 80, timer=False)
-    writer, _, _ = await _run(tmp_path, sftp_server_bin, op, meter)
-    assert writer.most_open == 1
-    lines = drawn.getvalue().decode().split("\n")
-    finals = [line.rsplit("\r", 1)[-1] for line in lines
-              if line.startswith(("f", "\rf"))]    # not the failure list
+async def test_sftps_meter_draws_overlapping_files_in_turn(
+        tmp_path: Path, sftp_server_bin: str, op: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files overlap while the meter draws (they went one at a time,
+    and an interactive ``get -r`` of 2,000 small files took 2.5 times
+    the batch run); the terminal shows what one at a time shows: a
+    line per file, at 100%, with the two errors of the get between
+    them where they belong."""
+    writer, drawn, _ = await _run(tmp_path / "together", sftp_server_bin,
+                                  op, meter=True)
+    assert 2 < writer.most_open <= transfer_engine.CONTROL_LANES
+    monkeypatch.setattr(transfer_engine, "CONTROL_LANES", 1)
+    alone, serial, _ = await _run(tmp_path / "alone", sftp_server_bin, op,
+                                  meter=True)
+    assert alone.most_open == 1
+    shown = _screen(drawn, str(tmp_path / "together"))
+    assert shown == _screen(serial, str(tmp_path / "alone"))
+    finals = [line for line in shown if line.startswith("f")]
     assert len(finals) == FILES - (2 if op == "get" else 0)
     assert all("100%" in line for line in finals), finals
+    if op == "get":
+        errors = [n for n, line in enumerate(shown) if "f05" in line
+                  and "Download of file" in line]
+        at = errors[0]
+        assert shown[at - 1] == 'open local "copy/f05": Is a directory'
+        assert "100%" in shown[at - 2] and "100%" in shown[at + 1]
 
 
 async def test_a_resume_of_many_journals_ends(

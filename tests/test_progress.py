@@ -12,7 +12,7 @@ import io
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -217,6 +217,61 @@ def test_zero_byte_upload_draws_and_download_does_not() -> None:
     meter.file_finished(job, None)
     assert stream.getvalue() == (
         b"\rempty" + b" " * 60 + b" 100%    0     0.0KB/s   00:00    \n")
+
+
+class Turns:
+    """Files' turns in the output, handed out by the test."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, list[Callable[[], None]]] = {}
+        self.open: set[str] = set()
+
+    def job(self, name: str, size: int, upload: bool = False
+            ) -> TransferJob:
+        self.held[name] = []
+        return TransferJob(upload, f"/r/{name}", name, size,
+                           in_turn=lambda act: self._run(name, act))
+
+    def _run(self, name: str, action: Callable[[], None]) -> None:
+        if name in self.open:
+            action()
+        else:
+            self.held[name].append(action)
+
+    def come(self, name: str) -> None:
+        self.open.add(name)
+        for action in self.held.pop(name):
+            action()
+
+
+def test_files_together_are_drawn_in_turn_with_their_own_times() -> None:
+    """At -n 1 files overlap: a file that ended before its turn gets its
+    final line only, timed from its own start to its own end; one still
+    going when its turn comes is drawn live from there."""
+    clock, turns = FakeClock(), Turns()
+    meter, stream = _meter(clock)
+    a, b = turns.job("a", 2048), turns.job("b", 1024)
+    c = turns.job("c", 0, upload=True)
+    turns.come("a")
+    meter.file_started(a)
+    meter.file_started(b)
+    meter.file_started(c)
+    clock.now += 1
+    b.transferred = 1024
+    meter.file_finished(b, None)    # b ends first, after 1 s
+    meter.file_finished(c, None)
+    clock.now += 1
+    a.transferred = 2048
+    meter.file_finished(a, None)    # a after 2 s
+    assert len(_drawings(stream)) == 2          # a: its start and end
+    turns.come("b")
+    turns.come("c")
+    lines = _drawings(stream)
+    assert lines[1].startswith(b"\ra ") and lines[1].endswith(
+        b" 100% 2048     1.0KB/s   00:02    \n")
+    assert lines[2:] == [
+        b"\rb" + b" " * 64 + b" 100% 1024     1.0KB/s   00:01    \n",
+        b"\rc" + b" " * 64 + b" 100%    0     0.0KB/s   00:01    \n"]
 
 
 def test_interrupted_file_gets_a_last_drawing() -> None:

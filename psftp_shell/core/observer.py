@@ -8,6 +8,7 @@ serves batch mode, non-terminal output and tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +29,10 @@ class TransferJob:
         ``"size"``, ``"sha256 (server check-file)"``, ``"sha256
         (remote command)"``, ``"sha256 (read-back)"``; empty when not
         checked (``-X verify=none``, copies written in place)
+    :param in_turn: runs a view's drawing of this file at the file's
+        place in the command's output, after the messages and drawings
+        of the files before it (files copied together finish in any
+        order); None runs it at once
     """
 
     upload: bool
@@ -37,6 +42,7 @@ class TransferJob:
     offset: int = 0
     transferred: int = 0
     verified: str = ""
+    in_turn: Callable[[Callable[[], None]], None] | None = None
 
     @property
     def label(self) -> str:
@@ -116,13 +122,6 @@ class LinkListener(Protocol):
 
     def links(self, connections: dict[int, int]) -> None:
         """Stream number -> connection number, for the command's streams."""
-
-
-def one_file_at_a_time(observer: Any) -> bool:
-    """Whether *observer* draws one file at a time (sftp's meter, which
-    says so with a true ``one_file_at_a_time`` attribute): the files of
-    a command must then not overlap on one stream."""
-    return bool(getattr(observer, "one_file_at_a_time", False))
 
 
 def report_links(observer: Any, connections: dict[int, int]) -> None:

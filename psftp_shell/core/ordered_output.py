@@ -32,6 +32,9 @@ class Printer(Protocol):
     def logit(self, text: str) -> None:
         """A stderr message dropped with ``-q``."""
 
+    def call(self, action: Callable[[], None]) -> None:
+        """Run *action* (a view's drawing) at this point of the output."""
+
 
 _Pending = tuple[Callable[[str], None], str]
 
@@ -67,6 +70,11 @@ class Slot:
     def logit(self, text: str) -> None:
         """A ``logit`` message, now or in turn."""
         self._emit(self._seq.out.logit, text)
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Run *action* now or in turn (a progress meter's drawing of this
+        file comes between the messages of the files around it)."""
+        self._emit(lambda _text: action(), "")
 
     def flush(self) -> None:
         """Write what was held back (this slot's turn has come)."""

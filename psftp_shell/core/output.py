@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO, NoReturn
 
@@ -88,6 +88,10 @@ class Output:
         """A ``logit()`` message: like :meth:`error`, but not with ``-q``."""
         if self.loglevel >= LOG_INFO:
             self.error(text)
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Run *action* now (nothing is held back here)."""
+        action()
 
     def debug(self, text: str) -> None:
         """A debug message, shown with ``-v``."""

@@ -210,7 +210,7 @@ class GetJob:
             dest.close()
             return False
         job = TransferJob(False, self.src, self.dst, size, done.total,
-                          done.total)
+                          done.total, in_turn=out.call)
         file = GetFile(board.ctx, job, dest.fd, ranges, size, done,
                        board.planned)
         file.source, file.mtime = self.src, attrs.mtime

@@ -343,7 +343,7 @@ class PutJob:
             await abandon_temp(early, client, dest)
             return False
         job = TransferJob(True, self.src, self.dst, size, done.total,
-                          done.total)
+                          done.total, in_turn=self.slot.call)
         file = PutFile(board.ctx, job, fd, ranges, size, done,
                        board.planned)
         assert dest.temp is not None

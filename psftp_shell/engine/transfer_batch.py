@@ -17,6 +17,8 @@ failures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from psftp_shell.core.observer import (
     report_failure,
     report_queued,
@@ -73,6 +75,10 @@ class NotedSlot(Slot):
     def logit(self, text: str) -> None:
         """A ``logit`` message, in turn."""
         self.inner.logit(text)
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Run *action* in turn."""
+        self.inner.call(action)
 
     def flush(self) -> None:
         """Write what was held back."""

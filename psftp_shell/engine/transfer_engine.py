@@ -54,7 +54,6 @@ from psftp_shell.core.errors import FatalError
 from psftp_shell.core.observer import (
     TransferJob,
     TransferObserver,
-    one_file_at_a_time,
     report_links,
 )
 from psftp_shell.core.ordered_output import Sequencer
@@ -294,10 +293,9 @@ class TransferEngine:
 
     def _control_board(self) -> Board:
         """The control connection alone carries the command's files,
-        :data:`CONTROL_LANES` at a time, never a file in chunks; one
-        after the other, inline, while sftp's meter draws them."""
-        if one_file_at_a_time(self.ctx.observer):
-            return Board(self.ctx, [self._control()], parallel=False)
+        :data:`CONTROL_LANES` at a time, never a file in chunks (sftp's
+        meter draws them in their order: see :attr:`TransferJob.in_turn`).
+        """
         board = Board(self.ctx, [], parallel=False, concurrent=True,
                       lanes=CONTROL_LANES)
         board.add_stream(self._control())

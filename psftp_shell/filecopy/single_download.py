@@ -139,7 +139,8 @@ async def download_file(ctx: CopyContext, client: SFTPClient, out: Printer,
                   "file is larger than remote")
         await close_remote(client, out, handle)
         return False
-    job = TransferJob(False, remote_path, local_path, size, offset, offset)
+    job = TransferJob(False, remote_path, local_path, size, offset, offset,
+                      in_turn=out.call)
     try:
         return await reported(ctx.observer, job, _fetch(
             ctx, client, out, remote, dest, job, attrs, mode, flags,

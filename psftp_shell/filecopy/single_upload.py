@@ -139,7 +139,7 @@ async def upload_fd(ctx: CopyContext, client: SFTPClient, out: Printer,
     if dest is None:
         return False
     job = TransferJob(True, local_path, remote_path, st.st_size, offset,
-                      offset)
+                      offset, in_turn=out.call)
     try:
         return await reported(ctx.observer, job, _send(
             ctx, client, out, fd, dest, job, attrs, flags, stream))

@@ -102,6 +102,8 @@ def name_field(label: str, width: int, *, utf8: bool | None = None) -> str:
     cut to *width* columns (an escape is never split), as 9.2's
     ``snmprintf`` does.
     """
+    if label.isascii() and label.isprintable():     # one column a byte
+        return label.ljust(width)[:width]
     raw = to_bytes(label)
     raw += b" " * max(0, width - len(raw))
     if utf8 is None:
@@ -145,8 +147,13 @@ def meter_line(label: str, *, columns: int, percent: int, current: int,
 
 
 class SftpMeter:
-    """sftp's one-line progress meter (``progressmeter.c``), one file at
-    a time, written to *stream* (stdout).
+    """sftp's one-line progress meter (``progressmeter.c``), written to
+    *stream* (stdout).
+
+    Files copied together (several in flight at ``-n 1``) are drawn one
+    after the other, each in its turn among the command's messages
+    (:attr:`TransferJob.in_turn`), as sftp's order has them; a file that
+    ended before its turn gets its final line only, from its own times.
 
     :param columns: returns the terminal width (read at each drawing)
     :param can_output: returns whether drawing is allowed now (we are in
@@ -155,10 +162,6 @@ class SftpMeter:
     :param timer: also redraw once a second while no data arrives (sftp
         redraws only on I/O; this lets ``- stalled -`` appear)
     """
-
-    one_file_at_a_time = True
-    """The engine copies files one after the other while this draws, as
-    sftp does (:func:`~psftp_shell.core.observer.one_file_at_a_time`)."""
 
     def __init__(self, stream: BinaryIO, *,
                  columns: Callable[[], int] = lambda: DEFAULT_COLUMNS,
@@ -179,6 +182,8 @@ class SftpMeter:
         self._start_pos = self._end_pos = self._cur_pos = 0
         self._stalled = 0
         self._bps = 0
+        self._drawn = False
+        self._ended: dict[int, float] = {}     # id(job): when it ended
         self._handle: asyncio.TimerHandle | None = None
 
     # ---- TransferObserver
@@ -187,23 +192,13 @@ class SftpMeter:
         """Nothing to prepare: the meter is drawn per file."""
 
     def file_started(self, job: TransferJob) -> None:
-        """Start a meter, as sftp does (downloads of unknown size: none)."""
+        """Start a meter in the file's turn, as sftp does (downloads of
+        unknown size: none)."""
         self.failures.started(job.source)
-        if self.job is not None:
-            self._stop()
         if not job.upload and job.size == 0:
             return
-        self.job = job
-        now = self.clock()
-        self._start = self._last_update = now
-        self._next_alarm = now + UPDATE_INTERVAL
-        self._start_pos = job.transferred
-        self._end_pos = job.size
-        self._cur_pos = 0
-        self._stalled = 0
-        self._bps = 0
-        self.refresh()
-        self._arm()
+        began, at = self.clock(), job.transferred
+        _in_turn(job, lambda: self._begin(job, began, at))
 
     def advanced(self, job: TransferJob, nbytes: int, stream: int = 0
                  ) -> None:
@@ -213,9 +208,10 @@ class SftpMeter:
 
     def file_finished(self, job: TransferJob,
                       error: BaseException | None) -> None:
-        """Complete the line (one last drawing if not at 100%) and end it."""
-        if job is self.job:
-            self._stop()
+        """Complete the line (one last drawing if not at 100%) and end
+        it, in the file's turn."""
+        self._ended[id(job)] = self.clock()
+        _in_turn(job, lambda: self._end(job))
 
     def command_finished(self) -> None:
         """End a meter still running."""
@@ -234,12 +230,35 @@ class SftpMeter:
         the temporaries kept."""
         if self.job is not None:
             self._stop()
+        self._ended.clear()
         lines = self.failures.take_lines() + self.kept.take_lines()
         if lines and self.can_output():
             self._write("".join(line + "\n" for line in lines).encode(
                 "utf-8", "surrogateescape"))
 
     # ---- drawing
+
+    def _begin(self, job: TransferJob, began: float, at: int) -> None:
+        """*job*'s turn: its line starts (drawn now if it still runs)."""
+        if self.job is not None:
+            self._stop()
+        self.job = job
+        self._start = self._last_update = began
+        self._next_alarm = began + UPDATE_INTERVAL
+        self._start_pos = at
+        self._end_pos = job.size
+        self._cur_pos = 0
+        self._stalled = 0
+        self._bps = 0
+        self._drawn = False
+        if id(job) not in self._ended:
+            self.refresh()
+            self._arm()
+
+    def _end(self, job: TransferJob) -> None:
+        ended = self._ended.pop(id(job), None)
+        if job is self.job:
+            self._stop(ended)
 
     def tick(self) -> None:
         """Redraw if a second has passed since the last alarm."""
@@ -264,13 +283,14 @@ class SftpMeter:
             self.tick()
             self._arm()
 
-    def _stop(self) -> None:
+    def _stop(self, now: float | None = None) -> None:
+        """End the line; *now*: when the file ended, if not just now."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         if self.job is not None and self.can_output():
-            if self._cur_pos != self._end_pos:
-                self.refresh()
+            if self._cur_pos != self._end_pos or not self._drawn:
+                self.refresh(now)
             self._write(b"\n")
         self.job = None
 
@@ -281,16 +301,17 @@ class SftpMeter:
         except OSError:
             pass
 
-    def refresh(self) -> None:
-        """Draw the meter now: ``refresh_progress_meter(1)``."""
+    def refresh(self, now: float | None = None) -> None:
+        """Draw the meter: ``refresh_progress_meter(1)`` (as of *now*)."""
         job = self.job
         if job is None or not self.can_output():
             return
+        self._drawn = True
         self._width = self.columns()   # sftp re-reads it on SIGWINCH
         counter = job.transferred
         transferred = counter - (self._cur_pos or self._start_pos)
         self._cur_pos = counter
-        now = self.clock()
+        now = self.clock() if now is None else now
         bytes_left = self._end_pos - counter
         if bytes_left > 0:
             elapsed = now - self._last_update
@@ -316,6 +337,14 @@ class SftpMeter:
             percent=meter_percent(counter, self._end_pos),
             current=counter, rate=self._bps, eta=eta, utf8=self.utf8))
         self._last_update = now
+
+
+def _in_turn(job: TransferJob, action: Callable[[], None]) -> None:
+    """Run *action* in *job*'s turn (:attr:`TransferJob.in_turn`)."""
+    if job.in_turn is None:
+        action()
+    else:
+        job.in_turn(action)
 
 
 # -- choosing a view ----------------------------------------------------------
