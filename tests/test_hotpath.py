@@ -449,6 +449,9 @@ class Said:
 
     info = error = logit = line
 
+    def call(self, action: Callable[[], None]) -> None:
+        action()
+
 
 @pytest.mark.parametrize("verify, size", [
     ("size", 5 * 32768 + 100), ("size", 16384), ("none", 16384)])
