@@ -28,6 +28,8 @@ TYPED = "psftp-shell-typed"
 # the same with the view turned off first (``progress``): what the
 # interactive session costs without the view
 TYPED_OFF = "psftp-shell-typed-off"
+# sftp itself, typed at its prompt: its progress meter draws every file
+SFTP_TYPED = "sftp-typed"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Client:
         """The name shown in the report, e.g. ``psftp-shell -n 8``."""
         if self.kind == "sftp":
             return "sftp"
+        if self.kind == SFTP_TYPED:
+            return "sftp, typed (meter on)"
         if self.kind == SSH_TRANSPORT:
             return f"psftp-shell -S ssh -n {self.conns}"
         if self.kind == TYPED:
@@ -112,6 +116,8 @@ def command(client: Client, op: Op, target: Target,
         return _sftp_like(client, op, target, batch)
     if client.kind in (TYPED, TYPED_OFF):   # typed: typed_lines()
         return _sftp_like(client, Op(PROMPT), target, batch)
+    if client.kind == SFTP_TYPED:
+        return _sftp_like(Client("sftp"), Op(PROMPT), target, batch)
     if client.kind == "lftp":
         return _lftp(client, op, target)
     if client.kind == "rclone":

@@ -34,6 +34,7 @@ from bench.clients import (
     GET_R,
     PROMPT,
     PWD,
+    SFTP_TYPED,
     TYPED,
     TYPED_OFF,
     Client,
@@ -236,7 +237,7 @@ class Harness:
         if op.kind == PROMPT:
             result = time_to_prompt(cmd, logdir, scenario.timeout, self.env)
         else:
-            if client.kind in (TYPED, TYPED_OFF):
+            if client.kind in (TYPED, TYPED_OFF, SFTP_TYPED):
                 result = run_typed(cmd, typed_lines(client, op), logdir,
                                    scenario.timeout, self.env)
             else:
