@@ -14,13 +14,16 @@ each line at its file's place among the messages, as sftp's would be.
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import re
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from psftp_shell.engine import transfer_engine
+from psftp_shell.engine import job_board, transfer_engine, trees
 from psftp_shell.engine.transfer_engine import TEMP_MARK
 from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.chunk_ranges import RangeSet
@@ -206,3 +209,61 @@ async def test_a_resume_of_many_journals_ends(
             (remote / "tree" / name).read_bytes()
     assert sorted(p.name for p in (local / "copy").iterdir()) == \
         [f"f{i:02d}" for i in range(12)]
+
+
+class _Marked(io.BytesIO):
+    """A terminal's stream that notes which writes came after a mark."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked = False
+        self.late: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        if self.marked:
+            self.late.append(bytes(data))
+        return super().write(data)
+
+
+@pytest.mark.parametrize("preserve", [False, True])
+async def test_a_subdirectory_holds_back_no_later_file(
+        tmp_path: Path, sftp_server_bin: str, preserve: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subdirectory's epilogue (its mode, its times with -p) runs in
+    its turn, once its files are in: it waited for the end of the whole
+    command, and every file listed after it was held back with it (no
+    meter while it copied, everything drawn at the end)."""
+    rig = await start_rig(tmp_path, sftp_server_bin)
+    tree = rig.remote / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "inner").write_bytes(b"x" * 10)
+    os.utime(tree / "sub", (1_000_000, 1_000_000))
+    for i in range(FILES):
+        (tree / f"f{i:02d}").write_bytes(payload(1000 + i, seed=i))
+    listing = trees.read_directory
+
+    async def dirs_first(*args: Any, **kwargs: Any) -> Any:
+        return sorted(await listing(*args, **kwargs),
+                      key=lambda n: not n.attrs.is_dir())
+    monkeypatch.setattr(trees, "read_directory", dirs_first)
+    shown = _Marked()
+    rig.engine.observer = SftpMeter(shown, columns=lambda: 80, timer=False)
+    finish = job_board.Board.finish
+
+    async def marking(board: job_board.Board) -> bool:
+        ok = await finish(board)
+        shown.marked = True
+        return ok
+    monkeypatch.setattr(job_board.Board, "finish", marking)
+    try:
+        assert await within(rig.engine.download_dir(
+            str(tree), "copy", None, preserve=preserve, resume=False,
+            fsync=False))
+    finally:
+        await stop_rig(rig)
+    lines = shown.getvalue().decode().count("100%")
+    assert lines == FILES + 1 and shown.late == []
+    made = rig.local / "copy" / "sub"
+    assert (made / "inner").read_bytes() == b"x" * 10
+    if preserve:
+        assert made.stat().st_mtime == 1_000_000

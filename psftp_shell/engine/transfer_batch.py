@@ -5,8 +5,9 @@ and hands it every file in the order sftp would copy them.  What the
 command prints between files (``Fetching a to b``, walk messages) goes
 to :attr:`Batch.out`; each file gets the next place in the output
 order, so the lines come out as sftp's even when files are copied
-concurrently.  :meth:`Batch.finish` waits for every copy and runs the
-directory epilogues (modes and times) once the files are in.
+concurrently.  A directory's epilogue (modes and times) runs in its
+own turn in that order, once every file handed over before it is done;
+later files go on meanwhile.  :meth:`Batch.finish` waits for them all.
 
 Every file that fails is reported to the observer (``file_failed``, if
 it has that method) with the first error printed for it (the cause; what
@@ -17,6 +18,7 @@ failures.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from psftp_shell.core.observer import (
@@ -128,7 +130,8 @@ class Batch:
         self.board = board
         self._seq = seq
         self._current = seq.slot()
-        self._deferred: list[tuple[Slot, Finisher]] = []
+        self._deferred: list[asyncio.Future[None]] = []
+        self._aborted = False
         self._journals: UploadJournals | None = None
         self.failed = False
 
@@ -201,23 +204,56 @@ class Batch:
             report_walking(self.ctx.observer, False)
 
     async def defer(self, finish: Finisher) -> None:
-        """Run a directory epilogue after the files handed over so far."""
+        """Run a directory epilogue after the files handed over so far:
+        at once when files go one by one, else in its slot's turn (every
+        earlier file is over then; it was held to the command's end, and
+        with it the output and the meter's lines of every later file)."""
         if not self.board.concurrent:
             await finish(self.out)
             return
-        self._deferred.append((self._take_slot(), finish))
+        slot = self._take_slot()
+        done = asyncio.get_running_loop().create_future()
+        self._deferred.append(done)
+
+        async def run() -> None:
+            try:
+                await finish(slot)
+            finally:
+                slot.close()
+
+        def start() -> None:
+            if self._aborted:       # as before: no epilogue after Ctrl-C
+                done.set_result(None)
+                slot.close()
+                return
+            task = asyncio.ensure_future(run())
+            task.add_done_callback(lambda t: _pass_on(t, done))
+        slot.call(start)
 
     async def finish(self) -> bool:
-        """Wait for every copy; True if the command succeeded."""
+        """Wait for every copy and epilogue; True if the command
+        succeeded."""
         self._current.close()
         ok = await self.board.finish()
         deferred, self._deferred = self._deferred, []
-        for slot, finish in deferred:
-            await finish(slot)
-            slot.close()
+        for done in deferred:
+            await done
         return ok and not self.failed
 
     async def abort(self) -> None:
         """The command ends early: stop the copies, print what is held."""
+        self._aborted = True
         await self.board.cancel()
         self._seq.close_all()
+
+
+def _pass_on(task: asyncio.Task[None], done: asyncio.Future[None]) -> None:
+    """Give *task*'s outcome to *done*."""
+    if done.done():
+        return
+    if task.cancelled():
+        done.cancel()
+    elif task.exception() is not None:
+        done.set_exception(task.exception())    # type: ignore[arg-type]
+    else:
+        done.set_result(None)
