@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from psftp_shell.core.paths import path_append
+from psftp_shell.engine import trees
 from psftp_shell.filecopy import journal
 from tests import test_parallel
 from tests.test_engine import Rig, rig, within
@@ -108,3 +110,33 @@ async def test_a_stale_journal_in_a_tree_is_still_removed(
     assert leftovers(prig.remote / "dst") == []
     assert list(state.iterdir()) == []
     assert f"Removed {kept[0]} (" in prig.messages()
+
+
+async def test_a_file_named_as_a_directory_just_made_fails_as_in_sftp(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listing with a directory ``Sub`` and then a file ``sub``, on a
+    local file system that does not tell case apart (simulated): the
+    file meets the directory at its open, as sftp's does, and nothing
+    of it is copied (it failed only at the final rename)."""
+    tree = rig.remote / "tree"
+    (tree / "Sub").mkdir(parents=True)
+    (tree / "Sub" / "inner").write_bytes(b"in")
+    (tree / "sub").write_bytes(b"x" * 300_000)
+    listing = trees.read_directory
+
+    async def dirs_first(*args: Any, **kwargs: Any) -> Any:
+        names = await listing(*args, **kwargs)
+        return sorted(names, key=lambda n: not n.attrs.is_dir())
+
+    def folded(base: str, name: str) -> str:
+        joined = path_append(base, name)
+        return joined.lower() if base.startswith("copy") else joined
+    monkeypatch.setattr(trees, "read_directory", dirs_first)
+    monkeypatch.setattr(trees, "path_append", folded)
+    assert not await within(rig.engine.download_dir(
+        str(tree), "copy", None, preserve=False, resume=False,
+        fsync=False))
+    errors = rig.stderr.getvalue().decode()
+    assert 'open local "copy/sub": Is a directory' in errors
+    assert "rename" not in errors
+    assert sorted(os.listdir(rig.local / "copy" / "sub")) == ["inner"]

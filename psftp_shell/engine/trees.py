@@ -150,6 +150,10 @@ def _dir_epilogue(local: str, dst: str, attrs: Attrs, mode: int,
 async def _download_entries(sub: Submitter, src: str, dst: str, depth: int,
                             entries: list[Name], flags: Flags) -> bool:
     ok = True
+    # what the walk made here: a file of the same name (a broken server's
+    # listing, or one differing in case only on a file system that does
+    # not tell case apart) meets it as sftp's open does, not at the rename
+    made: set[str] = {".", ".."}
     for entry in entries:
         if sub.ctx.is_interrupted():
             break
@@ -158,14 +162,13 @@ async def _download_entries(sub: Submitter, src: str, dst: str, depth: int,
         if attrs.is_dir():
             if name in (".", ".."):
                 continue
+            made.add(name.casefold())
             if not await _download_tree(sub, new_src, new_dst, depth + 1,
                                         attrs, flags):
                 ok = False
         elif attrs.is_reg():
-            # "." and ".." said to be files by a broken server are there
-            # even in a new directory: sftp's open fails on them
             await sub.download(new_src, new_dst, attrs,
-                               flags if name not in (".", "..") else
+                               flags if name.casefold() not in made else
                                dataclasses.replace(flags, fresh=False),
                                f"Download of file {new_src} to {new_dst} "
                                "failed")
