@@ -256,8 +256,11 @@ class Harness:
         (see the module docstring)."""
         if copy.is_dir() and not copy.is_symlink():
             self.spent.mkdir(exist_ok=True)
-            self.spent_count += 1       # (a killed run's may be there)
-            copy.rename(self.spent / f"{os.getpid()}-{self.spent_count}")
+            aside = self.spent / str(self.spent_count)
+            while aside.exists():       # (a killed run's may be there)
+                self.spent_count += 1
+                aside = self.spent / str(self.spent_count)
+            copy.rename(aside)
         else:
             data.remove(copy)
 
