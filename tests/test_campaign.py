@@ -51,3 +51,19 @@ async def test_fault_campaign_at_one_stream(sshd: PrivateSSHD,
     assert reports == [], "\n".join(reports)
     assert (figures.hangs, figures.wrong) == (0, 0)
     assert figures.resumed == figures.failed
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+@pytest.mark.campaign
+async def test_a_control_lost_under_directory_epilogues_stays_quiet(
+        sshd: PrivateSSHD, tmp_path: Path) -> None:
+    """Trials 3 and 11 of seed 93: a ``put -r`` whose control connection
+    dies while directories' SETSTATs wait their turn.  Every one fails;
+    a traceback of the failures nobody awaited reached stderr."""
+    reports: list[str] = []
+    figures = await campaign(sshd, tmp_path, 93, [3, 11], reports=reports)
+    assert figures.trials == 2 and figures.failed == 2
+    assert reports == [], "\n".join(reports)
+    assert (figures.hangs, figures.wrong) == (0, 0)
+    assert figures.resumed == figures.failed

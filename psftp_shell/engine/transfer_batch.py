@@ -248,12 +248,16 @@ class Batch:
 
 
 def _pass_on(task: asyncio.Task[None], done: asyncio.Future[None]) -> None:
-    """Give *task*'s outcome to *done*."""
+    """Give *task*'s outcome to *done*.  An error is marked as seen:
+    :meth:`Batch.finish` raises the first, and the others (a lost
+    connection fails every epilogue left) must not be logged as never
+    retrieved (the campaign saw those tracebacks on stderr)."""
     if done.done():
         return
     if task.cancelled():
         done.cancel()
     elif task.exception() is not None:
         done.set_exception(task.exception())    # type: ignore[arg-type]
+        done.exception()
     else:
         done.set_result(None)
