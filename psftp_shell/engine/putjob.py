@@ -97,9 +97,9 @@ class PutJob:
     dst: str
     flags: Flags
     slot: Slot
+    journals: journal.UploadJournals    # the command's
     failure: str | None = None
     maybe_dir: MaybeDir | None = None
-    journals: journal.UploadJournals | None = None  # the command's
     _source: str = field(default="", init=False)
 
     again: bool = field(default=False, init=False)
@@ -207,14 +207,13 @@ class PutJob:
             self.slot.error(f'local "{self.src}" is not a regular file')
             return False
         again = self.again or self.flags.resume
-        journals = self.journals or journal.UploadJournals(ctx.environ)
-        jpath = journals.path(ctx.site, self.dst, st.st_size,
-                              st.st_mtime_ns)
+        jpath = self.journals.path(ctx.site, self.dst, st.st_size,
+                                   st.st_mtime_ns)
         for other in (journal.other_uploads(jpath) if again
-                      else journals.others(jpath)):
+                      else self.journals.others(jpath)):
             await self._discard(client, other, changed=True)
         attrs = upload_attrs(st, self.flags.preserve)
-        if self.flags.resume or self.again:
+        if again:
             found = journal.load(jpath)
             if found is not None:
                 dest = await self._reopen(client, found)
@@ -224,7 +223,7 @@ class PutJob:
                 await self._discard(client, jpath)
             if self.flags.resume:
                 return await self._single(lane, fd, st)
-        if again or journals.listed(jpath):
+        if again or self.journals.listed(jpath):
             await self._discard(client, jpath)
         if not lane.board.parallel or st.st_size < ctx.share_min:
             return await self._single(lane, fd, st)

@@ -132,7 +132,7 @@ class Batch:
         self._current = seq.slot()
         self._deferred: list[asyncio.Future[None]] = []
         self._aborted = False
-        self._journals: UploadJournals | None = None
+        self._journals = UploadJournals(ctx.environ)   # listed lazily
         self.failed = False
 
     @property
@@ -178,11 +178,9 @@ class Batch:
         if maybe_dir is not None:
             self._absolute(maybe_dir.inside)
         report_queued(self.ctx.observer, size)
-        if self._journals is None:
-            self._journals = UploadJournals(self.ctx.environ)
         await self.board.submit(Watched(PutJob(
-            src, self._absolute(dst), flags, slot, failure, maybe_dir,
-            self._journals), slot, self.ctx))
+            src, self._absolute(dst), flags, slot, self._journals, failure,
+            maybe_dir), slot, self.ctx))
 
     async def download_dir(self, src: str, dst: str, attrs: Attrs | None,
                            flags: Flags) -> None:

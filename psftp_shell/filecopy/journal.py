@@ -148,11 +148,17 @@ def upload_key(site: str, remote: str, size: int, mtime_ns: int) -> str:
             f"{_digest(str(size), str(mtime_ns))[:12]}.json")
 
 
+def _target_part(name: str) -> str:
+    """The start of an upload journal's file name that names its target
+    (:func:`upload_key`): shared by every upload to that target."""
+    return name.partition("-")[0] + "-"
+
+
 def other_uploads(path: str) -> list[str]:
     """The journals of other uploads to the target of the journal path
     *path*: of a source since rewritten (they can never be resumed)."""
     head, name = os.path.split(path)
-    target = name.partition("-")[0] + "-"
+    target = _target_part(name)
     try:
         names = os.listdir(head)
     except OSError:
@@ -208,7 +214,7 @@ class UploadJournals:
 
     def others(self, path: str) -> list[str]:
         """:func:`other_uploads`, from the listing."""
-        target = os.path.basename(path).partition("-")[0] + "-"
+        target = _target_part(os.path.basename(path))
         if not any(n.startswith(target) for n in self._listed()):
             return []
         return other_uploads(path)

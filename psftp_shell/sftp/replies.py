@@ -86,11 +86,8 @@ def on_status(ptype: int, body: bytes, arg: Any) -> None:
     """
     if ptype != FXP_STATUS:
         raise _unexpected(FXP_STATUS, ptype)
-    if body[:4] == _OK_CODE:
-        return
-    error = status_error(body)
-    if error.code != FX_OK:
-        raise error
+    if body[:4] != _OK_CODE:
+        raise status_error(body)
 
 
 def _expect(ptype: int, body: bytes, expected: int) -> Cursor:
