@@ -14,10 +14,25 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import PrivateSSHD
-from tests.campaign import campaign
+from tests.campaign import Figures, campaign
 
 SEED = 2026
 TRIALS = 32
+
+
+async def _clean_run(sshd: PrivateSSHD, tmp_path: Path, seed: int,
+                     trials: list[int], streams: int | None = None
+                     ) -> Figures:
+    """Run *trials* of *seed*; every one must end, nothing may be wrong
+    under a final name or reported, and every failed one must resume."""
+    reports: list[str] = []
+    figures = await campaign(sshd, tmp_path, seed, trials,
+                             reports=reports, streams=streams)
+    assert figures.trials == len(trials)
+    assert reports == [], "\n".join(reports)
+    assert (figures.hangs, figures.wrong) == (0, 0)
+    assert figures.resumed == figures.failed
+    return figures
 
 
 @pytest.mark.sshd
@@ -25,14 +40,8 @@ TRIALS = 32
 @pytest.mark.campaign
 async def test_fault_campaign_ci_sample(sshd: PrivateSSHD,
                                         tmp_path: Path) -> None:
-    reports: list[str] = []
-    figures = await campaign(sshd, tmp_path, SEED, list(range(TRIALS)),
-                             reports=reports)
-    assert figures.trials == TRIALS
+    figures = await _clean_run(sshd, tmp_path, SEED, list(range(TRIALS)))
     assert figures.fired > TRIALS // 2     # the faults did happen
-    assert reports == [], "\n".join(reports)
-    assert (figures.hangs, figures.wrong) == (0, 0)
-    assert figures.resumed == figures.failed
 
 
 @pytest.mark.sshd
@@ -43,14 +52,9 @@ async def test_fault_campaign_at_one_stream(sshd: PrivateSSHD,
     """At -n 1 the control connection carries every file, several at
     once; trial 6 of seed 82 is a tree left half done whose ``reget -r``
     waited for ever before its chunks were shared among the lanes."""
-    reports: list[str] = []
-    figures = await campaign(sshd, tmp_path, 82, list(range(12)),
-                             reports=reports, streams=1)
-    assert figures.trials == 12
+    figures = await _clean_run(sshd, tmp_path, 82, list(range(12)),
+                               streams=1)
     assert figures.failed >= 3          # the faults did bite
-    assert reports == [], "\n".join(reports)
-    assert (figures.hangs, figures.wrong) == (0, 0)
-    assert figures.resumed == figures.failed
 
 
 @pytest.mark.sshd
@@ -61,9 +65,5 @@ async def test_a_control_lost_under_directory_epilogues_stays_quiet(
     """Trials 3 and 11 of seed 93: a ``put -r`` whose control connection
     dies while directories' SETSTATs wait their turn.  Every one fails;
     a traceback of the failures nobody awaited reached stderr."""
-    reports: list[str] = []
-    figures = await campaign(sshd, tmp_path, 93, [3, 11], reports=reports)
-    assert figures.trials == 2 and figures.failed == 2
-    assert reports == [], "\n".join(reports)
-    assert (figures.hangs, figures.wrong) == (0, 0)
-    assert figures.resumed == figures.failed
+    figures = await _clean_run(sshd, tmp_path, 93, [3, 11])
+    assert figures.failed == 2
