@@ -2,6 +2,6 @@
 
 import sys
 
-from psftp_shell.frontend.cli import main
+from psftp_shell.frontend.cli import run
 
-sys.exit(main())
+sys.exit(run())

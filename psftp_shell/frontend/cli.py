@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
-from psftp_shell.core import depwarnings
+from psftp_shell.core import depwarnings, quick_exit
 from psftp_shell.core.errors import (
     ConnectionClosed,
     ExitStatus,
@@ -301,6 +301,12 @@ def _make_settings(opts: Options, streams: int) -> Settings:
 
 def _on_terminate(signum: int, frame: object) -> None:
     exit_now()
+
+
+def run() -> int:
+    """The console script and ``python -m``: :func:`main`, then a quick exit
+    (no interpreter teardown: see :mod:`psftp_shell.core.quick_exit`)."""
+    return quick_exit.leave_with(main())
 
 
 def main(argv: list[str] | None = None) -> int:
