@@ -2,7 +2,8 @@
 
 Exceptions and exit statuses, escaping of untrusted text, where messages
 are written and in which order, path strings, what the engine reports
-(the observer interface) and the dependency-warnings filter.
+(the observer interface), the dependency-warnings filter and the quick
+exit (no interpreter teardown).
 
 May import: the standard library only (no other psftp_shell package).
 """
