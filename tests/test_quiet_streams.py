@@ -1,8 +1,9 @@
 """``-n``'s streams opened ahead in an interactive session.
 
-Once the first prompt is shown, the pool opens its streams in the
-background (:meth:`StreamPool.open_quietly`) with logins that may
-neither ask nor tell the user anything
+Once the control connection is up, before the first prompt is drawn,
+the pool opens its streams in the background
+(:meth:`StreamPool.open_quietly`) with logins that may neither ask nor
+tell the user anything
 (:mod:`psftp_shell.ssh.quiet_logins`).  A fake transport checks the
 pool's side; then psftp-shell runs in a pseudo-terminal against a
 private sshd whose log counts the logins.
@@ -315,3 +316,31 @@ def test_one_stream_is_one_connection(
     assert logins(logged_sshd) == 1
     fetch(shell, logged_sshd, tmp_path)
     assert logins(logged_sshd) == 1
+
+
+@pytest.mark.sshd
+def test_the_streams_start_opening_before_the_first_prompt(
+        sshd: PrivateSSHD, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their logins overlap the prompt's own start (the line editor's
+    import, the first drawing) instead of following it."""
+    from psftp_shell.core.output import Output
+    from psftp_shell.frontend import cli, repl
+    order: list[str] = []
+    opened = StreamPool.open_quietly
+
+    def recording(pool: StreamPool, quietly: Any) -> None:
+        order.append("streams")
+        opened(pool, quietly)
+
+    async def first_prompt(shell: Any, **_: Any) -> int:
+        order.append("prompt")
+        return 0
+
+    monkeypatch.setattr(StreamPool, "open_quietly", recording)
+    monkeypatch.setattr(repl, "run_repl", first_prompt)
+    opts = cli.parse_args(["-n", "4", "-F", str(sshd.ssh_config),
+                           HOST_ALIAS], "psftp-shell")
+    settings = cli._make_settings(opts, 4)
+    out = Output(io.BytesIO(), io.BytesIO())
+    status = asyncio.run(cli.run_session(opts, out, settings, None))
+    assert (status, order) == (0, ["streams", "prompt"])

@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from psftp_shell.core import depwarnings, quick_exit
@@ -145,23 +144,25 @@ def _early_pool(transport: Transport, opts: Options, settings: Settings,
                       requests=opts.num_requests or DEFAULT_REQUESTS)
 
 
-def _streams_ahead(engine: TransferEngine, transport: Transport
-                   ) -> Callable[[], None] | None:
-    """What opens ``-n``'s streams once the first prompt is shown.
+def _open_streams_ahead(engine: TransferEngine, transport: Transport
+                        ) -> None:
+    """Start opening ``-n``'s streams for an interactive session.
 
     Quietly (:mod:`psftp_shell.ssh.quiet_logins`): with what the control
-    login was told, and nothing said or asked while the user types; a
-    stream that cannot be had so is opened at the first transfer, as
-    without this.  Not for ``-S``/``-D`` programs (they may write to the
-    terminal) nor ``-n 1``.
+    login was told, and nothing said or asked while the first prompt is
+    drawn and the user types; a stream that cannot be had so is opened
+    at the first transfer, as without this.  They start as soon as the
+    control connection is up, so that their logins (the server's work,
+    on its own cores) overlap the prompt's start instead of following
+    it.  Not for ``-S``/``-D`` programs (they may write to the terminal)
+    nor ``-n 1``.
     """
     pool = engine.pool
     connector = getattr(transport, "connector", None)
     if pool is None or connector is None:
-        return None
+        return
     from psftp_shell.ssh.quiet_logins import quietly
-    return functools.partial(pool.open_quietly,
-                             functools.partial(quietly, connector))
+    pool.open_quietly(functools.partial(quietly, connector))
 
 
 def _preload(modules: list[str]) -> threading.Thread:
@@ -253,6 +254,8 @@ async def run_session(opts: Options, out: Output, settings: Settings,
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await started
             raise
+        if source is None:
+            _open_streams_ahead(engine, transport)
         await started
         shell = Shell(out=out, remote=remote, engine=engine,
                       local_cwd=os.getcwd(), settings=settings)
@@ -263,8 +266,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
             return status
         if source is None:
             from psftp_shell.frontend.repl import run_repl
-            result = await run_repl(
-                shell, shown=_streams_ahead(engine, transport))
+            result = await run_repl(shell)
         else:
             from psftp_shell.frontend.batch_loop import run_lines
             with command_interrupts(shell):

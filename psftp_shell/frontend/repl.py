@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
@@ -186,31 +186,11 @@ def make_session(shell: Shell, *, completer: ShellCompleter | None = None,
         mouse_support=False, input=input, output=output)
 
 
-def _after_first_prompt(session: PromptSession[str],
-                        shown: Callable[[], None]) -> None:
-    """Call *shown* once the first prompt is on the screen."""
-    done = False
-
-    def rendered(_app: object) -> None:
-        nonlocal done
-        if not done:
-            done = True
-            asyncio.get_running_loop().call_soon(shown)
-
-    session.app.after_render += rendered
-
-
 async def run_repl(shell: Shell, *, session: PromptSession[str] | None
-                   = None, shown: Callable[[], None] | None = None
-                   ) -> int:
-    """Prompt for commands until quit or end of input; return 0.
-
-    *shown* is called once the first prompt has been drawn.
-    """
+                   = None) -> int:
+    """Prompt for commands until quit or end of input; return 0."""
     if session is None:
         session = make_session(shell)
-    if shown is not None:
-        _after_first_prompt(session, shown)
     completer = session.completer
     while True:
         try:

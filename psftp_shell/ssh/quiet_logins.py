@@ -1,7 +1,8 @@
 """Logins that may neither ask nor tell the user anything.
 
 An interactive session opens its ``-n`` streams in the background once
-its first prompt is shown, while the user types.  Those logins reuse
+its control connection is up, while the first prompt is drawn and the
+user types.  Those logins reuse
 what the control login learnt (the host key, passwords and passphrases,
 asked once for all streams); a login that would need a question or
 print a message (a banner, a warning, a one-time code) fails instead,
