@@ -91,7 +91,7 @@ def render() -> str:
         "Unlike the CEA parallel-sftp patch, whose -n counted extra",
         "connections, N counts all streams, the first one included.",
         "A batch file that transfers opens them alongside its login; an",
-        "interactive session opens them once its control connection is up,",
+        "interactive session opens them just before its first prompt,",
         "with logins that may neither ask nor print anything (one that",
         "would is left to the first transfer).",
         "Files are written under a temporary name beside the destination",

@@ -1,7 +1,7 @@
 """``-n``'s streams opened ahead in an interactive session.
 
-Once the control connection is up, before the first prompt is drawn,
-the pool opens its streams in the background
+Once an interactive session is sure to reach its prompt, before the
+prompt is drawn, the pool opens its streams in the background
 (:meth:`StreamPool.open_quietly`) with logins that may neither ask nor
 tell the user anything
 (:mod:`psftp_shell.ssh.quiet_logins`).  A fake transport checks the
@@ -338,9 +338,14 @@ def test_the_streams_start_opening_before_the_first_prompt(
 
     monkeypatch.setattr(StreamPool, "open_quietly", recording)
     monkeypatch.setattr(repl, "run_repl", first_prompt)
-    opts = cli.parse_args(["-n", "4", "-F", str(sshd.ssh_config),
-                           HOST_ALIAS], "psftp-shell")
-    settings = cli._make_settings(opts, 4)
-    out = Output(io.BytesIO(), io.BytesIO())
-    status = asyncio.run(cli.run_session(opts, out, settings, None))
-    assert (status, order) == (0, ["streams", "prompt"])
+    for where, expected in (("", (0, ["streams", "prompt"])),
+                            (":/no/such/dir/", (1, []))):
+        # a start directory that fails ends the session before any
+        # prompt: no logins are started for nothing
+        order.clear()
+        opts = cli.parse_args(["-n", "4", "-F", str(sshd.ssh_config),
+                               HOST_ALIAS + where], "psftp-shell")
+        settings = cli._make_settings(opts, 4)
+        out = Output(io.BytesIO(), io.BytesIO())
+        status = asyncio.run(cli.run_session(opts, out, settings, None))
+        assert (status, order) == expected

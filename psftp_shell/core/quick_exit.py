@@ -11,9 +11,12 @@ is registered before any library's and runs after all of them (atexit
 runs handlers last-registered first).  It does nothing unless the
 program's entry point said, through :func:`leave_with`, that it is
 ending on its own terms; then it flushes stdout and stderr and leaves
-with ``os._exit``.  A library importing psftp-shell, or a test calling
-``main()``, never arms it.  If a flush fails, the normal shutdown runs
-and reports it as before.
+with ``os._exit``.  A library importing psftp-shell, a test calling
+``main()``, or a program running ``psftp_shell`` with ``runpy`` never
+arms it; nor does anything when exit handlers were registered before
+psftp-shell was imported (coverage's, a host program's): those belong
+to whoever runs it, and the normal shutdown runs them.  If a flush
+fails, the normal shutdown runs and reports it as before.
 """
 
 from __future__ import annotations
@@ -23,10 +26,20 @@ import os
 import sys
 
 _armed: list[int] = []
+_others_first: list[bool] = []
+
+
+def _handlers_before() -> bool:
+    """Whether exit handlers were registered before this module's."""
+    count = getattr(atexit, "_ncallbacks", None)
+    try:
+        return bool(count()) if callable(count) else False
+    except Exception:       # an interpreter without it: assume none
+        return False
 
 
 def _leave() -> None:
-    if not _armed:
+    if not _armed or _others_first[-1:] == [True]:
         return
     try:
         for stream in (sys.stdout, sys.stderr):
@@ -40,6 +53,7 @@ def _leave() -> None:
 def watch() -> None:
     """Register the exit handler (once, first of all)."""
     if not getattr(watch, "done", False):
+        _others_first.append(_handlers_before())
         atexit.register(_leave)
         watch.done = True  # type: ignore[attr-defined]
 

@@ -165,7 +165,7 @@ class StreamPool:
     def open_quietly(self, quietly: Quietly) -> None:
         """Open the streams now, in the background, without a word.
 
-        For an interactive session whose control connection is up.  Until
+        For an interactive session about to show its first prompt.  Until
         a transfer wants them, a login that would ask or tell the user
         anything fails instead; then, or if a stream cannot be had, the
         streams opened are closed again and the first transfer opens

@@ -151,11 +151,13 @@ def _open_streams_ahead(engine: TransferEngine, transport: Transport
     Quietly (:mod:`psftp_shell.ssh.quiet_logins`): with what the control
     login was told, and nothing said or asked while the first prompt is
     drawn and the user types; a stream that cannot be had so is opened
-    at the first transfer, as without this.  They start as soon as the
-    control connection is up, so that their logins (the server's work,
-    on its own cores) overlap the prompt's start instead of following
-    it.  Not for ``-S``/``-D`` programs (they may write to the terminal)
-    nor ``-n 1``.
+    at the first transfer, as without this.  They start once the
+    session is sure to reach its prompt (not for an auto-fetch, nor a
+    start directory that failed), before the line editor is loaded and
+    the prompt drawn, so that their logins (the server's work, on its
+    own cores) overlap that instead of following it.  Not for
+    ``-S``/``-D`` programs (they may write to the terminal) nor
+    ``-n 1``.
     """
     pool = engine.pool
     connector = getattr(transport, "connector", None)
@@ -254,8 +256,6 @@ async def run_session(opts: Options, out: Output, settings: Settings,
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await started
             raise
-        if source is None:
-            _open_streams_ahead(engine, transport)
         await started
         shell = Shell(out=out, remote=remote, engine=engine,
                       local_cwd=os.getcwd(), settings=settings)
@@ -265,6 +265,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
         if status is not None:
             return status
         if source is None:
+            _open_streams_ahead(engine, transport)
             from psftp_shell.frontend.repl import run_repl
             result = await run_repl(shell)
         else:

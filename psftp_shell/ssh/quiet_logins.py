@@ -1,8 +1,7 @@
 """Logins that may neither ask nor tell the user anything.
 
-An interactive session opens its ``-n`` streams in the background once
-its control connection is up, while the first prompt is drawn and the
-user types.  Those logins reuse
+An interactive session opens its ``-n`` streams in the background just
+before its first prompt is drawn, while the user types.  Those logins reuse
 what the control login learnt (the host key, passwords and passphrases,
 asked once for all streams); a login that would need a question or
 print a message (a banner, a warning, a one-time code) fails instead,
