@@ -25,8 +25,8 @@ import atexit
 import os
 import sys
 
-_armed: list[int] = []
-_others_first: list[bool] = []
+_armed: list[int] = []         # the status to leave with, once armed
+_others_first: list[bool] = []  # set by watch(): handlers came first
 
 
 def _handlers_before() -> bool:
@@ -39,7 +39,7 @@ def _handlers_before() -> bool:
 
 
 def _leave() -> None:
-    if not _armed or _others_first[-1:] == [True]:
+    if not _armed or _others_first != [False]:
         return
     try:
         for stream in (sys.stdout, sys.stderr):
@@ -52,10 +52,9 @@ def _leave() -> None:
 
 def watch() -> None:
     """Register the exit handler (once, first of all)."""
-    if not getattr(watch, "done", False):
+    if not _others_first:
         _others_first.append(_handlers_before())
         atexit.register(_leave)
-        watch.done = True  # type: ignore[attr-defined]
 
 
 def leave_with(status: int) -> int:
