@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,10 @@ def test_direct_server_batch_matches_sftp(tmp_path: Path, sftp_bin: str,
                                           sftp_server_bin: str) -> None:
     (tmp_path / "a.txt").write_text("hello\n")
     (tmp_path / "sub").mkdir()
+    # An hour old: a fresh stamp can be ahead of time(2) for a tick, and
+    # then sftp shows the year, which our later run would not see.
+    hour_ago = time.time() - 3600
+    os.utime(tmp_path / "a.txt", (hour_ago, hour_ago))
     script = (b"pwd\nls\nls -l a.txt\n-rm nonexistent\nmkdir d1\n"
               b"rmdir d1\nversion\nbogus\n")
     args = ["-D", sftp_server_bin, "-b", "-"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import stat
@@ -24,6 +25,7 @@ from psftp_shell.shell.listing import (
     long_line,
     meter_percent,
     name_len,
+    seconds_now,
     sort_entries,
     strmode,
 )
@@ -82,7 +84,9 @@ def split_commands(out: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("listing")
+    parent = tmp_path_factory.mktemp("listing")
+    root = parent / "tree"
+    root.mkdir()
     for name, (size, mode, mtime) in FILES.items():
         path = root / name
         with open(path, "wb") as f:
@@ -100,6 +104,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.mkfifo(root / "fifo")
     os.utime(root / "link", (NOW - 5, NOW - 5), follow_symlinks=False)
     (root / ".hidden").write_bytes(b"h")
+    # Nothing listed keeps a fresh stamp (``ls -la`` shows ``.`` and
+    # ``..``): this kernel's stamp of a file written a moment ago can be
+    # a second ahead of time(2), and sftp would show it with its year.
+    for path in (root / ".hidden", root, parent):
+        os.utime(path, (NOW - 120, NOW - 120))
     return root
 
 
@@ -162,7 +171,7 @@ def test_long_listing_matches_sftp(tree: Path, sftp_bin: str,
     key = "size" if "S" in flags else "mtime" if "t" in flags else "name"
     out = run_sftp(sftp_bin, sftp_server_bin, tree, command + "\n")
     lines = split_commands(out)[command]
-    now = time.time()
+    now = seconds_now()
     # users-groups-by-id gives names (even with -n in 9.2): take them
     # from what sftp printed.
     user, group = lines[0].split()[2:4]
@@ -306,6 +315,20 @@ def test_format_date_six_month_rule() -> None:
     assert ":" not in format_date(1_700_000_001, now)
     assert re.fullmatch(r"[A-Z][a-z]{2} [ 1-3]\d  \d{4}",
                         format_date(0, now))
+
+
+def test_seconds_now_reads_the_clock_of_time_2() -> None:
+    """sftp compares mtimes with time(NULL): ours must lie between two of
+    its calls, across a second's edge too, where Linux's coarse clock
+    (time's) is still a tick behind the fine one (``time.time()``)."""
+    libc = ctypes.CDLL(None)
+    libc.time.restype = ctypes.c_long
+    libc.time.argtypes = [ctypes.c_void_p]
+    start = libc.time(None)
+    while (before := libc.time(None)) < start + 2:  # one whole edge
+        ours = seconds_now()
+        after = libc.time(None)
+        assert before <= ours <= after
 
 
 def test_format_date_pads_the_day_with_a_space() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import stat as _stat
 import struct
+import sys
 import time
 from collections.abc import Sequence
 from typing import TypeVar
@@ -26,6 +27,7 @@ _U64 = (1 << 64) - 1
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _HALF_YEAR = 365 * 24 * 60 * 60 // 2
+_CLOCK_REALTIME_COARSE = 5  # Linux's clock id; glibc's time(2) reads it
 _LS_BUF = 1024  # ls_file's snprintf buffer, NUL included
 _SCALE_CHARS = "BKMGTPE"
 _SCALE_FACTORS = tuple(1024 ** i for i in range(len(_SCALE_CHARS)))
@@ -111,6 +113,21 @@ def fmt_scaled(n: int) -> str:
             number += 1 if number >= 0 else -1
         return f"{number}{_SCALE_CHARS[unit]}"
     return f"{number}.{fract}{_SCALE_CHARS[unit]}"
+
+
+def seconds_now() -> int:
+    """Now in whole seconds, from the clock sftp's ``time(NULL)`` reads.
+
+    On Linux that is the coarse clock, which can be a tick behind the
+    stamp of a file written a moment ago: sftp then sees that mtime in
+    the future and shows the year, and so must we.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            return int(time.clock_gettime(_CLOCK_REALTIME_COARSE))
+        except OSError:
+            pass
+    return int(time.time())
 
 
 def format_date(mtime: int, now: float) -> str:

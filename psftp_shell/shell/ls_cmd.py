@@ -9,7 +9,6 @@ both.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
 from psftp_shell.core.errors import CommandError
@@ -20,6 +19,7 @@ from psftp_shell.shell.listing import (
     columns,
     long_line,
     name_len,
+    seconds_now,
     sort_entries,
 )
 
@@ -79,7 +79,7 @@ def _long(sh: Shell, name: str, attrs: Attrs, flags: LsFlags) -> str:
     remote = sh.remote
     return long_line(name, attrs, user=remote.user_name(attrs.uid),
                      group=remote.group_name(attrs.gid), human=flags.human,
-                     now=time.time())
+                     now=seconds_now())
 
 
 async def ls_dir(sh: Shell, path: str, strip: str | None,
