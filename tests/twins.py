@@ -67,6 +67,33 @@ def same_usage(text: bytes) -> bytes:
     return head + b" ".join(words) + b"\n"
 
 
+_PROXY_EOF = (b"kex_exchange_identification: Connection closed by remote "
+              b"host\r\n")
+_PROXY_EOF_INFO = b"Connection closed by UNKNOWN port 65535\r\n"
+_PROXY_EPIPE = (b"banner exchange: Connection to UNKNOWN port 65535: "
+                b"Broken pipe\r\n")
+
+
+def proxy_race_settled(theirs: bytes, ours: bytes) -> bytes:
+    """sftp's stderr *theirs* as it reads when its ssh wins a race.
+
+    When a ProxyCommand or jump host's ``ssh -W`` exits at once, ssh
+    either reads its end first (``kex_exchange_identification:
+    Connection closed by remote host``, then at INFO ``Connection closed
+    by UNKNOWN port 65535``), which psftp-shell reports, or writes its
+    version line into the closed pipe first (``banner exchange: ...:
+    Broken pipe``, only at INFO).  The second way is rewritten into the
+    first; at LogLevel ERROR it printed nothing, so *ours* is taken when
+    it differs only by the first way's line.
+    """
+    if _PROXY_EPIPE in theirs:
+        return theirs.replace(_PROXY_EPIPE, _PROXY_EOF + _PROXY_EOF_INFO, 1)
+    if _PROXY_EOF not in theirs and _PROXY_EOF_INFO not in ours and \
+            ours.replace(_PROXY_EOF, b"", 1) == theirs:
+        return ours
+    return theirs
+
+
 # ------------------------------------------------------------------------
 # Twin trees: both programs run on identical fixture trees at the same
 # paths, and what they leave behind is compared as well as what they
