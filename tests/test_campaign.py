@@ -63,7 +63,17 @@ async def test_fault_campaign_at_one_stream(sshd: PrivateSSHD,
 async def test_a_control_lost_under_directory_epilogues_stays_quiet(
         sshd: PrivateSSHD, tmp_path: Path) -> None:
     """Trials 3 and 11 of seed 93: a ``put -r`` whose control connection
-    dies while directories' SETSTATs wait their turn.  Every one fails;
-    a traceback of the failures nobody awaited reached stderr."""
-    figures = await _clean_run(sshd, tmp_path, 93, [3, 11])
-    assert figures.failed == 2
+    dies while directories' SETSTATs wait their turn; a traceback of the
+    failures nobody awaited reached stderr.
+
+    The kill comes after a number of bytes, seen every 10 ms: on a busy
+    machine a put may end first and succeed.  The pair runs again (clean
+    every time) until two runs were cut off."""
+    failed = 0
+    for attempt in range(4):
+        workdir = tmp_path / f"attempt{attempt}"
+        workdir.mkdir()
+        failed += (await _clean_run(sshd, workdir, 93, [3, 11])).failed
+        if failed >= 2:
+            break
+    assert failed >= 2                  # the faults did bite
