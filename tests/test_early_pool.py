@@ -69,9 +69,13 @@ class GatedTransport(PipeTransport):
 
 async def _calls_while_control_waits(tmp_path: Path, server: str,
                                      script: bytes,
-                                     monkeypatch: pytest.MonkeyPatch
-                                     ) -> tuple[int, int]:
-    """Open calls seen while the control client is held, and in all."""
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     expect: int) -> tuple[int, int]:
+    """Open calls seen while the control client is held, and in all.
+
+    The control is held a second (calls that should not come have the
+    time to), and up to ten while fewer than *expect* calls came.
+    """
     path = tmp_path / "script"
     path.write_bytes(script)
     opts = parse_args(["-D", server, "-n", "4", "-b", str(path)],
@@ -83,7 +87,11 @@ async def _calls_while_control_waits(tmp_path: Path, server: str,
     with open(path, "rb") as source:
         run = asyncio.ensure_future(
             cli.run_session(opts, out, settings, source))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
         for _ in range(50):
+            await asyncio.sleep(0.02)
+        while transport.calls < expect and loop.time() < deadline:
             await asyncio.sleep(0.02)
         held = transport.calls
         transport.gate.set()
@@ -98,7 +106,7 @@ async def test_streams_log_in_with_the_control_for_a_transfer(
     (tmp_path / "src").write_bytes(b"x" * 1000)
     script = f"pwd\nget {tmp_path}/src {tmp_path}/dst\n".encode()
     held, total = await _calls_while_control_waits(
-        tmp_path, sftp_server_bin, script, monkeypatch)
+        tmp_path, sftp_server_bin, script, monkeypatch, expect=1 + 4)
     assert held == 1 + 4
     assert total == 1 + 4
     assert (tmp_path / "dst").read_bytes() == b"x" * 1000
@@ -108,7 +116,7 @@ async def test_no_streams_for_a_script_without_transfers(
         tmp_path: Path, sftp_server_bin: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     held, total = await _calls_while_control_waits(
-        tmp_path, sftp_server_bin, b"pwd\nls\n", monkeypatch)
+        tmp_path, sftp_server_bin, b"pwd\nls\n", monkeypatch, expect=1)
     assert (held, total) == (1, 1)
 
 

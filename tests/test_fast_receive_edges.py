@@ -227,6 +227,8 @@ async def _act(port: int, fast: bool, action: str) -> tuple[Any, ...]:
     for piece in (b"a", b"boom", b"c", b"d", b"e"):
         srv.send_packet(DATA, UInt32(chan._recv_chan), String(piece))
     await _until(lambda: conn._recv_seq - seq0 >= 5 or bool(_Client.lost))
+    if action == "close_chan":      # the server's CLOSE counted, always
+        await asyncio.wait_for(chan.wait_closed(), 10)
     state: tuple[Any, ...] = (
         list(session.chunks), chan._recv_window, conn._recv_seq - seq0,
         [type(e).__name__ for e in _Client.lost], conn._transport is None)

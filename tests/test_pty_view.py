@@ -235,7 +235,15 @@ def test_a_view_taller_than_the_terminal_fits(
     behind."""
     with big_get(sshd, big_remote, tmp_path, 8, 8, 100) as (session,
                                                            screen):
-        watch(session, 1.5)
+        # the streams log in one by one: wait until the hidden ones
+        # are all busy (so no row may say idle), then a few redraws
+        every_hidden_busy = re.compile(r"and (\d) more streams \(\1 busy\)")
+        deadline = time.monotonic() + 15
+        while not any(every_hidden_busy.search(line)
+                      for line in screen.lines()):
+            assert time.monotonic() < deadline, screen.lines()
+            watch(session, 0.1)
+        watch(session, 1.0)
         assert_drawn_once(screen)
         assert screen.count("more streams") == 1, screen.lines()
         assert screen.count("idle") == 0, screen.lines()

@@ -292,9 +292,12 @@ async def test_ctrl_c_interrupts_a_download(repl: Repl) -> None:
 async def test_second_ctrl_c_cancels_the_command(repl: Repl) -> None:
     await repl.prompting()
     repl.keys.send_text("!sleep 3\r")
-    await wait_until(lambda: not repl.session.app.is_running,
-                     "the command to start")
-    await asyncio.sleep(0.2)
+    # the command's Ctrl-C handler, not Python's: a SIGINT in between
+    # would raise KeyboardInterrupt in the test run itself
+    await wait_until(lambda: not repl.session.app.is_running and
+                     signal.getsignal(signal.SIGINT) is not
+                     signal.default_int_handler, "the command to start")
+    await asyncio.sleep(0.2)            # and its child with it
     loop = asyncio.get_running_loop()
     started = loop.time()
     os.kill(os.getpid(), signal.SIGINT)
