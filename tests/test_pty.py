@@ -209,7 +209,7 @@ def test_live_view_over_channels_of_fewer_connections(
     nothing is left under the final name."""
     from psftp_shell.devserver import HOST_ALIAS
     with open(remote_dir / "big.bin", "wb") as f:
-        f.truncate(256 << 20)
+        f.truncate(64 << 20)
     with open(remote_dir / "huge.bin", "wb") as f:
         f.truncate(2 << 30)
     local = tmp_path / "here"
@@ -222,12 +222,15 @@ def test_live_view_over_channels_of_fewer_connections(
         channels = []
     for session in spawn(sys.executable, [
             "-m", "psftp_shell", "-n", "4", *channels,
+            # about four seconds a get: every stream has logged in and
+            # helped before it ends, even on a busy machine
+            "-l", "128000",
             "-F", str(sshd.ssh_config), HOST_ALIAS], local,
             environment(tmp_path)):
         session.prompt()
         there = str(remote_dir).replace("[", "\\[").replace("]", "\\]")
         session.child.sendline(f"get {there}/big.bin")
-        session.expect(r"1 file, 256MB in [0-9:]+ \([^)]*\), 4 streams, "
+        session.expect(r"1 file, 64MB in [0-9:]+ \([^)]*\), 4 streams, "
                        r"2 connections", timeout=60)
         session.prompt()
         session.child.sendline(f"get {there}/huge.bin")
@@ -238,6 +241,6 @@ def test_live_view_over_channels_of_fewer_connections(
         session.expect(PROMPT, timeout=5)
         session.child.sendline("bye")
         session.expect(pexpect.EOF)
-    assert (local / "big.bin").stat().st_size == 256 << 20
+    assert (local / "big.bin").stat().st_size == 64 << 20
     assert not (local / "huge.bin").exists()
     shutil.rmtree(local)        # the kept temporary holds reserved blocks
