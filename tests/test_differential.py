@@ -138,6 +138,9 @@ def hard_linked(root: Path) -> None:
     os.link(root / "l" / "x.txt", root / "l" / "x.hard")
 
 
+TODAY = int(time.time()) // DAY * DAY
+"""Midnight (UTC) of the day the tests started."""
+
 SIZES = [0, 1, 1023, 1024, 1025, 10239, 10240, 102399, 1048575,
          123_456_789, 5 * 2**30 + 12345, 2**40 * 3 // 2, 2**43 + 1]
 """Sizes around fmt_scaled's and the progress meter's boundaries."""
@@ -146,8 +149,8 @@ SIZES = [0, 1, 1023, 1024, 1025, 10239, 10240, 102399, 1048575,
 def sizes_and_dates(top: Path) -> None:
     """Sparse files of telling sizes, and mtimes around ls's half year.
 
-    "Recent" times are whole days before today (UTC), so twin runs on
-    the same day build the same tree.
+    "Recent" times are whole days before the day the tests started
+    (UTC), so twin trees are the same even across midnight.
     """
     top.mkdir()
     for number, size in enumerate(SIZES):
@@ -155,7 +158,7 @@ def sizes_and_dates(top: Path) -> None:
         with open(path, "wb") as handle:
             handle.truncate(size)
         os.utime(path, (FIXED_TIME + number * DAY,) * 2)
-    today = int(time.time()) // DAY * DAY
+    today = TODAY
     for name, when in [("yesterday", today - DAY + 3723),
                        ("month", today - 30 * DAY + 45296),
                        ("half-year", today - 183 * DAY),

@@ -236,7 +236,7 @@ def test_extended_attribute_count_is_bounded_by_the_packet() -> None:
     started = time.monotonic()
     with pytest.raises(struct.error):
         decode_attrs(b"\x80\x00\x00\x00\xff\xff\xff\xff" + bytes(8000))
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10    # not minutes of a loop
 
 
 # ---- 10.4: descriptors to the server are not inherited by ! commands
