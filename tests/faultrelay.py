@@ -31,6 +31,8 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,3 +278,11 @@ def relay_config(ssh_config: Path, known_hosts: Path, port: int,
     path = workdir / f"ssh_config_relay_{relay_port}"
     path.write_text("\n".join(config) + "\n")
     return path
+
+
+async def until(check: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait until *check()* is true (polling), failing after *seconds*."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "the relay never got there"
+        await asyncio.sleep(0.05)

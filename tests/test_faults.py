@@ -28,7 +28,14 @@ from psftp_shell.filecopy.ratelimit import RateLimiter, kbps_to_bytes
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
 from psftp_shell.ssh.transport import SSHTransport
-from tests.faultrelay import DOWN, UP, FaultRelay, Rule, relay_config
+from tests.faultrelay import (
+    DOWN,
+    UP,
+    FaultRelay,
+    Rule,
+    relay_config,
+    until,
+)
 from tests.test_engine import payload, within
 from tests.test_parallel import PRig, leftovers, make_rig
 
@@ -125,10 +132,7 @@ async def test_relay_goes_silent_but_keeps_the_socket() -> None:
         assert not reader.at_eof()
         assert relay.moved(0, UP) == 5      # the rest was dropped
         writer.close()
-        deadline = asyncio.get_running_loop().time() + 5
-        while relay.links[0].state != "done" and \
-                asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        await until(lambda: relay.links[0].state == "done", 5)
         assert relay.links[0].state == "done"
 
 

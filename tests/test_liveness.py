@@ -26,7 +26,7 @@ import pytest
 from psftp_shell.devserver import HOST_ALIAS
 from psftp_shell.engine.pool import Stream
 from psftp_shell.engine.stream_watchdog import watch
-from tests.faultrelay import DOWN, UP, FaultRelay, Rule
+from tests.faultrelay import DOWN, UP, FaultRelay, Rule, until
 from tests.test_engine import payload
 from tests.test_faults import Site, site  # noqa: F401 (a fixture)
 from tests.test_faults import _journals as journals
@@ -115,14 +115,6 @@ async def test_every_connection_cut_after_12_mib_ends(
     assert leftovers(site.local, site.remote) == []
 
 
-async def _until(check: object, seconds: float = 30) -> None:
-    """Wait until *check()* is true (polling), failing after *seconds*."""
-    deadline = time.monotonic() + seconds
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "the relay never got there"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.sshd
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -143,7 +135,7 @@ async def test_a_signal_ends_a_transfer_stalled_everywhere(
         cwd=site.local, env=env)
     assert proc.stdin is not None
     proc.stdin.write(f"get {site.remote}/f down\n".encode())
-    await _until(lambda: sum(link.state == "silent"
+    await until(lambda: sum(link.state == "silent"
                              for link in site.relay.links) == 5)
     await asyncio.sleep(0.5)
     proc.send_signal(signum)
