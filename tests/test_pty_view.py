@@ -116,12 +116,18 @@ def quoted(path: Path) -> str:
     return str(path).replace("[", "\\[").replace("]", "\\]")
 
 
-def settle(session: Session, screen: Screen, text: str,
+def settle(session: Session, screen: Screen, text: str | re.Pattern[str],
            timeout: float = 15) -> None:
-    """Wait until *text* is on the screen (the view redraws 4 times a
-    second), reading what the child writes meanwhile."""
+    """Wait until *text* is on the screen, or a line matches it (the
+    view redraws 4 times a second), reading what the child writes
+    meanwhile."""
+    def shown() -> bool:
+        if isinstance(text, str):
+            return screen.count(text) > 0
+        return any(text.search(line) for line in screen.lines())
+
     deadline = time.monotonic() + timeout
-    while screen.count(text) == 0:
+    while not shown():
         if time.monotonic() > deadline:
             pytest.fail(f"{text!r} never shown; screen:\n"
                         + "\n".join(screen.lines()))
@@ -237,12 +243,8 @@ def test_a_view_taller_than_the_terminal_fits(
                                                            screen):
         # the streams log in one by one: wait until the hidden ones
         # are all busy (so no row may say idle), then a few redraws
-        every_hidden_busy = re.compile(r"and (\d) more streams \(\1 busy\)")
-        deadline = time.monotonic() + 15
-        while not any(every_hidden_busy.search(line)
-                      for line in screen.lines()):
-            assert time.monotonic() < deadline, screen.lines()
-            watch(session, 0.1)
+        settle(session, screen,
+               re.compile(r"and (\d) more streams \(\1 busy\)"))
         watch(session, 1.0)
         assert_drawn_once(screen)
         assert screen.count("more streams") == 1, screen.lines()
