@@ -167,6 +167,12 @@ def _open_streams_ahead(engine: TransferEngine, transport: Transport
     pool.open_quietly(functools.partial(quietly, connector))
 
 
+_INTERACTIVE_MODULES = ("psftp_shell.frontend.repl", "rich.text")
+"""What an interactive session will need: its line editor, and the text
+measuring of its views (their first frame would import it mid-transfer).
+"""
+
+
 def _preload(modules: list[str]) -> threading.Thread:
     """Import *modules* in a thread while the login waits on the network.
 
@@ -221,8 +227,8 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     pool = _early_pool(transport, opts, settings, out, source)
     _preload(["psftp_shell.engine.transfer_engine",
               "psftp_shell.shell.command_line",
-              "psftp_shell.frontend.repl" if source is None
-              else "psftp_shell.frontend.batch_loop"])
+              *(_INTERACTIVE_MODULES if source is None
+                else ("psftp_shell.frontend.batch_loop",))])
     first = FirstQuestions()
     try:
         client = await transport.open_client(ahead=first.ask)
