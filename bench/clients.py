@@ -30,6 +30,12 @@ TYPED = "psftp-shell-typed"
 TYPED_OFF = "psftp-shell-typed-off"
 # sftp itself, typed at its prompt: its progress meter draws every file
 SFTP_TYPED = "sftp-typed"
+# psftp-shell typed as a user types: the command comes TYPING_PAUSE
+# seconds after the first prompt (the -n streams open meanwhile, as they
+# do while a user types), and that pause is left out of the time
+TYPED_PACED = "psftp-shell-typed-paced"
+TYPING_PAUSE = 1.0
+TYPED_KINDS = (TYPED, TYPED_OFF, TYPED_PACED, SFTP_TYPED)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class Client:
             return f"psftp-shell -n {self.conns}, typed (view on)"
         if self.kind == TYPED_OFF:
             return f"psftp-shell -n {self.conns}, typed (view off)"
+        if self.kind == TYPED_PACED:
+            return (f"psftp-shell -n {self.conns}, typed after "
+                    f"{TYPING_PAUSE:g} s (view on)")
         return f"{self.kind} -n {self.conns}"
 
     def supports(self, kind: str) -> bool:
@@ -114,7 +123,7 @@ def command(client: Client, op: Op, target: Target,
     """
     if client.kind in ("sftp", "psftp-shell", SSH_TRANSPORT):
         return _sftp_like(client, op, target, batch)
-    if client.kind in (TYPED, TYPED_OFF):   # typed: typed_lines()
+    if client.kind in (TYPED, TYPED_OFF, TYPED_PACED):  # typed_lines()
         return _sftp_like(client, Op(PROMPT), target, batch)
     if client.kind == SFTP_TYPED:
         return _sftp_like(Client("sftp"), Op(PROMPT), target, batch)

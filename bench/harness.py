@@ -34,9 +34,9 @@ from bench.clients import (
     GET_R,
     PROMPT,
     PWD,
-    SFTP_TYPED,
-    TYPED,
-    TYPED_OFF,
+    TYPED_KINDS,
+    TYPED_PACED,
+    TYPING_PAUSE,
     Client,
     Op,
     Target,
@@ -237,9 +237,10 @@ class Harness:
         if op.kind == PROMPT:
             result = time_to_prompt(cmd, logdir, scenario.timeout, self.env)
         else:
-            if client.kind in (TYPED, TYPED_OFF, SFTP_TYPED):
+            if client.kind in TYPED_KINDS:
+                pause = TYPING_PAUSE if client.kind == TYPED_PACED else 0.0
                 result = run_typed(cmd, typed_lines(client, op), logdir,
-                                   scenario.timeout, self.env)
+                                   scenario.timeout, self.env, pause)
             else:
                 result = run_timed(cmd, logdir, scenario.timeout, self.env)
             if result.ok:

@@ -17,7 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.clients import SSH_TRANSPORT, installed
+from bench.clients import (
+    SSH_TRANSPORT,
+    TYPED,
+    TYPED_PACED,
+    TYPING_PAUSE,
+    installed,
+)
 from bench.progress import clock
 from bench.results import BenchResults, ClientRuns, ScenarioResult
 
@@ -153,11 +159,24 @@ def _target_line(result: ScenarioResult) -> str:
     cpu, base_cpu = result.cpu_per_gib(client), result.cpu_per_gib(base)
     if cpu is not None:
         parts.append(f"CPU {cpu:.2f} s/GiB (sftp {_num(base_cpu, '.2f')})")
+    parts += _typed_parts(result, mine)
     rss, base_rss = client.peak_rss_kib(), base.peak_rss_kib()
     if rss:
         parts.append(f"peak RSS {rss / 1024:.0f} MiB (sftp "
                      f"{_num(base_rss / 1024 if base_rss else None, '.0f')})")
     return f"- {scenario.target}: " + "; ".join(parts)
+
+
+def _typed_parts(result: ScenarioResult, batch: float) -> list[str]:
+    """The typed runs of the engine figure's -n, as times the batch run."""
+    parts = []
+    for client in result.clients:
+        seconds = client.median_seconds()
+        if client.kind in (TYPED, TYPED_PACED) and seconds and \
+                client.conns == result.scenario.target_n:
+            how = client.label.split(", ", 1)[1]
+            parts.append(f"{how} ×{seconds / batch:.2f} the batch run")
+    return parts
 
 
 def _targets(results: BenchResults) -> list[str]:
@@ -249,6 +268,10 @@ def markdown(results: BenchResults, plot: str, no_plot: str = "") -> str:
         "CPU is user + system time of the client and its children "
         "(sftp counts its ssh); *own process* leaves the children out "
         "(sftp without its ssh, `-S ssh` without its ssh processes).  "
+        "*Typed* runs type the command on a pseudo-terminal as soon as "
+        f"the prompt shows; *typed after {TYPING_PAUSE:g} s* waits that "
+        "long first, as a user typing does, and leaves it out of the "
+        "time.  "
         "Peak RSS is the sum of each client "
         "process's high-water mark.",
         "- Clients alternate run by run.  `-n N` is psftp-shell's "

@@ -118,7 +118,8 @@ def small_files(runs: int) -> list[Scenario]:
     """2,000 files of 0.1-4 KB on loopback, each way: the per-file cost
     (-n 1 against sftp, -n 8 against sftp), and the views' (typed on a
     terminal against the same in batch: sftp's meter at -n 1, the live
-    view at -n 8; sftp typed too)."""
+    view at -n 8, also typed a second after the prompt shows; sftp typed
+    too)."""
     return [
         Scenario("loopback-get-r-small", GET_R, LOOPBACK, files=2000,
                  mixed=True, conns=(1, 8), typed=(1, 8), runs=runs,
@@ -224,6 +225,8 @@ def scenario_clients(scenario: Scenario,
         chosen.append(Client(clients.SFTP_TYPED))
     for n in scenario.typed:
         chosen += [Client(clients.TYPED, n), Client(clients.TYPED_OFF, n)]
+        if n > 1:       # its streams open while the user types
+            chosen.append(Client(clients.TYPED_PACED, n))
     for kind in optional:
         if not clients.installed(kind):
             continue

@@ -52,12 +52,30 @@ def _until(master: int, seen: bytearray, start: int, deadline: float
     return True
 
 
+def _linger(master: int, seen: bytearray, seconds: float) -> None:
+    """Wait *seconds* at the prompt, as a user does before typing,
+    reading what the child draws meanwhile (and answering its cursor
+    queries)."""
+    until = time.perf_counter() + seconds
+    while (left := until - time.perf_counter()) > 0:
+        data = _read_some(master, left)
+        if data is None:
+            return
+        seen += data
+        if CURSOR_QUERY in data:
+            os.write(master, b"\x1b[24;1R")
+
+
 def run_typed(cmd: list[str], line: str, logdir: Path, timeout: float,
-              env: dict[str, str] | None = None) -> RunResult:
+              env: dict[str, str] | None = None, pause: float = 0.0
+              ) -> RunResult:
     """Start *cmd* on a terminal, type *line* at its prompt (several
     lines one by one, each after the prompt is back), then ``quit``.
 
-    Everything the terminal showed goes to ``tty.log`` in *logdir*.
+    With *pause*, the first line is typed that many seconds after the
+    first prompt shows (a user's moment to type it), and the pause is
+    left out of the time.  Everything the terminal showed goes to
+    ``tty.log`` in *logdir*.
     """
     started = start_on_pty(cmd, env, timeout)
     if isinstance(started, RunResult):
@@ -68,6 +86,8 @@ def run_typed(cmd: list[str], line: str, logdir: Path, timeout: float,
     done = False
     try:
         ready = _until(master, seen, 0, deadline)
+        if ready and pause:
+            _linger(master, seen, pause)
         for text in line.split("\n"):
             if not ready:
                 break
@@ -86,7 +106,7 @@ def run_typed(cmd: list[str], line: str, logdir: Path, timeout: float,
         timer.cancel()
         os.close(master)
         (logdir / "tty.log").write_bytes(bytes(seen))
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - pause
     if not done:
         why = _first_line(logdir / "tty.log") or "nothing shown"
         return RunResult(False, seconds, cpu, rss, f"no prompt: {why}", own)
