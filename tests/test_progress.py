@@ -8,6 +8,7 @@ is rendered into a string console with a fake clock.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -205,6 +206,38 @@ def test_stalled_after_five_seconds_without_data() -> None:
     ends = [line[-11:] for line in _drawings(stream)]
     assert ends[-2] != b"- stalled -"
     assert ends[-1] == b"- stalled -"
+
+
+def test_one_timer_redraws_whichever_file_runs() -> None:
+    """The timer set at the first file's start redraws the second, still
+    without data a second after its own start, and nothing after the
+    command."""
+    async def main() -> tuple[list[bytes], list[bytes]]:
+        stream = io.BytesIO()
+        meter = SftpMeter(stream, columns=lambda: WIDTH, utf8=True)
+        first = TransferJob(True, "a.txt", "/r/a.txt", 10)
+        meter.file_started(first)
+        await asyncio.sleep(0.3)
+        first.transferred = 10
+        meter.file_finished(first, None)
+        second = TransferJob(True, "b.txt", "/r/b.txt", 10)
+        meter.file_started(second)
+        await asyncio.sleep(0.8)    # the first's alarm: b's is not due
+        early = _drawings(stream)
+        await asyncio.sleep(0.5)    # b's alarm
+        late = _drawings(stream)
+        second.transferred = 10
+        meter.file_finished(second, None)
+        meter.close()
+        ended = stream.getvalue()
+        await asyncio.sleep(1.2)
+        assert stream.getvalue() == ended
+        return early, late
+
+    early, late = asyncio.run(main())
+    names = [line.split()[0] for line in late]
+    assert names == [b"a.txt"] * 2 + [b"b.txt"] * 2
+    assert len(early) == 3          # b's second drawing came at its alarm
 
 
 def test_zero_byte_upload_draws_and_download_does_not() -> None:
