@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
@@ -248,6 +251,53 @@ async def test_closed_port_like_sftp(sshd: PrivateSSHD, sftp_bin: str
     out = await check_like_sftp(sftp_bin, sshd.ssh_config,
                                 [f"Port={free_port()}"])
     assert "Connection refused" in out
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose connections are accepted (the kernel's backlog) and
+    never answered: no version line ever comes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+async def test_a_silent_server_times_out_in_the_banner_exchange_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, silent_port: int) -> None:
+    """ConnectTimeout bounds the connect and the server's version line
+    together, as ssh's does (it used to bound neither: an interactive
+    session waited for ever)."""
+    options = [f"Port={silent_port}", "ConnectTimeout=1"]
+    started = time.monotonic()
+    ours = await asyncio.wait_for(our_stderr(sshd.ssh_config, options), 10)
+    assert 1 <= time.monotonic() - started < 3
+    theirs = real_sftp(sftp_bin, sshd.ssh_config, options)
+    assert (theirs.returncode, theirs.stderr) == (255, ours)
+    assert ours == ("Connection timed out during banner exchange\r\n"
+                    f"Connection to 127.0.0.1 port {silent_port} timed out"
+                    "\r\nConnection closed\r\n")
+    quiet = ["LogLevel=ERROR", *options]     # the second line is INFO
+    assert await our_stderr(sshd.ssh_config, quiet) == \
+        real_sftp(sftp_bin, sshd.ssh_config, quiet).stderr
+
+
+def test_an_interactive_session_ends_at_connect_timeout_too(
+        sshd: PrivateSSHD, silent_port: int, tmp_path: Path) -> None:
+    """No prompt can come before the version line, so an interactive
+    session is bounded there as ssh is (and as a batch run always was)."""
+    pexpect = pytest.importorskip("pexpect")
+    started = time.monotonic()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "psftp_shell", "-F", str(sshd.ssh_config), "-o",
+         f"Port={silent_port}", "-o", "ConnectTimeout=1", HOST_ALIAS],
+        env={**os.environ, "HOME": str(tmp_path)}, timeout=10)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert time.monotonic() - started < 5
+    assert child.exitstatus == 255
+    assert b"Connection timed out during banner exchange" in child.before
 
 
 async def test_unknown_key_strict_yes_like_sftp(

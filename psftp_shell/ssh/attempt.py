@@ -4,12 +4,14 @@
 key outcome, the way to the server); :class:`Client` answers asyncssh's
 callbacks for it.  :func:`open_socket` connects a TCP socket the way ssh
 does and :func:`describe_failure` words other failures like ssh's
-stderr.
+stderr.  As ssh's, ConnectTimeout bounds the connect and the server's
+version line together (:meth:`Attempt.connect`); nothing after that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
@@ -49,6 +51,18 @@ class Owner(Protocol):
 
     def notify(self, level: LogLevel, text: str) -> None:
         """Tell the user *text* if LogLevel allows it."""
+
+    @property
+    def resolved(self) -> Resolved | None:
+        """The connection's settings, once ssh_config is read."""
+
+
+VERSION_POLL = 0.02
+"""Seconds between looks for the server's version line."""
+
+
+class BannerTimeout(TimeoutError):
+    """The server's version line did not come within ConnectTimeout."""
 
 
 @dataclass(slots=True)
@@ -148,6 +162,31 @@ class Attempt:
         self.outcome: Outcome | None = None
         self.transport = Transport()
         self.options: dict[str, Any] = {}   # asyncssh.connect's, once known
+        r = connector.resolved
+        timeout = r.connect_timeout if r is not None else None
+        self.deadline = asyncio.get_running_loop().time() + timeout \
+            if timeout else None
+
+    async def connect(self, host: str, options: dict[str, Any]
+                      ) -> asyncssh.SSHClientConnection:
+        """asyncssh's connect, failing with :class:`BannerTimeout` if the
+        server's version line has not come by :attr:`deadline` (ssh's
+        ConnectTimeout, which counts from the connect)."""
+        login = asyncio.ensure_future(asyncssh.connect(host, **options))
+        try:
+            loop = asyncio.get_running_loop()
+            while self.deadline is not None and not login.done() and \
+                    not self.client.version_seen:
+                left = self.deadline - loop.time()
+                if left <= 0:
+                    raise BannerTimeout()
+                await asyncio.wait([login], timeout=min(left, VERSION_POLL))
+        except BaseException:
+            login.cancel()
+            with contextlib.suppress(BaseException):
+                await login
+            raise
+        return await login
 
     @property
     def hung_up_in_kex(self) -> bool:
@@ -227,6 +266,10 @@ def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
     (*addr* None: through a ProxyCommand or a jump host).
     """
     ip, port = (addr, r.port) if addr else ("UNKNOWN", 65535)
+    if isinstance(exc, BannerTimeout):
+        return [(LogLevel.ERROR,
+                 "Connection timed out during banner exchange"),
+                (LogLevel.INFO, f"Connection to {ip} port {port} timed out")]
     if not version_seen and addr and isinstance(exc, ConnectionResetError):
         return [(LogLevel.ERROR, "kex_exchange_identification: read: "
                                  "Connection reset by peer"),

@@ -317,7 +317,7 @@ class Connector:
         elif transport.tunnel is not None:
             kwargs["tunnel"] = transport.tunnel
         try:
-            conn = await asyncssh.connect(self.target.host, **kwargs)
+            conn = await attempt.connect(self.target.host, kwargs)
         except BaseException:
             transport.close()
             raise
