@@ -8,11 +8,13 @@ is what it must see from psftp-shell.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,6 +300,45 @@ def test_an_interactive_session_ends_at_connect_timeout_too(
     assert time.monotonic() - started < 5
     assert child.exitstatus == 255
     assert b"Connection timed out during banner exchange" in child.before
+
+
+@pytest.fixture
+def canned_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A port whose connections get the test's bytes, then nothing."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    kept: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                kept.append(conn)
+                with contextlib.suppress(OSError):
+                    conn.sendall(request.param)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+    for conn in kept:
+        conn.close()
+
+
+@pytest.mark.parametrize("canned_port", [
+    b"SSH-2.0-" + b"x" * 9000 + b"\r\n",
+    b"not a version\r\n" * 1100,
+], ids=["long-line", "too-many-lines"], indirect=True)
+async def test_what_comes_before_a_version_line_is_refused_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, canned_port: int) -> None:
+    """ssh's words, not asyncssh's "Received disconnect" (no server
+    sent one)."""
+    options = [f"Port={canned_port}", "ConnectTimeout=5"]
+    ours = await asyncio.wait_for(our_stderr(sshd.ssh_config, options), 10)
+    theirs = real_sftp(sftp_bin, sshd.ssh_config, options)
+    assert (theirs.returncode, theirs.stderr) == (255, ours)
+    assert ours.startswith("kex_exchange_identification: ")
+    assert f"port {canned_port}: invalid format\r\n" in ours
 
 
 async def test_unknown_key_strict_yes_like_sftp(

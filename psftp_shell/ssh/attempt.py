@@ -257,6 +257,15 @@ def lost_words(reason: Exception | None, r: Resolved) -> Message | None:
     return None
 
 
+_BANNER_FAULTS = {
+    "Banner line too long": "banner line too long",
+    "Too many banner lines":
+        "No SSH version received in first 1024 lines from server",
+}
+"""asyncssh's refusals of what came before a version line, in ssh's
+words (both stop at 8192 bytes a line and 1024 lines)."""
+
+
 def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
                      version_seen: bool = True) -> list[Message]:
     """Word an asyncssh or socket failure the way ssh does.
@@ -266,6 +275,12 @@ def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
     (*addr* None: through a ProxyCommand or a jump host).
     """
     ip, port = (addr, r.port) if addr else ("UNKNOWN", 65535)
+    if not version_seen and isinstance(exc, asyncssh.ProtocolError) and \
+            exc.reason in _BANNER_FAULTS:
+        return [(LogLevel.ERROR, "kex_exchange_identification: "
+                                 + _BANNER_FAULTS[exc.reason]),
+                (LogLevel.INFO, f"banner exchange: Connection to {ip} port "
+                                f"{port}: invalid format")]
     if isinstance(exc, BannerTimeout):
         return [(LogLevel.ERROR,
                  "Connection timed out during banner exchange"),
