@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -243,6 +244,34 @@ async def test_kbdint_asked_once_for_three(password_server: AsyncSSHServer
     assert len(prompter.asked) == 1
     assert prompter.asked[0].startswith(f"({password_server.user}@127.0.0.1)")
     assert len(password_server.logins) == 3
+
+
+class Slow(Scripted):
+    """A user who takes *seconds* to answer."""
+
+    def __init__(self, seconds: float, *answers: str) -> None:
+        super().__init__(*answers)
+        self.seconds = seconds
+
+    def ask(self, prompt: str, *, echo: bool) -> str:
+        time.sleep(self.seconds)
+        return super().ask(prompt, echo=echo)
+
+
+@pytest.mark.parametrize("method", ["password", "keyboard-interactive"])
+async def test_a_slow_answer_is_not_a_silent_server(
+        password_server: AsyncSSHServer, method: str) -> None:
+    """The login's bound on a silent server (ServerAliveInterval x
+    ServerAliveCountMax, here 1 s) stops while the user is asked."""
+    prompter = Slow(2.5, PASSWORD)
+    connector = Connector(password_target(
+        password_server, "ServerAliveInterval=1", "ServerAliveCountMax=1",
+        f"PreferredAuthentications={method}"), prompter)
+    conn = await connector.connect()
+    conn.close()
+    connector.close()
+    assert len(prompter.asked) == 1
+    assert password_server.logins == [password_server.user]
 
 
 async def test_wrong_password_three_tries(password_server: AsyncSSHServer

@@ -284,22 +284,31 @@ async def test_a_silent_server_times_out_in_the_banner_exchange_like_sftp(
         real_sftp(sftp_bin, sshd.ssh_config, quiet).stderr
 
 
+def on_a_terminal(program: list[str], args: list[str], home: Path
+                  ) -> tuple[int | None, bytes, float]:
+    """Run an interactive session to its end: status, what it showed,
+    and how long it took (pexpect gives up after 15 s)."""
+    pexpect = pytest.importorskip("pexpect")
+    started = time.monotonic()
+    child = pexpect.spawn(program[0], [*program[1:], *args],
+                          env={**os.environ, "HOME": str(home)}, timeout=15)
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus, child.before, time.monotonic() - started
+
+
+OURS = [sys.executable, "-m", "psftp_shell"]
+
+
 def test_an_interactive_session_ends_at_connect_timeout_too(
         sshd: PrivateSSHD, silent_port: int, tmp_path: Path) -> None:
     """No prompt can come before the version line, so an interactive
     session is bounded there as ssh is (and as a batch run always was)."""
-    pexpect = pytest.importorskip("pexpect")
-    started = time.monotonic()
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "psftp_shell", "-F", str(sshd.ssh_config), "-o",
-         f"Port={silent_port}", "-o", "ConnectTimeout=1", HOST_ALIAS],
-        env={**os.environ, "HOME": str(tmp_path)}, timeout=10)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert time.monotonic() - started < 5
-    assert child.exitstatus == 255
-    assert b"Connection timed out during banner exchange" in child.before
+    status, shown, seconds = on_a_terminal(OURS, [
+        "-F", str(sshd.ssh_config), "-o", f"Port={silent_port}", "-o",
+        "ConnectTimeout=1", HOST_ALIAS], tmp_path)
+    assert (status, seconds < 5) == (255, True)
+    assert b"Connection timed out during banner exchange" in shown
 
 
 @pytest.fixture
@@ -339,6 +348,24 @@ async def test_what_comes_before_a_version_line_is_refused_like_sftp(
     assert (theirs.returncode, theirs.stderr) == (255, ours)
     assert ours.startswith("kex_exchange_identification: ")
     assert f"port {canned_port}: invalid format\r\n" in ours
+
+
+@pytest.mark.parametrize("canned_port", [b"SSH-2.0-OpenSSH_9.2\r\n"],
+                         ids=["silent-after-version"], indirect=True)
+def test_a_login_gone_silent_ends_at_the_server_alive_bound_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, canned_port: int,
+        tmp_path: Path) -> None:
+    """After its version line, ssh waits ServerAliveInterval x
+    ServerAliveCountMax seconds for each packet of the login, and so do
+    we now; an interactive session used to wait for ever."""
+    args = ["-F", str(sshd.ssh_config), "-o", f"Port={canned_port}", "-o",
+            "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
+            HOST_ALIAS]
+    theirs = on_a_terminal([sftp_bin], args, tmp_path)
+    ours = on_a_terminal(OURS, args, tmp_path)
+    assert ours[:2] == theirs[:2]
+    assert ours[0] == 255 and ours[2] < 5
+    assert f"port {canned_port} timed out".encode() in ours[1]
 
 
 async def test_unknown_key_strict_yes_like_sftp(

@@ -16,9 +16,9 @@ import errno
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncssh
 
@@ -59,9 +59,17 @@ class Owner(Protocol):
 
 VERSION_POLL = 0.02
 """Seconds between looks for the server's version line."""
+SILENCE_POLL = 0.1
+"""Seconds between looks for the server's silence during a login."""
+_T = TypeVar("_T")
 
 
-class BannerTimeout(TimeoutError):
+class LoginTimeout(TimeoutError):
+    """The server said nothing for ServerAliveInterval x
+    ServerAliveCountMax seconds of the login (ssh's packet timeout)."""
+
+
+class BannerTimeout(LoginTimeout):
     """The server's version line did not come within ConnectTimeout."""
 
 
@@ -92,9 +100,26 @@ class Client(asyncssh.SSHClient):
         self._conn: asyncssh.SSHClientConnection | None = None
         self.lost_reason: Exception | None = None
         self.kex_done = False
+        self.heard = 0.0        # loop time of the server's last word
+        self.asking = 0         # questions to the user under way
+
+    def _heard(self) -> None:
+        self.heard = asyncio.get_running_loop().time()
+
+    async def _asking(self, answer: Awaitable[_T]) -> _T:
+        """*answer*, which may ask the user: the server is not waited
+        for meanwhile."""
+        self._heard()
+        self.asking += 1
+        try:
+            return await answer
+        finally:
+            self.asking -= 1
+            self._heard()
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self._conn = conn
+        self._heard()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost_reason = exc
@@ -107,6 +132,7 @@ class Client(asyncssh.SSHClient):
 
     def begin_auth(self, username: str) -> None:
         self.kex_done = True
+        self._heard()
         if self._conn is not None:
             quicklogin.skip_probe(self._conn)
 
@@ -122,9 +148,11 @@ class Client(asyncssh.SSHClient):
 
     def validate_host_public_key(self, host: str, addr: str, port: int,
                                  key: asyncssh.SSHKey) -> bool:
+        self._heard()
         return self._attempt.host_key(key)
 
     def auth_banner_received(self, msg: str, lang: str) -> None:
+        self._heard()
         text = msg[:-1] if msg.endswith("\n") else msg
         self._attempt.connector.notify(LogLevel.INFO, text)
 
@@ -133,20 +161,21 @@ class Client(asyncssh.SSHClient):
 
     async def public_key_auth_requested(
             self) -> asyncssh.SSHKeyPair | None:
-        return await self._attempt.session.next_key()
+        return await self._asking(self._attempt.session.next_key())
 
     async def password_auth_requested(
             self) -> str | None:
-        return await self._attempt.session.password()
+        return await self._asking(self._attempt.session.password())
 
     def kbdint_auth_requested(self) -> str | None:
+        self._heard()
         return self._attempt.session.kbdint_start()
 
     async def kbdint_challenge_received(
             self, name: str, instructions: str, lang: str,
             prompts: Sequence[tuple[str, bool]]) -> list[str] | None:
-        return await self._attempt.session.kbdint_answers(
-            name, instructions, prompts)
+        return await self._asking(self._attempt.session.kbdint_answers(
+            name, instructions, prompts))
 
 
 class Attempt:
@@ -169,24 +198,43 @@ class Attempt:
 
     async def connect(self, host: str, options: dict[str, Any]
                       ) -> asyncssh.SSHClientConnection:
-        """asyncssh's connect, failing with :class:`BannerTimeout` if the
-        server's version line has not come by :attr:`deadline` (ssh's
-        ConnectTimeout, which counts from the connect)."""
+        """asyncssh's connect, given up as ssh gives up a silent server:
+        :class:`BannerTimeout` if the version line has not come by
+        :attr:`deadline` (ConnectTimeout, which counts from the connect);
+        :class:`LoginTimeout` if, after it, the server says nothing for
+        ServerAliveInterval x ServerAliveCountMax seconds while nothing
+        is asked of the user."""
         login = asyncio.ensure_future(asyncssh.connect(host, **options))
         try:
-            loop = asyncio.get_running_loop()
-            while self.deadline is not None and not login.done() and \
-                    not self.client.version_seen:
-                left = self.deadline - loop.time()
-                if left <= 0:
-                    raise BannerTimeout()
-                await asyncio.wait([login], timeout=min(left, VERSION_POLL))
+            await self._watch(login)
         except BaseException:
             login.cancel()
             with contextlib.suppress(BaseException):
                 await login
             raise
         return await login
+
+    async def _watch(self, login: asyncio.Future[Any]) -> None:
+        r = self.connector.resolved
+        silence = r.login_silence if r is not None else None
+        client, loop = self.client, asyncio.get_running_loop()
+        while not login.done():
+            if not client.version_seen:
+                if self.deadline is None:
+                    wait = VERSION_POLL if silence else None
+                elif loop.time() >= self.deadline:
+                    raise BannerTimeout()
+                else:
+                    wait = min(self.deadline - loop.time(), VERSION_POLL)
+                client.heard = loop.time()
+            elif silence is None:
+                return
+            elif not client.asking and \
+                    loop.time() - client.heard >= silence:
+                raise LoginTimeout()
+            else:
+                wait = SILENCE_POLL
+            await asyncio.wait([login], timeout=wait)
 
     @property
     def hung_up_in_kex(self) -> bool:
@@ -281,10 +329,12 @@ def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
                                  + _BANNER_FAULTS[exc.reason]),
                 (LogLevel.INFO, f"banner exchange: Connection to {ip} port "
                                 f"{port}: invalid format")]
-    if isinstance(exc, BannerTimeout):
-        return [(LogLevel.ERROR,
-                 "Connection timed out during banner exchange"),
-                (LogLevel.INFO, f"Connection to {ip} port {port} timed out")]
+    if isinstance(exc, LoginTimeout):
+        banner: list[Message] = [
+            (LogLevel.ERROR, "Connection timed out during banner exchange")
+        ] if isinstance(exc, BannerTimeout) else []
+        return banner + [
+            (LogLevel.INFO, f"Connection to {ip} port {port} timed out")]
     if not version_seen and addr and isinstance(exc, ConnectionResetError):
         return [(LogLevel.ERROR, "kex_exchange_identification: read: "
                                  "Connection reset by peer"),

@@ -121,6 +121,9 @@ class Resolved:
     ciphers: str | None                 # the Ciphers value, if any
     password_auth: bool
     kbdint_auth: bool
+    login_silence: float | None = None
+    """ServerAliveInterval x ServerAliveCountMax: how long ssh's login
+    waits for a silent server (``ssh_packet_set_timeout``); None: ever."""
 
 
 def _is_address(host: str) -> bool:
@@ -309,6 +312,8 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
         identities = list(DEFAULT_IDENTITIES)
     agent = _agent_path(get("IdentityAgent", ()), table)
     timeout = get("ConnectTimeout")
+    alive = int(cast(int, get("ServerAliveInterval", 0)))
+    alive_count = int(cast(int, get("ServerAliveCountMax", 3)))
     return Resolved(
         hostname=hostname,
         port=port,
@@ -343,6 +348,8 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
         password_auth=bool(get("PasswordAuthentication", True)),
         kbdint_auth=bool(get("KbdInteractiveAuthentication",
                              get("ChallengeResponseAuthentication", True))),
+        login_silence=float(alive * alive_count)
+        if alive > 0 and alive_count > 0 else None,
     )
 
 

@@ -170,9 +170,10 @@ class PipeTransport:
 
 LOGIN_LIMIT = 3
 """ConnectTimeouts a login may take in batch mode: asyncssh's keepalives
-start only once logged in, so a server that goes silent during the key
-exchange would otherwise be waited for for ever (ssh's
-ServerAliveInterval covers its login too)."""
+start only once logged in, and without ServerAliveInterval (which
+bounds a silent login as ssh's does, :meth:`Attempt.connect
+<psftp_shell.ssh.attempt.Attempt.connect>`) a server that goes silent
+during the key exchange would otherwise be waited for for ever."""
 LOGIN_DEFAULT = 10.0
 """ConnectTimeout's stand-in for :data:`LOGIN_LIMIT` when it is unset."""
 
