@@ -5,7 +5,8 @@ key outcome, the way to the server); :class:`Client` answers asyncssh's
 callbacks for it.  :func:`open_socket` connects a TCP socket the way ssh
 does and :func:`describe_failure` words other failures like ssh's
 stderr.  As ssh's, ConnectTimeout bounds the connect and the server's
-version line together (:meth:`Attempt.connect`); nothing after that.
+version line together, and ServerAliveInterval x ServerAliveCountMax a
+silence of the server after it (:meth:`Attempt.connect`).
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ class Attempt:
         return await login
 
     async def _watch(self, login: asyncio.Future[Any]) -> None:
+        """Return when *login* ends, or when only its end is awaited."""
         r = self.connector.resolved
         silence = r.login_silence if r is not None else None
         client, loop = self.client, asyncio.get_running_loop()
