@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,8 @@ import pytest
 from psftp_shell.core.errors import FatalError
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
 from psftp_shell.ssh.algorithm_prefs import preferred_ciphers
+from psftp_shell.ssh.attempt import describe_failure
+from psftp_shell.ssh.auth import LogLevel
 from psftp_shell.ssh.channel import open_sftp_channel
 from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.ssh_config import command_line_config, parse_jump
@@ -366,6 +369,18 @@ def test_a_login_gone_silent_ends_at_the_server_alive_bound_like_sftp(
     assert ours[:2] == theirs[:2]
     assert ours[0] == 255 and ours[2] < 5
     assert f"port {canned_port} timed out".encode() in ours[1]
+
+
+def test_a_pipe_broken_after_the_version_line_is_a_closed_connection(
+        ) -> None:
+    """The fault campaign's seed 131, trial 132: the server hung up in
+    the middle of the login and the next write failed; that read "ssh:
+    connect to host 127.0.0.1 port N: Broken pipe"."""
+    target = types.SimpleNamespace(hostname="127.0.0.1", port=2222)
+    words = describe_failure(BrokenPipeError(32, "Broken pipe"),
+                             target, "127.0.0.1")  # type: ignore[arg-type]
+    assert words == [(LogLevel.FATAL,
+                      "Connection closed by 127.0.0.1 port 2222")]
 
 
 async def test_unknown_key_strict_yes_like_sftp(

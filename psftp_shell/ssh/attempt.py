@@ -356,7 +356,9 @@ def describe_failure(exc: BaseException, r: Resolved, addr: str | None,
                      f"Unable to negotiate with {ip} port {port}: no "
                      f"matching {what} found. Their offer: "
                      f"{match.group(2)}")]
-    if isinstance(exc, asyncssh.ConnectionLost):
+    if isinstance(exc, (asyncssh.ConnectionLost, BrokenPipeError)):
+        # (a write into a connection the server has closed, after the
+        # version line: not a failure to connect)
         return [(LogLevel.FATAL, f"Connection closed by {ip} port {port}")]
     if isinstance(exc, ConnectionResetError):
         return [(LogLevel.FATAL, f"Connection reset by {ip} port {port}")]
