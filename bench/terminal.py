@@ -29,11 +29,23 @@ from bench.runner import (
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 
 
+def _read_into(master: int, seen: bytearray, wait: float) -> bool:
+    """Add what the child draws within *wait* seconds to *seen*,
+    answering cursor position queries as a terminal would; False once
+    the child has ended."""
+    data = _read_some(master, wait)
+    if data is None:
+        return False
+    seen += data
+    if CURSOR_QUERY in data:
+        os.write(master, b"\x1b[24;1R")
+    return True
+
+
 def _until(master: int, seen: bytearray, start: int, deadline: float
            ) -> bool:
     """Read until a prompt shows at the start of a line after *start*
-    (the shell redraws its prompt as keys are typed); answer cursor
-    position queries as a terminal would."""
+    (the shell redraws its prompt as keys are typed)."""
     while True:
         line = seen.find(b"\n", start)
         if line >= 0 and PASTE_ON in seen[:start]:
@@ -41,29 +53,17 @@ def _until(master: int, seen: bytearray, start: int, deadline: float
         if line >= 0 and seen.find(PROMPT, line) >= 0:
             return True
         left = deadline - time.perf_counter()
-        if left <= 0:
+        if left <= 0 or not _read_into(master, seen, left):
             return False
-        data = _read_some(master, left)
-        if data is None:
-            return False
-        seen += data
-        if CURSOR_QUERY in data:
-            os.write(master, b"\x1b[24;1R")
-    return True
 
 
 def _linger(master: int, seen: bytearray, seconds: float) -> None:
     """Wait *seconds* at the prompt, as a user does before typing,
-    reading what the child draws meanwhile (and answering its cursor
-    queries)."""
+    reading what the child draws meanwhile."""
     until = time.perf_counter() + seconds
-    while (left := until - time.perf_counter()) > 0:
-        data = _read_some(master, left)
-        if data is None:
-            return
-        seen += data
-        if CURSOR_QUERY in data:
-            os.write(master, b"\x1b[24;1R")
+    while (left := until - time.perf_counter()) > 0 and \
+            _read_into(master, seen, left):
+        pass
 
 
 def run_typed(cmd: list[str], line: str, logdir: Path, timeout: float,
