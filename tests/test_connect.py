@@ -258,14 +258,43 @@ async def test_closed_port_like_sftp(sshd: PrivateSSHD, sftp_bin: str
     assert "Connection refused" in out
 
 
+@contextlib.contextmanager
+def canned_server(payload: bytes) -> Iterator[int]:
+    """A port whose connections get *payload*, then nothing."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    kept: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                kept.append(conn)
+                with contextlib.suppress(OSError):
+                    conn.sendall(payload)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for conn in kept:
+            conn.close()
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
-    """A port whose connections are accepted (the kernel's backlog) and
-    never answered: no version line ever comes."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
+    """A port that never sends a version line."""
+    with canned_server(b"") as port:
+        yield port
+
+
+@pytest.fixture
+def canned_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A port whose connections get the test's bytes, then nothing."""
+    with canned_server(request.param) as port:
+        yield port
 
 
 async def test_a_silent_server_times_out_in_the_banner_exchange_like_sftp(
@@ -312,29 +341,6 @@ def test_an_interactive_session_ends_at_connect_timeout_too(
         "ConnectTimeout=1", HOST_ALIAS], tmp_path)
     assert (status, seconds < 5) == (255, True)
     assert b"Connection timed out during banner exchange" in shown
-
-
-@pytest.fixture
-def canned_port(request: pytest.FixtureRequest) -> Iterator[int]:
-    """A port whose connections get the test's bytes, then nothing."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    kept: list[socket.socket] = []
-
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = listener.accept()
-                kept.append(conn)
-                with contextlib.suppress(OSError):
-                    conn.sendall(request.param)
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield listener.getsockname()[1]
-    listener.close()
-    for conn in kept:
-        conn.close()
 
 
 @pytest.mark.parametrize("canned_port", [
