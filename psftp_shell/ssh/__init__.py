@@ -3,11 +3,14 @@
 ssh_config and -o options, host keys, authentication, the algorithms
 offered, one connection attempt, the quick login, SFTP channels, commands
 run on the server (-X verify-exec), address spreading, -v's debug log,
-and the transports (SSH channels or a local process's pipes).
+and the transports (SSH channels or a local process's pipes).  Importing
+the package prepares asyncssh's own import: its library look-ups without
+a compiler run, and without its X.509 shim.
 
 May import: psftp_shell.sftp, psftp_shell.core, asyncssh.
 """
 
-from psftp_shell.ssh import library_lookup
+from psftp_shell.ssh import library_lookup, no_x509
 
 library_lookup.watch()
+no_x509.leave_out()
