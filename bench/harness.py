@@ -15,7 +15,8 @@ more, ``recently_deleted`` in fs/ext4/ialloc.c): removing each run's
 2,000 copies made every later run of every client slower, sftp's included,
 and measured the file system's history rather than the clients.  Before
 each tree scenario the harness times the creation of a few hundred files
-and reports it with the scenario.
+and reports it with the scenario; on loopback, also what one SFTP request
+costs sftp (its time for many small files is made of them).
 """
 
 from __future__ import annotations
@@ -281,6 +282,14 @@ class Harness:
         self._clear(probe_dir)
         return cost
 
+    def request_cost(self) -> float | None:
+        """Microseconds one of sftp's requests takes on loopback (see
+        :func:`bench.probe.sftp_request_cost`); None if sftp failed."""
+        argv = client_command(Client("sftp"), Op(PROMPT),
+                              self.targets["loopback"], self.workdir / "-")
+        cost = probe.sftp_request_cost(argv, self.workdir, self.env)
+        return None if cost is None else cost * 1e6
+
     def warm_up(self) -> None:
         """Run sftp and psftp-shell once, untimed, to warm the caches."""
         target = self.targets["loopback"]
@@ -307,6 +316,8 @@ class Harness:
                     f"{result.creation_us:.0f} us before the runs (files "
                     "removed shortly before slow it down): every "
                     "client's time includes that")
+        if scenario.files and not scenario.path.relayed:
+            result.request_us = self.request_cost()
         self.results.scenarios.append(result)
         for number in range(1, scenario.runs + 1):
             for client, runs in zip(chosen, result.clients, strict=True):

@@ -5,6 +5,10 @@ echoes every byte back, ``S`` swallows everything and notes when the
 first and the last byte arrived.  :func:`measure_ceiling` runs a relay in
 front of it and reports the round trip and the throughput of one and of
 several parallel streams, with no SSH involved.
+
+:func:`sftp_request_cost` measures what one SFTP request costs sftp itself
+(through its ssh, sshd and the server), which is what its time for many
+small files is made of: machines differ in it more than in CPU speed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from psftp_shell.devserver import end_process
 
@@ -113,6 +118,45 @@ def round_trip(port: int, count: int = 5) -> float:
                 raise OSError("echo connection closed early")
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+REQUEST_PROBE_LINES = 200
+"""``cd .`` lines in the request probe's script: two requests each
+(REALPATH, then STAT), against a script of ``pwd`` (none)."""
+
+
+def sftp_request_cost(argv: list[str], workdir: Path,
+                      env: dict[str, str] | None = None, pairs: int = 3
+                      ) -> float | None:
+    """Seconds one SFTP request takes sftp, one after the other as it
+    makes them: *argv* is ``sftp`` with its options and host, without
+    ``-b``.  The median of *pairs* of runs after one untimed run (the
+    server's first login is slower); None if a run failed or the
+    figure is lost in the noise."""
+    scripts = {"idle": "pwd\n", "busy": "cd .\n" * REQUEST_PROBE_LINES}
+    for name, text in scripts.items():
+        (workdir / f"request-probe-{name}").write_text(text)
+
+    def run(name: str) -> float | None:
+        batch = workdir / f"request-probe-{name}"
+        start = time.perf_counter()
+        done = subprocess.run(
+            argv[:-1] + ["-b", str(batch), argv[-1]], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, timeout=120, check=False)
+        return time.perf_counter() - start if done.returncode == 0 \
+            else None
+
+    if run("idle") is None:
+        return None
+    costs = []
+    for _ in range(pairs):
+        idle, busy = run("idle"), run("busy")
+        if idle is None or busy is None:
+            return None
+        costs.append((busy - idle) / (2 * REQUEST_PROBE_LINES))
+    cost = statistics.median(costs)
+    return cost if cost > 0 else None
 
 
 def _send(port: int, size: int, errors: list[BaseException]) -> None:

@@ -111,6 +111,9 @@ def _scenario_table(result: ScenarioResult) -> list[str]:
     if result.creation_us is not None:
         lines += ["Creating one small file where the copies land took "
                   f"{result.creation_us:.0f} us before the runs.", ""]
+    if result.request_us is not None:
+        lines += [f"One SFTP request took sftp {result.request_us:.0f} us "
+                  "(one after the other, as it copies files).", ""]
     lines += [
         f"| client | runs ok | median s ({what}) | MB/s | vs sftp "
         f"| {cpu} | own process {cpu} | peak RSS MiB | note |",

@@ -65,6 +65,7 @@ class ScenarioResult:
     scenario: Scenario
     clients: list[ClientRuns] = field(default_factory=list)
     creation_us: float | None = None    # a local file's creation, probed
+    request_us: float | None = None     # one of sftp's requests, probed
 
     def baseline(self) -> ClientRuns | None:
         """The sftp runs, if any."""
