@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     root = (args.data or data.data_dir()).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    held = data.hold(root)
+    if held is None:
+        print(f"bench: another run is using {root}: wait for it to end",
+              file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="psftp-bench-"))
     results = BenchResults(args.mode, harness.now_text(), report.machine())
     progress = Progress(harness.steps(plan))

@@ -4,16 +4,20 @@ Everything lives under one cache directory (``bench/.data`` unless
 ``PSFTP_BENCH_DATA`` says otherwise), which is also the private sshd's
 start directory: sources under ``src/``, uploads land in ``up/`` and
 downloads in ``down/``.  Contents are random, so compression and
-deduplication cannot flatter anyone.
+deduplication cannot flatter anyone.  One run at a time uses it
+(:func:`hold`): two at once would share the cores and each other's
+copies.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import random
 import shutil
 from pathlib import Path
+from typing import IO
 
 MIB = 1 << 20
 KIB = 1 << 10
@@ -93,6 +97,18 @@ def tree_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def hold(root: Path) -> IO[bytes] | None:
+    """Take the data directory *root* for this run: the open lock file,
+    to keep open until the run ends; None if another run holds it."""
+    lock = open(root / ".lock", "ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
 
 
 def remove(path: Path) -> None:

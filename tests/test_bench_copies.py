@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from bench import __main__ as bench_main
+from bench import data
+from bench import harness as harness_module
 from bench.harness import CREATION_PROBE_FILES, Harness
 from bench.progress import Progress
 from bench.results import BenchResults
@@ -56,3 +59,31 @@ def test_the_creation_probe_measures_and_leaves_nothing_behind(
     assert len(probes) == CREATION_PROBE_FILES
     harness.stop()
     assert not harness.spent.exists()
+
+
+def test_one_run_at_a_time_holds_the_data_directory(tmp_path: Path) -> None:
+    first = data.hold(tmp_path)
+    assert first is not None
+    assert data.hold(tmp_path) is None      # a second run is refused
+    first.close()
+    again = data.hold(tmp_path)             # free once the first ends
+    assert again is not None
+    again.close()
+
+
+def test_a_second_run_starts_nothing(tmp_path: Path, monkeypatch,
+                                    capsys) -> None:
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the second run started")
+
+    monkeypatch.setattr(harness_module, "run_plan", no_run)
+    held = data.hold(tmp_path)
+    try:
+        status = bench_main.main(["quick", "--data", str(tmp_path),
+                                  "--out", str(tmp_path / "out"),
+                                  "--only", "loopback-get-r-small"])
+    finally:
+        assert held is not None
+        held.close()
+    assert status == 2
+    assert "another run is using" in capsys.readouterr().err
