@@ -1,8 +1,12 @@
-"""asyncssh is imported without its X.509 shim (psftp_shell.ssh.no_x509)."""
+"""asyncssh is imported without its X.509 shim where the shim could not
+load (psftp_shell.ssh.no_x509)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
+
+import pytest
 
 from psftp_shell.ssh import no_x509
 
@@ -28,12 +32,32 @@ def probe() -> dict:
     return json.loads(out.splitlines()[-1])
 
 
-def test_asyncssh_imports_no_x509_and_offers_no_x509_algorithms():
+@pytest.mark.skipif(importlib.util.find_spec(no_x509.NEEDS) is not None,
+                    reason="pyOpenSSL is installed: the shim is kept")
+def test_asyncssh_imports_no_x509_where_it_could_not_load():
     got = probe()
     assert got["x509"] == []
     assert got["available"] is False
     assert got["algs"] == []
     assert got["key"] == "ssh-ed25519"      # the rest of asyncssh works
+
+
+def absent(name: str) -> None:
+    return None
+
+
+def present(name: str) -> object:
+    return object()
+
+
+@pytest.mark.parametrize("modules, find_spec, expected", [
+    ({}, absent, True),
+    ({}, present, False),                       # pyOpenSSL installed
+    ({"asyncssh": object()}, absent, False),    # too late
+    ({no_x509.SHIM: object()}, absent, False),
+])
+def test_when_the_shim_is_left_out(modules, find_spec, expected):
+    assert no_x509.unloadable(modules, find_spec) is expected
 
 
 def test_too_late_changes_nothing(monkeypatch):
