@@ -5,7 +5,7 @@ offered, one connection attempt, the quick login, SFTP channels, commands
 run on the server (-X verify-exec), address spreading, -v's debug log,
 and the transports (SSH channels or a local process's pipes).  Importing
 the package prepares asyncssh's own import: its library look-ups without
-a compiler run, and without its X.509 shim.
+a compiler run, and without its X.509 shim where that could not load.
 
 May import: psftp_shell.sftp, psftp_shell.core, asyncssh.
 """
