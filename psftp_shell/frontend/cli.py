@@ -167,9 +167,9 @@ def _open_streams_ahead(engine: TransferEngine, transport: Transport
     pool.open_quietly(functools.partial(quietly, connector))
 
 
-_INTERACTIVE_MODULES = ("psftp_shell.frontend.repl", "rich.text")
-"""What an interactive session will need: its line editor, and the text
-measuring of its views (their first frame would import it mid-transfer).
+_INTERACTIVE_MODULES = ("psftp_shell.frontend.repl", "rich.cells")
+"""What an interactive session will need: its line editor, and the cell
+widths of its views (their first frame would import them mid-transfer).
 """
 
 
