@@ -92,6 +92,10 @@ class Harness:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         if self.env.get("TERM", "dumb") == "dumb":
             self.env["TERM"] = "xterm-256color"
+        # The typed runs' command history: the benchmark's own, empty at
+        # each start, never the user's (it grew with every run, and
+        # prompt_toolkit reads it all at each start).
+        self.env["XDG_STATE_HOME"] = str(workdir / "state")
 
     # -- set-up -------------------------------------------------------
 
