@@ -95,7 +95,7 @@ class Harness:
         # The typed runs' command history: the benchmark's own, empty at
         # each start, never the user's (it grew with every run, and
         # prompt_toolkit reads it all at each start).
-        self.env["XDG_STATE_HOME"] = str(workdir / "state")
+        self.env["XDG_STATE_HOME"] = str((workdir / "state").absolute())
 
     # -- set-up -------------------------------------------------------
 
