@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from bench.harness import Harness
 from bench.progress import Progress
 from bench.results import BenchResults
@@ -21,3 +23,14 @@ def test_typed_runs_keep_their_history_in_the_workdir(
     path = history_path(harness.env)
     assert path.is_relative_to(work)
     assert not history_path({"HOME": "/home/someone"}).is_relative_to(work)
+
+
+def test_a_relative_workdir_still_keeps_the_history(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """XDG ignores a relative XDG_STATE_HOME: the harness gives an
+    absolute one, or the history would go back to the user's HOME."""
+    monkeypatch.chdir(tmp_path)
+    harness = Harness(tmp_path, Path("work"), Progress(1, io.StringIO()),
+                      BenchResults("test", "now", {}), 1 << 20)
+    path = history_path(harness.env)
+    assert path.is_relative_to(tmp_path / "work")
