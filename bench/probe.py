@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.runner import run_timed
 from psftp_shell.devserver import end_process
 
 CHUNK = 1 << 20
@@ -123,6 +124,9 @@ def round_trip(port: int, count: int = 5) -> float:
 REQUEST_PROBE_LINES = 200
 """``cd .`` lines in the request probe's script: two requests each
 (REALPATH, then STAT), against a script of ``pwd`` (none)."""
+REQUEST_PROBE_TIMEOUT = 120.0
+"""Seconds one run of the probe may take (then its process group is
+killed and the probe gives no figure)."""
 
 
 def sftp_request_cost(argv: list[str], workdir: Path,
@@ -136,16 +140,14 @@ def sftp_request_cost(argv: list[str], workdir: Path,
     scripts = {"idle": "pwd\n", "busy": "cd .\n" * REQUEST_PROBE_LINES}
     for name, text in scripts.items():
         (workdir / f"request-probe-{name}").write_text(text)
+    logs = workdir / "request-probe"
+    logs.mkdir(exist_ok=True)
 
     def run(name: str) -> float | None:
         batch = workdir / f"request-probe-{name}"
-        start = time.perf_counter()
-        done = subprocess.run(
-            argv[:-1] + ["-b", str(batch), argv[-1]], env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, timeout=120, check=False)
-        return time.perf_counter() - start if done.returncode == 0 \
-            else None
+        done = run_timed(argv[:-1] + ["-b", str(batch), argv[-1]],
+                         logs, REQUEST_PROBE_TIMEOUT, env)
+        return done.seconds if done.ok else None
 
     if run("idle") is None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from bench import probe
@@ -41,3 +42,14 @@ def test_a_request_costs_half_a_cd_line(tmp_path: Path) -> None:
 def test_a_failed_run_gives_no_figure(tmp_path: Path) -> None:
     assert probe.sftp_request_cost(fake(tmp_path, 0, status=1),
                                    tmp_path, pairs=1) is None
+
+
+def test_a_run_over_time_gives_no_figure(tmp_path: Path,
+                                         monkeypatch) -> None:
+    """A hung sftp is killed after the probe's timeout, not waited for
+    (and the benchmark goes on without the figure)."""
+    monkeypatch.setattr(probe, "REQUEST_PROBE_TIMEOUT", 0.5)
+    start = time.perf_counter()
+    assert probe.sftp_request_cost(fake(tmp_path, 0.05), tmp_path,
+                                   pairs=1) is None
+    assert time.perf_counter() - start < 5
