@@ -180,6 +180,56 @@ async def test_input_in_small_pieces_and_rekeys(
     assert len(keys) >= 5
 
 
+
+class _Views(asyncssh.SSHClientSession[bytes]):
+    """A session that takes memoryviews, and notes the types it got."""
+
+    takes_views: Any = True
+
+    def __init__(self) -> None:
+        self.parts: list[bytes | memoryview] = []
+        self.done = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes | memoryview, datatype: Any
+                      ) -> None:
+        if datatype is None:
+            self.parts.append(data if type(data) is bytes
+                              else bytes(data))
+            self.types.add(type(data))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    types: set[type] = set()
+
+
+@pytest.mark.parametrize("views", [True, "yes", False])
+async def test_memoryviews_only_for_a_session_that_takes_them(
+        server: int, views: Any) -> None:
+    """A session with ``takes_views = True`` is handed views of the
+    packets it is sent, any other bytes (asyncssh's own sessions keep
+    and join what they are given)."""
+    conn = await _connect(server)
+    session: _Views | None = None
+
+    def make() -> _Views:
+        nonlocal session
+        session = _Views()
+        session.takes_views = views
+        session.types = set()
+        return session
+    try:
+        assert fast_receive.install(conn)
+        await conn.create_session(make, "x", encoding=None)
+        assert session is not None
+        await asyncio.wait_for(session.done, 60)
+    finally:
+        conn.close()
+    assert b"".join(session.parts) == PAYLOAD
+    assert session.types == ({bytes, memoryview} if views is True
+                             else {bytes})
+
 async def test_stands_aside_for_other_ciphers(
         server: int, monkeypatch: pytest.MonkeyPatch) -> None:
     count = _Count(monkeypatch)

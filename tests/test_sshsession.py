@@ -51,6 +51,28 @@ async def test_reads_cross_packets_in_order() -> None:
     assert await session.readexactly(0) == b""
 
 
+
+async def test_memoryviews_in_bytes_out() -> None:
+    """The fast receive path hands the session views of its packets
+    (``takes_views``): every read, peek and take gives bytes, whether it
+    falls inside one packet, spans several, or empties the buffer."""
+    assert SFTPSession.takes_views is True
+    session = session_with(FakeChannel(window=1 << 20))
+    data = os.urandom(100_000)
+    packets = [memoryview(b"xx" + data[i:i + 32768])[2:]
+               for i in range(0, len(data), 32768)]
+    for packet in packets:
+        session.data_received(packet, None)
+    assert type(session.peek(9)) is bytes and session.peek(9) == data[:9]
+    assert session.peek(40_000) == data[:40_000]
+    got = [session.take(5), await session.readexactly(70_000),
+           session.take(20), await session.read()]
+    assert [type(g) for g in got] == [bytes] * 4
+    assert b"".join(got) == data
+    session.data_received(memoryview(b"abcdef")[1:], None)
+    whole = await session.readexactly(5)        # a whole packet
+    assert type(whole) is bytes and whole == b"bcdef"
+
 async def test_a_read_waits_for_enough_data() -> None:
     session = session_with(FakeChannel())
     task = asyncio.ensure_future(session.readexactly(10))

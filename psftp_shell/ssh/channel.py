@@ -31,9 +31,14 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
     reported.
     """
 
+    takes_views = True
+    """It may be handed memoryviews of received packets (see :mod:`~
+    psftp_shell.ssh.fast_receive`): what it returns is always bytes, and
+    a reply that spans packets is joined from the views in one copy."""
+
     def __init__(self, stderr: Callable[[], IO[bytes] | None]) -> None:
         self._stderr = stderr
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes | memoryview] = deque()
         self._offset = 0            # into the first chunk
         self._size = 0              # bytes buffered
         self._limit = 2 << 20
@@ -53,7 +58,8 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
         self.channel = chan
         self._limit = max(chan.get_recv_window(), 1 << 16)
 
-    def data_received(self, data: bytes, datatype: Any) -> None:
+    def data_received(self, data: bytes | memoryview, datatype: Any
+                      ) -> None:
         if datatype is not None:
             if datatype == asyncssh.EXTENDED_DATA_STDERR:
                 self._copy_stderr(data)
@@ -94,7 +100,7 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
 
     # ---- reading
 
-    def _copy_stderr(self, data: bytes) -> None:
+    def _copy_stderr(self, data: bytes | memoryview) -> None:
         stream = self._stderr()
         if stream is not None:
             try:
@@ -122,6 +128,8 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
             else:
                 self._offset = end
                 data = first[offset:end]
+            if type(data) is memoryview:
+                data = bytes(data)
         else:
             parts = [memoryview(first)[offset:]]
             chunks.popleft()
@@ -160,7 +168,7 @@ class SFTPSession(asyncssh.SSHClientSession[bytes]):
         """The first *n* buffered bytes (n <= buffered), left in place."""
         first, offset = self._chunks[0], self._offset
         if len(first) - offset >= n:
-            return first[offset:offset + n]
+            return bytes(first[offset:offset + n])
         parts, have = [], -offset
         for chunk in self._chunks:
             parts.append(chunk)

@@ -13,7 +13,9 @@ incoming cipher is AES-GCM with no compression and logins are over,
 decrypts each packet from the input in one call (with a key object kept
 per key) and hands a CHANNEL_DATA packet's data to its channel's
 ``_accept_data``, where asyncssh's window accounting, pausing and session
-delivery take over.  Every other packet, and any data packet the channel
+delivery take over; or, while none of those has anything to do, straight
+to its session (as a memoryview of the packet where the session says it
+``takes_views``: the SFTP channel's joins a reply's pieces in one copy).  Every other packet, and any data packet the channel
 would refuse, goes on through asyncssh's own code with the plaintext
 already in hand, so that its checks, errors and handlers decide as
 before.  The handler leaves the stream at a packet boundary, so a change
@@ -26,6 +28,7 @@ nothing otherwise: asyncssh's own path is then used, only slower.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,6 +53,11 @@ ADJUST = bytes([93])
 _ADJUSTABLE = frozenset(("open", "eof_pending", "eof"))
 GCM_TAG = 16
 HEADER = 4
+_ID_LEN = struct.Struct(">II")
+"""A channel packet's recipient channel and its data length (or, in a
+WINDOW_ADJUST, the bytes to add), after the type byte."""
+_INVOCATIONS = 0xffffffffffffffff
+"""The AES-GCM nonce's invocation counter wraps at 64 bits (RFC 5647)."""
 
 
 class _Parts:
@@ -193,6 +201,7 @@ class _Handler:
         self._enc: object = None        # the decryption judged below
         self._aes: Any = None           # ... its AES-GCM, None: not GCM
         self._chan: Any = None          # the last channel found as expected
+        self._views = False             # ... whose session takes memoryviews
 
     def _judge(self, enc: object) -> None:
         """Take the connection's new decryption (a new key comes with a
@@ -223,6 +232,11 @@ class _Handler:
         size = len(inp)
         limit = conn._max_recv_pktlen
         start = 0
+        # The nonce, stepped as the cipher's _update_iv does, and stored
+        # back into the cipher before asyncssh's code may look at it.
+        nonce = cipher._iv
+        fixed, count = nonce[:4], int.from_bytes(nonce[4:], "big")
+        owned = True
         try:
             while size - start >= HEADER:
                 pktlen = int.from_bytes(view[start:start + HEADER], "big")
@@ -233,17 +247,19 @@ class _Handler:
                 if size < end:
                     break
                 try:
-                    plaintext = decrypt(cipher._iv, view[start + HEADER:end],
+                    plaintext = decrypt(nonce, view[start + HEADER:end],
                                         view[start:start + HEADER])
                 except self._parts.invalid_tag:
                     plaintext = b""
-                cipher._update_iv()
+                count = (count + 1) & _INVOCATIONS
+                nonce = fixed + count.to_bytes(8, "big")
                 if not plaintext:
                     start = end
                     raise self._parts.mac_error("MAC verification failed")
                 kind = plaintext[1:2]
                 if not (self._deliver(plaintext) if kind == DATA else
                         kind == ADJUST and self._adjust(plaintext)):
+                    cipher._iv, owned = nonce, False
                     return self._hand_on(plaintext, inp[start:])
                 start = end
                 if conn._inpbuf is not inp:     # changed by the delivery
@@ -252,6 +268,8 @@ class _Handler:
                     conn._recv_seq = (conn._recv_seq + 1) & 0xffffffff
             return False
         finally:
+            if owned:
+                cipher._iv = nonce
             if start and conn._inpbuf is inp:
                 conn._inpbuf = inp[start:]
 
@@ -262,10 +280,10 @@ class _Handler:
         size = len(plaintext) - padding
         if size <= 10 or not padding:   # no data, or asyncssh's errors
             return False
-        chan = self._channel(plaintext)
+        recipient, datalen = _ID_LEN.unpack_from(plaintext, 2)
+        chan = self._channel(recipient)
         if chan is None:
             return False
-        datalen = int.from_bytes(plaintext[6:10], "big")
         if 10 + datalen != size or \
                 chan._recv_state != "open" or \
                 datalen > chan._recv_window:
@@ -279,19 +297,22 @@ class _Handler:
                 chan._accept_data(plaintext[10:size])
             else:                   # what _accept_data would do, shorter
                 chan._recv_window = window
-                chan._session.data_received(plaintext[10:size], None)
+                chan._session.data_received(
+                    memoryview(plaintext)[10:size] if self._views
+                    else plaintext[10:size], None)
         except self._parts.decode_error as exc:     # as _recv_packet does
             raise self._parts.protocol_error(str(exc)) from None
         return True
 
-    def _channel(self, plaintext: bytes) -> Any:
-        """The channel a channel packet is for, if it is as expected."""
-        chan = self._conn._channels.get(
-            int.from_bytes(plaintext[2:6], "big"))
+    def _channel(self, recipient: int) -> Any:
+        """Channel *recipient*, if it is as expected."""
+        chan = self._conn._channels.get(recipient)
         if chan is not self._chan:
             if not channel_ok(chan):
                 return None
             self._chan = chan
+            self._views = getattr(chan._session, "takes_views", False) \
+                is True
         return chan
 
     def _adjust(self, plaintext: bytes) -> bool:
@@ -301,10 +322,11 @@ class _Handler:
         padding = plaintext[0]
         if len(plaintext) - padding != 10 or not padding:
             return False
-        chan = self._channel(plaintext)
+        recipient, adjust = _ID_LEN.unpack_from(plaintext, 2)
+        chan = self._channel(recipient)
         if chan is None or chan._recv_state not in _ADJUSTABLE:
             return False
-        chan._send_window += int.from_bytes(plaintext[6:10], "big")
+        chan._send_window += adjust
         chan._flush_send_buf()
         return True
 
