@@ -11,7 +11,11 @@ Peak memory cannot come from the same rusage: a child's ``ru_maxrss``
 starts from the size of the process that forked it (here, the benchmark).
 :class:`MemorySampler` reads each descendant's own high-water mark
 (``VmHWM`` in ``/proc/PID/status``) a few times a second instead, and
-reports their sum: ``sftp`` plus ``ssh``, or one psftp-shell.
+reports their sum: ``sftp`` plus ``ssh``, or one psftp-shell.  A child
+still running its parent's program is left out: between ``fork`` (or
+``vfork``) and ``exec`` its high-water mark is its parent's, so a
+sample caught there (psftp-shell starting ``ldconfig -p`` through
+``ctypes.util``, for one) counted the client twice.
 """
 
 from __future__ import annotations
@@ -58,15 +62,20 @@ class MemorySampler:
         self._thread.start()
 
     def _tree(self) -> list[int]:
-        pids, todo = [], [self.pid]
+        """The processes of the tree whose memory is their own: the
+        root, and descendants that run another program than their
+        parent (see the module docstring)."""
+        pids, todo = [], [(self.pid, "")]
         while todo:
-            pid = todo.pop()
-            pids.append(pid)
+            pid, parent_exe = todo.pop()
+            exe = _exe(pid)
+            if exe != parent_exe:
+                pids.append(pid)
             try:
                 text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
             except OSError:
                 continue
-            todo.extend(int(child) for child in text.split())
+            todo.extend((int(child), exe) for child in text.split())
         return pids
 
     def sample(self) -> None:
@@ -92,6 +101,14 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         return sum(self.peaks.values())
+
+
+def _exe(pid: int) -> str:
+    """The program *pid* runs ("?" where /proc does not say)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return "?"
 
 
 def _first_line(path: Path) -> str:
