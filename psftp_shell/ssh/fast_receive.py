@@ -15,11 +15,12 @@ per key) and hands a CHANNEL_DATA packet's data to its channel's
 ``_accept_data``, where asyncssh's window accounting, pausing and session
 delivery take over; or, while none of those has anything to do, straight
 to its session (as a memoryview of the packet where the session says it
-``takes_views``: the SFTP channel's joins a reply's pieces in one copy).  Every other packet, and any data packet the channel
-would refuse, goes on through asyncssh's own code with the plaintext
-already in hand, so that its checks, errors and handlers decide as
-before.  The handler leaves the stream at a packet boundary, so a change
-of cipher at a re-key is seen at the next packet.
+``takes_views``: the SFTP channel's joins a reply's pieces in one copy).
+Every other packet, and any data packet the channel would refuse, goes
+on through asyncssh's own code with the plaintext already in hand, so
+that its checks, errors and handlers decide as before.  The handler
+leaves the stream at a packet boundary, so a change of cipher at a
+re-key is seen at the next packet.
 
 :func:`install` checks the connection and asyncssh's GCM shim first, and
 that asyncssh's code it mirrors is as reviewed (:data:`USE`), and does
