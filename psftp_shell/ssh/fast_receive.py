@@ -202,7 +202,6 @@ class _Handler:
         self._enc: object = None        # the decryption judged below
         self._aes: Any = None           # ... its AES-GCM, None: not GCM
         self._chan: Any = None          # the last channel found as expected
-        self._views = False             # ... whose session takes memoryviews
 
     def _judge(self, enc: object) -> None:
         """Take the connection's new decryption (a new key comes with a
@@ -298,8 +297,10 @@ class _Handler:
                 chan._accept_data(plaintext[10:size])
             else:                   # what _accept_data would do, shorter
                 chan._recv_window = window
-                chan._session.data_received(
-                    memoryview(plaintext)[10:size] if self._views
+                session = chan._session
+                session.data_received(
+                    memoryview(plaintext)[10:size]
+                    if getattr(session, "takes_views", False) is True
                     else plaintext[10:size], None)
         except self._parts.decode_error as exc:     # as _recv_packet does
             raise self._parts.protocol_error(str(exc)) from None
@@ -312,8 +313,6 @@ class _Handler:
             if not channel_ok(chan):
                 return None
             self._chan = chan
-            self._views = getattr(chan._session, "takes_views", False) \
-                is True
         return chan
 
     def _adjust(self, plaintext: bytes) -> bool:
