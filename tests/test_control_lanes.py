@@ -28,8 +28,13 @@ from psftp_shell.engine.transfer_engine import TEMP_MARK
 from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.frontend.progress import SftpMeter
-from psftp_shell.ssh.transport import StdinWriter
-from tests.test_engine import payload, start_rig, stop_rig, within
+from tests.test_engine import (
+    StdinWriter,
+    payload,
+    start_rig,
+    stop_rig,
+    within,
+)
 
 FXP_OPEN, FXP_CLOSE, FXP_OPENDIR = 3, 4, 11
 FILES = 24

@@ -41,7 +41,6 @@ from psftp_shell.sftp.client import (
     SFTPError,
     StatusError,
 )
-from psftp_shell.ssh.transport import StdinWriter
 
 T = TypeVar("T")
 TIMEOUT = 60.0
@@ -53,6 +52,24 @@ MIB = 1 << 20
 async def within(aw: Awaitable[T], timeout: float = TIMEOUT) -> T:
     """Await *aw*, failing the test instead of hanging."""
     return await asyncio.wait_for(aw, timeout)
+
+
+class StdinWriter:
+    """A subprocess's stdin (asyncio's stream) as the protocol's
+    ByteWriter: the tests' rigs start their servers through asyncio."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
 
 
 PipeWriter = StdinWriter

@@ -24,7 +24,7 @@ from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import asyncssh_speedups as sshfast
 from psftp_shell.ssh import fast_receive, fast_send
-from psftp_shell.ssh.pipe_io import PipeReader
+from psftp_shell.ssh.pipe_io import PipeReader, PipeWriter
 from psftp_shell.ssh.turn_batcher import batch_writes
 
 if TYPE_CHECKING:
@@ -50,23 +50,6 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Close every client and connection this transport opened."""
         ...
-
-
-class StdinWriter:
-    """Adapt a subprocess's stdin to the protocol's ByteWriter."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
-
-    async def drain(self) -> None:
-        await self._writer.drain()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
 
 
 async def _started(client: SFTPClient, ahead: Ahead | None,
@@ -121,31 +104,36 @@ class PipeTransport:
         self.processes: list[asyncio.subprocess.Process] = []
         self.clients: list[SFTPClient] = []
         self.readers: list[PipeReader] = []
+        self.writers: list[PipeWriter] = []
 
     async def open_client(self, ahead: Ahead | None = None) -> SFTPClient:
         """Start the program once more and initialise SFTP over it.
 
-        Its output is read by a :class:`~psftp_shell.ssh.pipe_io.
-        PipeReader` (DATA straight into its buffers), not asyncio's.
+        Its pipes are read and written by :mod:`~psftp_shell.ssh.pipe_io`
+        (DATA straight into buffers, WRITEs never copied), not asyncio's
+        streams.
         """
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.PIPE,
-                stdout=out_w, preexec_fn=_ignore_sigint,
-                umask=self.umask)
+                *self.argv, stdin=in_r, stdout=out_w,
+                preexec_fn=_ignore_sigint, umask=self.umask)
         except OSError as exc:
             os.close(out_r)
+            os.close(in_w)
             raise ConnectionClosed(
                 f"exec: {self.argv[0]}: {exc.strerror}\n") from None
         finally:
             os.close(out_w)
+            os.close(in_r)
         self.processes.append(proc)
         children.started(proc.pid)
         reader = PipeReader(out_r)
         self.readers.append(reader)
-        assert proc.stdin is not None
-        client = SFTPClient(reader, StdinWriter(proc.stdin))
+        writer = PipeWriter(in_w)
+        self.writers.append(writer)
+        client = SFTPClient(reader, writer)
         self.clients.append(client)     # so that close() reaches it
         try:
             await _started(client, ahead)
@@ -166,6 +154,8 @@ class PipeTransport:
             children.ended(proc.pid)
         for reader in self.readers:
             reader.close()
+        for writer in self.writers:
+            writer.abort()
 
 
 LOGIN_LIMIT = 3
