@@ -9,11 +9,12 @@ of untrusted names cannot be forgotten.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from psftp_shell.core.escape import vis_log, vis_name
 
@@ -45,6 +46,32 @@ def _sigpipe_on_broken_pipe() -> Iterator[None]:
         yield
     except BrokenPipeError:
         die_of_sigpipe()
+
+
+class StdioBuffer(io.BufferedWriter):
+    """stdout or stderr failing as C's stdio fails for sftp.
+
+    A reader that has gone kills the process with SIGPIPE, as it kills
+    sftp.  Any other failure - a full disk, a device that takes nothing -
+    is ignored, as sftp ignores what ``printf`` returns: a script whose
+    log cannot be written still does its work and ends with its status.
+    """
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            die_of_sigpipe()
+        except OSError:
+            return 0
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            die_of_sigpipe()
+        except OSError:
+            pass
 
 
 class Output:

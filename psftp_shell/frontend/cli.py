@@ -27,7 +27,7 @@ from psftp_shell.core.errors import (
     UsageError,
 )
 from psftp_shell.core.output import LOG_DEBUG, LOG_INFO, LOG_QUIET, Output
-from psftp_shell.frontend import gc_pause
+from psftp_shell.frontend import gc_pause, std_streams
 from psftp_shell.frontend.cli_messages import (
     exit_status,
     format_error,
@@ -313,8 +313,10 @@ def _on_terminate(signum: int, frame: object) -> None:
 
 
 def run() -> int:
-    """The console script and ``python -m``: :func:`main`, then a quick exit
+    """The console script and ``python -m``: :func:`main` on safe standard
+    streams (:mod:`~psftp_shell.frontend.std_streams`), then a quick exit
     (no interpreter teardown: see :mod:`psftp_shell.core.quick_exit`)."""
+    std_streams.install()
     return quick_exit.leave_with(main())
 
 
