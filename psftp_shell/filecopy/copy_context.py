@@ -45,6 +45,22 @@ class TransferFailed(Exception):
     """A file copy failed; its message (if any) was already printed."""
 
 
+PROCESS_CWD = "/proc/self/cwd"
+"""Reaches the process's working directory even once it is removed."""
+
+
+def process_cwd() -> str:
+    """The directory relative local paths start from: ``getcwd``, or,
+    when the directory the program was started in has been removed
+    (``getcwd`` fails; sftp carries on, and only what needs that
+    directory fails), a path that still reaches it where the system has
+    one, else ``.``."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return PROCESS_CWD if os.path.isdir(PROCESS_CWD) else "."
+
+
 def _never() -> bool:
     return False
 
@@ -129,7 +145,7 @@ class CopyContext:
     read_size: int = DEFAULT_BUFFER
     write_size: int = DEFAULT_BUFFER
     max_requests: int = DEFAULT_REQUESTS
-    local_cwd: str = field(default_factory=os.getcwd)
+    local_cwd: str = field(default_factory=process_cwd)
     observer: TransferObserver = field(default_factory=NullObserver)
     is_interrupted: Callable[[], bool] = _never
     limiter: RateLimiter | None = None

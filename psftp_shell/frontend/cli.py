@@ -27,6 +27,7 @@ from psftp_shell.core.errors import (
     UsageError,
 )
 from psftp_shell.core.output import LOG_DEBUG, LOG_INFO, LOG_QUIET, Output
+from psftp_shell.filecopy.copy_context import process_cwd
 from psftp_shell.frontend import gc_pause, std_streams
 from psftp_shell.frontend.cli_messages import (
     exit_status,
@@ -264,7 +265,7 @@ async def run_session(opts: Options, out: Output, settings: Settings,
             raise
         await started
         shell = Shell(out=out, remote=remote, engine=engine,
-                      local_cwd=os.getcwd(), settings=settings)
+                      local_cwd=process_cwd(), settings=settings)
         gc_pause.settled()
         with command_interrupts(shell):
             status = await _start_dir_or_fetch(shell, opts)
