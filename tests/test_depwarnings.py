@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import asyncssh
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
@@ -91,14 +93,21 @@ def test_parallel_get_stays_quiet(sshd: PrivateSSHD, remote_dir: Path,
     assert (tmp_path / "f").read_bytes() == (remote_dir / "f").read_bytes()
 
 
-def test_verbose_shows_them(sshd: PrivateSSHD, tmp_path: Path) -> None:
-    """-v is where a user looks for them, so -v shows them."""
+@pytest.mark.parametrize("flags, shown", [(["-v"], True),
+                                           (["-q", "-v"], True),
+                                           (["-v", "-q"], False)])
+def test_verbose_shows_them(sshd: PrivateSSHD, tmp_path: Path,
+                            flags: list[str], shown: bool) -> None:
+    """-v is where a user looks for them, so -v shows them; a -q after
+    it silences them with the rest, as it silences ssh's debug lines."""
     environ = environ_with(tmp_path, stand_in(tmp_path))
-    ours = run_env([*PSFTP, "-v", "-F", str(sshd.ssh_config), "-b", "-",
+    ours = run_env([*PSFTP, *flags, "-F", str(sshd.ssh_config), "-b", "-",
                     HOST_ALIAS], stdin=b"pwd\n", cwd=tmp_path,
                    environ=environ)
     assert ours.status == 0
-    assert b"DSA is deprecated (stand-in)" in ours.stderr
+    assert (b"DSA is deprecated (stand-in)" in ours.stderr) is shown
+    if not shown:
+        assert ours.stderr == b""
 
 
 def own_and_theirs(tmp_path: Path, module: str,

@@ -77,7 +77,9 @@ def build_transport(opts: Options) -> Transport:
         cipher=opts.cipher, compression=opts.compression,
         family=4 if opts.ipv4 else 6 if opts.ipv6 else 0,
         forward_agent=opts.forward_agent,
-        batch_mode=opts.batchfile is not None, verbose=opts.verbose,
+        batch_mode=opts.batchfile is not None,
+        # a -q after the last -v makes ssh quiet again
+        verbose=opts.verbose if opts.log_level.startswith("DEBUG") else 0,
         quiet=opts.quiet)
     prompter = BatchPrompter() if opts.batchfile is not None \
         else TerminalPrompter()
@@ -344,11 +346,11 @@ def _main(argv: list[str] | None) -> int:
         return exit_status(exc)
     for warning in config.warnings:
         stderr.write(message_line(prog, warning))
-    if opts.verbose:
-        depwarnings.show()
     batch = opts.batchmode
     loglevel = {"ERROR": LOG_QUIET, "INFO": LOG_INFO}.get(opts.log_level,
                                                          LOG_DEBUG)
+    if loglevel >= LOG_DEBUG:       # -v, unless a later -q silenced it
+        depwarnings.show()
     out = Output(sys.stdout.buffer, stderr, quiet=opts.quiet_mode,
                  loglevel=loglevel)
     settings = _make_settings(opts, streams)
