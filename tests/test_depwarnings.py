@@ -14,9 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import asyncssh
+import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from tests.twins import PSFTP, clean_environ, run_env
