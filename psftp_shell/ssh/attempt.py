@@ -260,8 +260,13 @@ _KEX_WORDS = {
 }
 
 
+RETRY_WAIT = 1.0
+"""Seconds between two rounds of ConnectionAttempts, as in ssh."""
+
+
 async def open_socket(r: Resolved, error: ErrorMaker) -> socket.socket:
-    """Connect a TCP socket the way ssh does, with ssh's errors."""
+    """Connect a TCP socket the way ssh does, with ssh's errors: every
+    address of the host in turn, ConnectionAttempts times."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(
@@ -272,22 +277,25 @@ async def open_socket(r: Resolved, error: ErrorMaker) -> socket.socket:
                       f"ssh: Could not resolve hostname "
                       f"{r.hostname}: {exc.strerror}")]) from None
     last = 0
-    for family, kind, proto, _, addr in spread.order(infos,
-                                                     spread.CHOICE.get()):
-        sock = socket.socket(family, kind, proto)
-        sock.setblocking(False)
-        try:
-            if r.bind_address:
-                sock.bind((r.bind_address, 0))
-            await asyncio.wait_for(loop.sock_connect(sock, addr),
-                                   r.connect_timeout)
-        except TimeoutError:
-            last = errno.ETIMEDOUT
-        except OSError as exc:
-            last = exc.errno or 0
-        else:
-            return sock
-        sock.close()
+    addresses = spread.order(infos, spread.CHOICE.get())
+    for attempt in range(r.connection_attempts):
+        if attempt:             # ConnectionAttempts: ssh waits a second
+            await asyncio.sleep(RETRY_WAIT)
+        for family, kind, proto, _, addr in addresses:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                if r.bind_address:
+                    sock.bind((r.bind_address, 0))
+                await asyncio.wait_for(loop.sock_connect(sock, addr),
+                                       r.connect_timeout)
+            except TimeoutError:
+                last = errno.ETIMEDOUT
+            except OSError as exc:
+                last = exc.errno or 0
+            else:
+                return sock
+            sock.close()
     reason = os.strerror(last) if last else "failure"
     raise error([(LogLevel.ERROR,
                   f"ssh: connect to host {r.hostname} port "

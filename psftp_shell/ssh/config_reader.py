@@ -35,8 +35,32 @@ PROJECT_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "hashknownhosts": ("HashKnownHosts",
                        lambda v: _parse_bool("HashKnownHosts", v)),
     "loglevel": ("LogLevel", parse_log_level),
-    "numberofpasswordprompts": ("NumberOfPasswordPrompts", int),
+    "numberofpasswordprompts": ("NumberOfPasswordPrompts",
+                                lambda v: parse_int(v)),
+    "connectionattempts": ("ConnectionAttempts", lambda v: parse_int(v)),
 }
+INT_MAX = 2**31 - 1
+
+
+def integer_error(value: str) -> str | None:
+    """Why ssh's ``strtonum(value, 0, INT_MAX)`` refuses *value*
+    (``invalid``, ``too small``, ``too large``), or None."""
+    text = value.lstrip(" \t\n\v\f\r")
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit():
+        return "invalid"
+    number = int(text)
+    if number < 0:
+        return "too small"
+    return "too large" if number > INT_MAX else None
+
+
+def parse_int(value: str) -> int:
+    """An integer option's value, as ssh's ``parse_int`` reads it."""
+    reason = integer_error(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return int(value)
 
 
 class Options(Protocol):
@@ -60,6 +84,8 @@ def _bad_value(option: str, value: str) -> str:
     """ssh's reason for a bad *value* of one of :data:`PROJECT_OPTIONS`."""
     if option == "LogLevel":
         return f"unsupported log level '{value}'"
+    if option in ("NumberOfPasswordPrompts", "ConnectionAttempts"):
+        return f"integer value {integer_error(value)}."
     return f'unsupported option "{value}".'
 
 

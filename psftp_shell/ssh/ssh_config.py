@@ -115,6 +115,7 @@ class Resolved:
     jump: str | None
     proxy_command: str | None
     connect_timeout: float | None
+    connection_attempts: int
     family: int
     bind_address: str | None
     host_key_algorithms_set: bool
@@ -132,6 +133,10 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_INTEGERS = frozenset({"numberofpasswordprompts", "connectionattempts"})
+"""Options ssh reads with ``parse_int`` that psftp-shell reads itself."""
 
 
 def _option_line(option: str, notes: list[Message]) -> str | None:
@@ -165,6 +170,11 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
     bad = option_error(lower, value)
     if bad is not None:
         raise ConnectError([*bad[:-1], f"command-line line 0: {bad[-1]}"])
+    if lower in configreader.PROJECT_OPTIONS and lower in _INTEGERS:
+        reason = configreader.integer_error(value)
+        if reason is not None:
+            raise ConnectError([f"command-line line 0: integer value "
+                                f"{reason}."])
     if lower in _DEPRECATED:
         return None
     if lower in _SSH_UNSUPPORTED:
@@ -312,6 +322,9 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
         identities = list(DEFAULT_IDENTITIES)
     agent = _agent_path(get("IdentityAgent", ()), table)
     timeout = get("ConnectTimeout")
+    attempts = int(cast(int, get("ConnectionAttempts", 1)))
+    if attempts <= 0:
+        raise ConnectError(["Invalid number of ConnectionAttempts"])
     alive = int(cast(int, get("ServerAliveInterval", 0)))
     alive_count = int(cast(int, get("ServerAliveCountMax", 3)))
     return Resolved(
@@ -341,6 +354,7 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
         proxy_command=_expand_proxy(
             cast("str | None", get("ProxyCommand")), table),
         connect_timeout=float(cast(int, timeout)) if timeout else None,
+        connection_attempts=attempts,
         family=int(cast(int, get("AddressFamily", socket.AF_UNSPEC))),
         bind_address=cast("str | None", get("BindAddress")),
         host_key_algorithms_set=get("HostKeyAlgorithms") is not None,

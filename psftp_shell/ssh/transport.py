@@ -24,6 +24,7 @@ from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import asyncssh_speedups as sshfast
 from psftp_shell.ssh import fast_receive, fast_send
+from psftp_shell.ssh.attempt import RETRY_WAIT
 from psftp_shell.ssh.pipe_io import PipeReader, PipeWriter
 from psftp_shell.ssh.turn_batcher import batch_writes
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     import asyncssh
 
     from psftp_shell.ssh.connect import Connector
+    from psftp_shell.ssh.ssh_config import Resolved
 
 
 Ahead = Callable[[SFTPClient, str], None]
@@ -168,6 +170,15 @@ LOGIN_DEFAULT = 10.0
 """ConnectTimeout's stand-in for :data:`LOGIN_LIMIT` when it is unset."""
 
 
+def login_limit(resolved: Resolved) -> float:
+    """How long a batch-mode login may take: :data:`LOGIN_LIMIT`
+    ConnectTimeouts, and each further ConnectionAttempt's timeout and
+    wait."""
+    timeout = resolved.connect_timeout or LOGIN_DEFAULT
+    return LOGIN_LIMIT * timeout + \
+        (resolved.connection_attempts - 1) * (timeout + RETRY_WAIT)
+
+
 class SSHTransport:
     """Open SFTP clients on SSH connections made by a connector.
 
@@ -229,8 +240,7 @@ class SSHTransport:
             while True:
                 resolved = self.connector.resolved
                 limit = None if resolved is None or not resolved.batch \
-                    else LOGIN_LIMIT * (resolved.connect_timeout
-                                        or LOGIN_DEFAULT)
+                    else login_limit(resolved)
                 wait = 0.1 if limit is None \
                     else max(0.0, started + limit - loop.time())
                 done, _ = await asyncio.wait([task], timeout=wait)
