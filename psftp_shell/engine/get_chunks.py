@@ -16,8 +16,7 @@ from psftp_shell.engine.chunk_pipeline import PullRun, Run
 from psftp_shell.engine.chunked_file import ChunkedFile
 from psftp_shell.engine.pool import Stream
 from psftp_shell.filecopy import journal
-from psftp_shell.filecopy.copy_context import TEMP_MARK
-from psftp_shell.filecopy.localdest import final_path
+from psftp_shell.filecopy.localdest import final_path, named_by_temp
 from psftp_shell.filecopy.remotedest import open_remote
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
@@ -68,9 +67,22 @@ class GetFile(ChunkedFile):
 
 
 def stale(temp: str, final: str) -> bool:
-    """Whether a journal's *temp* may be removed: ours, beside *final*."""
+    """Whether a journal's *temp* may be removed: named as ours, beside
+    *final*."""
     return (os.path.dirname(temp) == os.path.dirname(final)
-            and TEMP_MARK in os.path.basename(temp))
+            and named_by_temp(temp) is not None)
+
+
+def ours(temp: str, final: str) -> bool:
+    """Whether a journal's *temp* may be written and renamed onto
+    *final*: a temporary named for *final*, in its directory.  A journal
+    lies in the destination, where a download may have put one that the
+    server chose: its ``temp`` could name any file the user may write."""
+    named = named_by_temp(temp)
+    return named is not None and \
+        os.path.basename(named) == os.path.basename(final) and \
+        os.path.realpath(os.path.dirname(named) or ".") == \
+        os.path.realpath(os.path.dirname(final) or ".")
 
 
 def discard(jpath: str, local: str, out: Slot | None = None,

@@ -22,7 +22,7 @@ from psftp_shell.core.observer import TransferJob
 from psftp_shell.core.ordered_output import Slot
 from psftp_shell.engine.chunked_file import MORE_ROUNDS
 from psftp_shell.engine.early_opens import EarlyOpens
-from psftp_shell.engine.get_chunks import GetFile, discard
+from psftp_shell.engine.get_chunks import GetFile, discard, ours
 from psftp_shell.engine.job_board import Lane
 from psftp_shell.engine.source_changes import (
     source_changed,
@@ -188,7 +188,10 @@ class GetJob:
         """Finish from a journal; None if there is no usable one."""
         found = journal.load(jpath)
         if found is not None:
-            if found.matches(self.src, attrs.size or 0, attrs.mtime):
+            # a journal is a file like any other: one the server sent may
+            # name only a temporary of this very target (see stale)
+            if found.matches(self.src, attrs.size or 0, attrs.mtime) and \
+                    ours(found.temp, final_path(local)):
                 dest = reopen_temp(local, found.temp)
                 if dest is not None:
                     return await self._chunked(lane, attrs, dest,

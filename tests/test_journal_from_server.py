@@ -1,0 +1,61 @@
+"""A resume journal is a file like any other: a server can send one
+(``.<name>.psftp-journal``) into the destination of a download.  Its
+``temp`` must never make a later ``reget`` or ``get -a`` write, rename
+or remove a file outside that destination."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from psftp_shell.engine.get_chunks import ours
+from tests.twins import psftp
+
+MTIME = 1_700_000_000
+DATA = bytes(range(256)) * 6
+
+
+def _share(tmp_path: Path, victim: Path) -> Path:
+    """A remote directory with a file and a journal naming *victim*."""
+    share = tmp_path / "remote" / "share"
+    share.mkdir(parents=True)
+    report = share / "report.pdf"
+    report.write_bytes(DATA)
+    os.utime(report, (MTIME, MTIME))
+    (share / ".report.pdf.psftp-journal").write_text(json.dumps({
+        "version": 1, "source": str(report), "size": len(DATA),
+        "mtime": MTIME, "temp": str(victim), "done": []}) + "\n")
+    return share
+
+
+@pytest.mark.parametrize("streams", ["1", "4"])
+@pytest.mark.parametrize("resume", ["reget -r", "get -a -r"])
+def test_a_journal_from_the_server_cannot_reach_other_files(
+        sftp_server_bin: str, tmp_path: Path, streams: str,
+        resume: str) -> None:
+    victim = tmp_path / "home" / "authorized_keys"
+    victim.parent.mkdir()
+    victim.write_text("the user's own\n")
+    share = _share(tmp_path, victim)
+    local = tmp_path / "local"
+    local.mkdir()
+    script = f"get -r {share}\n{resume} {share}\n".encode()
+    run = psftp(["-n", streams, "-D", sftp_server_bin, "-b", "-"],
+                stdin=script, cwd=local)
+    assert run.status == 0, run.stderr
+    assert victim.read_text() == "the user's own\n"
+    assert (local / "share" / "report.pdf").read_bytes() == DATA
+
+
+def test_ours_names_only_a_temporary_of_the_target(tmp_path: Path) -> None:
+    final = str(tmp_path / "big")
+    temp = str(tmp_path / ".big.psftp-0123456789abcdef")
+    assert ours(temp, final)
+    assert ours(str(tmp_path / "." / ".big.psftp-0123456789abcdef"), final)
+    assert not ours(str(tmp_path / ".bog.psftp-0123456789abcdef"), final)
+    assert not ours("/etc/.big.psftp-0123456789abcdef", final)
+    assert not ours(str(tmp_path / "victim"), final)
+    assert not ours(str(tmp_path / ".big.psftp-0123"), final)
