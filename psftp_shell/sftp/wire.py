@@ -103,6 +103,7 @@ HEAD = struct.Struct(">IBI")        # length, type, request id
 HEAD_STR = struct.Struct(">IBII")   # ... plus the handle's length
 OFF_LEN = struct.Struct(">QI")      # READ: offset, length
 INCOMPLETE = "Couldn't parse packet: incomplete message"
+INVALID = "Couldn't parse packet: invalid format"
 
 
 def fx2txt(code: int) -> str:
@@ -294,6 +295,15 @@ class Cursor:
     def text(self) -> str:
         return decode_path(self.string())
 
+    def cstring(self) -> str:
+        """A string that must hold no NUL, as sftp's ``sshbuf_get_cstring``
+        reads file names: a NUL could cut a name short on its way to the
+        system, so sftp ends the session over it, and so does this."""
+        value = self.string()
+        if b"\0" in value:
+            raise ProtocolError(INVALID)
+        return decode_path(value)
+
     def attrs(self) -> Attrs:
         flags = self.u32()
         attrs = Attrs()
@@ -314,8 +324,8 @@ class Cursor:
         return attrs
 
     def name(self) -> Name:
-        filename = self.text()
-        longname = self.text()
+        filename = self.cstring()
+        longname = self.cstring()
         return Name(filename, longname, self.attrs())
 
 
