@@ -24,7 +24,6 @@ from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import asyncssh_speedups as sshfast
 from psftp_shell.ssh import fast_receive, fast_send
-from psftp_shell.ssh.attempt import RETRY_WAIT
 from psftp_shell.ssh.pipe_io import PipeReader, PipeWriter
 from psftp_shell.ssh.turn_batcher import batch_writes
 
@@ -174,6 +173,7 @@ def login_limit(resolved: Resolved) -> float:
     """How long a batch-mode login may take: :data:`LOGIN_LIMIT`
     ConnectTimeouts, and each further ConnectionAttempt's timeout and
     wait."""
+    from psftp_shell.ssh.attempt import RETRY_WAIT  # (asyncssh: not for -S)
     timeout = resolved.connect_timeout or LOGIN_DEFAULT
     return LOGIN_LIMIT * timeout + \
         (resolved.connection_attempts - 1) * (timeout + RETRY_WAIT)
