@@ -50,6 +50,23 @@ def test_a_journal_from_the_server_cannot_reach_other_files(
     assert (local / "share" / "report.pdf").read_bytes() == DATA
 
 
+def test_nor_remove_another_copys_temporary(sftp_server_bin: str,
+                                            tmp_path: Path) -> None:
+    """A journal that is not used is removed with its temporary only if
+    that is a temporary of its own target: here it names the one an
+    interrupted copy of another file left beside it."""
+    local = tmp_path / "local"
+    other = local / "share" / ".other.psftp-0123456789abcdef"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"half of another file")
+    share = _share(tmp_path, other)
+    script = f"get -r {share}\nreget -r {share}\n".encode()
+    run = psftp(["-n", "4", "-D", sftp_server_bin, "-b", "-"],
+                stdin=script, cwd=local)
+    assert run.status == 0, run.stderr
+    assert other.read_bytes() == b"half of another file"
+
+
 def test_ours_names_only_a_temporary_of_the_target(tmp_path: Path) -> None:
     final = str(tmp_path / "big")
     temp = str(tmp_path / ".big.psftp-0123456789abcdef")

@@ -66,16 +66,10 @@ class GetFile(ChunkedFile):
         return PullRun(self, stream, handle)
 
 
-def stale(temp: str, final: str) -> bool:
-    """Whether a journal's *temp* may be removed: named as ours, beside
-    *final*."""
-    return (os.path.dirname(temp) == os.path.dirname(final)
-            and named_by_temp(temp) is not None)
-
-
 def ours(temp: str, final: str) -> bool:
     """Whether a journal's *temp* may be written and renamed onto
-    *final*: a temporary named for *final*, in its directory.  A journal
+    *final*, or removed with the journal: a temporary named for *final*,
+    in its directory.  A journal
     lies in the destination, where a download may have put one that the
     server chose: its ``temp`` could name any file the user may write."""
     named = named_by_temp(temp)
@@ -94,7 +88,7 @@ def discard(jpath: str, local: str, out: Slot | None = None,
     if found is None:
         return
     removed = False
-    if stale(found.temp, final_path(local)):
+    if ours(found.temp, final_path(local)):
         with contextlib.suppress(OSError):
             os.unlink(found.temp)
             removed = True

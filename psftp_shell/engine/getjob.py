@@ -189,7 +189,7 @@ class GetJob:
         found = journal.load(jpath)
         if found is not None:
             # a journal is a file like any other: one the server sent may
-            # name only a temporary of this very target (see stale)
+            # name only a temporary of this very target (see ours)
             if found.matches(self.src, attrs.size or 0, attrs.mtime) and \
                     ours(found.temp, final_path(local)):
                 dest = reopen_temp(local, found.temp)
