@@ -69,9 +69,9 @@ class GetFile(ChunkedFile):
 def ours(temp: str, final: str) -> bool:
     """Whether a journal's *temp* may be written and renamed onto
     *final*, or removed with the journal: a temporary named for *final*,
-    in its directory.  A journal
-    lies in the destination, where a download may have put one that the
-    server chose: its ``temp`` could name any file the user may write."""
+    in its directory.  A journal lies in the destination, where a
+    download may have put one that the server chose: its ``temp`` could
+    name any file the user may write."""
     named = named_by_temp(temp)
     return named is not None and \
         os.path.basename(named) == os.path.basename(final) and \

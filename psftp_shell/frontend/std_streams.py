@@ -20,10 +20,8 @@ from typing import IO
 from psftp_shell.core.output import StdioBuffer
 
 
-def open_closed_fds() -> list[int]:
-    """Open ``/dev/null`` on each of fds 0, 1 and 2 that is closed;
-    return those fds."""
-    opened = []
+def open_closed_fds() -> None:
+    """Open ``/dev/null`` on each of fds 0, 1 and 2 that is closed."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -32,8 +30,6 @@ def open_closed_fds() -> list[int]:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
-            opened.append(fd)
-    return opened
 
 
 _PYTHONS = (io.BufferedWriter, io.FileIO)

@@ -27,18 +27,6 @@ from psftp_shell.ssh.refusals import ALIASES
 
 Handler = Callable[[Any, str, list[str]], None]
 
-# The options psftp-shell reads itself (asyncssh's parser ignores them),
-# and how a value is read.
-PROJECT_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
-    "stricthostkeychecking": ("StrictHostKeyChecking", parse_strict),
-    "batchmode": ("BatchMode", lambda v: _parse_bool("BatchMode", v)),
-    "hashknownhosts": ("HashKnownHosts",
-                       lambda v: _parse_bool("HashKnownHosts", v)),
-    "loglevel": ("LogLevel", parse_log_level),
-    "numberofpasswordprompts": ("NumberOfPasswordPrompts",
-                                lambda v: parse_int(v)),
-    "connectionattempts": ("ConnectionAttempts", lambda v: parse_int(v)),
-}
 INT_MAX = 2**31 - 1
 
 
@@ -63,6 +51,19 @@ def parse_int(value: str) -> int:
     return int(value)
 
 
+# The options psftp-shell reads itself (asyncssh's parser ignores them),
+# and how a value is read.
+PROJECT_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "stricthostkeychecking": ("StrictHostKeyChecking", parse_strict),
+    "batchmode": ("BatchMode", lambda v: _parse_bool("BatchMode", v)),
+    "hashknownhosts": ("HashKnownHosts",
+                       lambda v: _parse_bool("HashKnownHosts", v)),
+    "loglevel": ("LogLevel", parse_log_level),
+    "numberofpasswordprompts": ("NumberOfPasswordPrompts", parse_int),
+    "connectionattempts": ("ConnectionAttempts", parse_int),
+}
+INTEGER_OPTIONS = frozenset({"numberofpasswordprompts", "connectionattempts"})
+"""Those of them ssh reads with ``parse_int`` (:func:`integer_error`)."""
 class Options(Protocol):
     """What :func:`load` returns."""
 
@@ -84,7 +85,7 @@ def _bad_value(option: str, value: str) -> str:
     """ssh's reason for a bad *value* of one of :data:`PROJECT_OPTIONS`."""
     if option == "LogLevel":
         return f"unsupported log level '{value}'"
-    if option in ("NumberOfPasswordPrompts", "ConnectionAttempts"):
+    if option.lower() in INTEGER_OPTIONS:
         return f"integer value {integer_error(value)}."
     return f'unsupported option "{value}".'
 

@@ -193,7 +193,7 @@ class PipeWriter:
             try:
                 done = os.writev(self._fd, pieces)
             except BlockingIOError:
-                done = 0
+                pass
             except OSError as exc:
                 self._fail(exc)
                 raise self._broken() from None

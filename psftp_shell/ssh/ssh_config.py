@@ -135,10 +135,6 @@ def _is_address(host: str) -> bool:
     return True
 
 
-_INTEGERS = frozenset({"numberofpasswordprompts", "connectionattempts"})
-"""Options ssh reads with ``parse_int`` that psftp-shell reads itself."""
-
-
 def _option_line(option: str, notes: list[Message]) -> str | None:
     """Check one ``-o`` value as ssh does; return its config line."""
     text = option.strip()
@@ -170,7 +166,7 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
     bad = option_error(lower, value)
     if bad is not None:
         raise ConnectError([*bad[:-1], f"command-line line 0: {bad[-1]}"])
-    if lower in configreader.PROJECT_OPTIONS and lower in _INTEGERS:
+    if lower in configreader.INTEGER_OPTIONS:
         reason = configreader.integer_error(value)
         if reason is not None:
             raise ConnectError([f"command-line line 0: integer value "
