@@ -10,7 +10,6 @@ and nothing may appear outside the destination.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ import asyncssh
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
+from tests.twins import run_async
 
 FAKE = (b"../escape", b"sub/x", b"/abs")
 REAL = (b"\x1b[31mred", b"[bold]b[red]", b"tab\tname", b"plain")
@@ -52,16 +52,6 @@ async def hostile(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
     await server.stop()
 
 
-async def _run(argv: list[str], cwd: Path, script: bytes
-               ) -> tuple[int, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(script), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out, err
-
-
 def _outside(base: Path, inside: Path) -> list[str]:
     """Everything under *base* that is not under *inside*."""
     return sorted(str(p.relative_to(base)) for p in base.rglob("*")
@@ -79,8 +69,9 @@ async def test_suspect_names_over_ssh_are_refused_as_sftp_refuses_them(
                                 "-n", streams])):
         work = tmp_path / who
         (work / "jail").mkdir(parents=True)
-        result = await _run([*argv, "-F", str(hostile.ssh_config), "-b",
-                             "-", HOST_ALIAS], work / "jail", script)
+        result = await run_async(
+            [*argv, "-F", str(hostile.ssh_config), "-b", "-", HOST_ALIAS],
+            stdin=script, cwd=work / "jail")
         results.append(result)
         assert _outside(work, work / "jail") == []
         got = work / "jail" / "got"
@@ -90,6 +81,6 @@ async def test_suspect_names_over_ssh_are_refused_as_sftp_refuses_them(
         assert not (work / "jail" / "sub").exists()
     theirs, ours = results
     assert ours == theirs
-    assert ours[0] == 0
-    assert b'Server sent suspect path "../escape"' in ours[2]
-    assert b"\x1b" not in ours[1] + ours[2]       # escapes are escaped
+    assert ours.status == 0
+    assert b'Server sent suspect path "../escape"' in ours.stderr
+    assert b"\x1b" not in ours.stdout + ours.stderr   # escapes are escaped

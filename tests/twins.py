@@ -8,6 +8,7 @@ compared after the few differences psftp-shell documents (its name, the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -39,6 +40,17 @@ def run(argv: list[str], *, stdin: bytes = b"", cwd: Path | None = None,
     result = subprocess.run(argv, input=stdin, capture_output=True,
                             cwd=cwd, env=environ, timeout=timeout)
     return Run(result.returncode, result.stdout, result.stderr)
+
+
+async def run_async(argv: list[str], *, stdin: bytes = b"",
+                    cwd: Path | None = None, timeout: float = 60) -> Run:
+    """:func:`run` for a test whose server shares its event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out, err)
 
 
 def psftp(args: list[str], **kwargs: object) -> Run:

@@ -65,6 +65,24 @@ class GetFile(ChunkedFile):
         """A READ pipeline on *stream*."""
         return PullRun(self, stream, handle)
 
+    async def has_data_at(self, stream: Stream, offset: int) -> bool:
+        """Whether a READ at *offset* gives data now, on a handle of its
+        own (False too when it cannot be asked)."""
+        if not stream.usable():
+            return False
+        client = stream.client
+        try:
+            handle = await client.open(self.source, OPEN_READ)
+        except SFTPError:
+            return False
+        try:
+            return bool(await client.read(handle, offset, 1))
+        except StatusError:
+            return False
+        finally:
+            with contextlib.suppress(SFTPError):
+                await client.close_handle(handle)
+
 
 def ours(temp: str, final: str) -> bool:
     """Whether a journal's *temp* may be written and renamed onto

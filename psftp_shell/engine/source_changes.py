@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psftp_shell.engine.chunked_file import ChunkedFile
 from psftp_shell.engine.get_chunks import GetFile
+from psftp_shell.engine.pool import Stream
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import SFTPError
@@ -39,12 +40,16 @@ def restart_if_rewritten(file: ChunkedFile, mtime: int | None,
     return True
 
 
-async def source_changed(file: GetFile, attrs: Attrs) -> bool:
+async def source_changed(file: GetFile, attrs: Attrs, spare: Stream
+                         ) -> bool:
     """Whether the source's size or mtime moved since the start.
 
     A source that shrank moves the end of file back to its new size:
     what was fetched past it was read before the change, and the copy
-    must not end with data the source no longer has.
+    must not end with data the source no longer has.  That is asked of
+    the file itself first (a READ at the new size, on *spare*): a server
+    may state a size short of the data it serves, and sftp, which reads
+    to the end of file, copies it all.
     """
     moved = file.eof_at is not None and file.eof_at != file.size
     if not file.complete:
@@ -55,9 +60,13 @@ async def source_changed(file: GetFile, attrs: Attrs) -> bool:
         return moved
     if now is None:
         return moved
-    if now.size is not None and file.eof_at is not None:
-        file.eof_at = min(file.eof_at, now.size)
-    return moved or (now.size, now.mtime) != (attrs.size, attrs.mtime)
+    differs = (now.size, now.mtime) != (attrs.size, attrs.mtime)
+    if now.size is not None and file.eof_at is not None \
+            and now.size < file.eof_at:
+        if await file.has_data_at(spare, now.size):
+            return differs      # understated, not changed
+        file.eof_at = now.size
+    return moved or differs
 
 
 async def source_rewritten(file: GetFile) -> bool:
