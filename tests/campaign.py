@@ -386,11 +386,8 @@ class Trial:
     def _kept(self) -> int:
         """Bytes the failed run left for a resume: journals' ranges and
         files already complete."""
-        if self.plan.direction == "get":
-            journals = list(self.local.rglob("*" + journal.JOURNAL_MARK))
-        else:
-            state = self.tmp / "state" / "psftp-shell" / "journal"
-            journals = list(state.iterdir()) if state.is_dir() else []
+        state = self.tmp / "state" / "psftp-shell" / "journal"
+        journals = list(state.iterdir()) if state.is_dir() else []
         kept = 0
         for path in journals:
             found = journal.load(str(path))

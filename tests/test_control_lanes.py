@@ -197,11 +197,11 @@ async def test_a_resume_of_many_journals_ends(
         source.write_bytes(data)
         temp = local / "copy" / f".f{i:02d}{TEMP_MARK}{i:016x}"
         temp.write_bytes(data[:60_000] + bytes(len(data) - 60_000))
-        assert journal.save(journal.beside(str(local / "copy" / source.name)),
-                            journal.Journal(str(source), len(data),
-                                            int(source.stat().st_mtime),
-                                            str(temp),
-                                            RangeSet([(0, 60_000)])))
+        jpath = journal.download_path(rig.engine.ctx.environ,
+                                      str(local / "copy" / source.name))
+        assert journal.save(jpath, journal.Journal(
+            str(source), len(data), int(source.stat().st_mtime), str(temp),
+            RangeSet([(0, 60_000)])))
     try:
         assert await within(rig.engine.download_dir(
             str(remote / "tree"), "copy", None, preserve=False,
@@ -214,6 +214,8 @@ async def test_a_resume_of_many_journals_ends(
             (remote / "tree" / name).read_bytes()
     assert sorted(p.name for p in (local / "copy").iterdir()) == \
         [f"f{i:02d}" for i in range(12)]
+    state = Path(journal.state_dir(rig.engine.ctx.environ))
+    assert list(state.iterdir()) == []
 
 
 class _Marked(io.BytesIO):

@@ -452,13 +452,18 @@ async def test_a_copy_alike_in_size_mtime_and_mode_is_not_refused(
 
 # ---------------------------------------------------------------- failures
 
+def get_journal(local: Path, final: str) -> Path:
+    """Where the journal of a download to *final* in *local* is kept
+    (the state directory of the tests' environment)."""
+    return Path(journal.download_path(os.environ, str(local / final)))
+
+
 def kept_for_reget(local: Path, final: str, data: bytes) -> None:
-    """Only a temporary and its journal are left beside *final*, and the
-    journal's ranges hold the source's bytes."""
-    found = journal.load(str(local / f".{final}.psftp-journal"))
+    """Only a temporary is left beside *final*, with its journal in the
+    state directory, and the journal's ranges hold the source's bytes."""
+    found = journal.load(str(get_journal(local, final)))
     assert found is not None
-    assert sorted(leftovers(local)) == sorted(
-        [f".{final}.psftp-journal", Path(found.temp).name])
+    assert leftovers(local) == [Path(found.temp).name]
     kept = Path(found.temp).read_bytes()
     assert found.done.total > 0
     for start, end in found.done:
@@ -519,8 +524,8 @@ async def test_interrupt_stops_download_quietly(rig: Rig) -> None:
     # the server still answers: the handle was closed, nothing is stuck
     assert (await within(rig.client.stat(str(rig.remote)))).is_dir()
     # the temporary stays with a journal: reget goes on from there
-    left = leftovers(rig.local)
-    assert ".copy.psftp-journal" in left and len(left) == 2
+    assert len(leftovers(rig.local)) == 1
+    assert get_journal(rig.local, "copy").is_file()
     rig.engine.is_interrupted = lambda: False
     rig.engine.observer = again = Recorder()
     assert await get(rig, "big", "copy", resume=True)
@@ -542,7 +547,7 @@ async def test_cancel_keeps_the_temporary_for_reget(rig: Rig) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (rig.local / "copy").read_bytes() == b"precious"
-    assert ".copy.psftp-journal" in leftovers(rig.local)
+    assert get_journal(rig.local, "copy").is_file()
     assert (await within(rig.client.stat(str(rig.remote)))).is_dir()
     rig.engine.observer = Recorder()
     assert await get(rig, "big", "copy", resume=True)

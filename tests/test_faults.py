@@ -24,6 +24,7 @@ import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD
 from psftp_shell.engine.pool import ATTEMPTS
+from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.ratelimit import RateLimiter, kbps_to_bytes
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
@@ -315,12 +316,17 @@ async def test_every_stream_lost_the_control_finishes(site: Site,
 
 
 def _journals(site: Site, direction: str) -> list[str]:
-    """The journals a stopped copy left (beside it, or in the state dir)."""
-    if direction == "get":
-        return [p.name for p in site.local.iterdir()
-                if p.name.endswith(".psftp-journal")]
+    """The journals a stopped copy left (in the state directory)."""
     state = site.tmp / "state" / "psftp-shell" / "journal"
-    return [p.name for p in state.iterdir()] if state.is_dir() else []
+    names = sorted(p.name for p in state.iterdir()) if state.is_dir() \
+        else []
+    return [n for n in names if n.startswith("get-") == (direction == "get")]
+
+
+def _journal_of(site: Site, name: str) -> str:
+    """The name of the journal of a download to *name* in site.local."""
+    return os.path.basename(journal.download_path(
+        {"XDG_STATE_HOME": str(site.tmp / "state")}, str(site.local / name)))
 
 
 @pytest.mark.sshd
@@ -383,7 +389,7 @@ async def test_a_silent_control_stops_the_streams(site: Site) -> None:
     assert err == "Timeout, server 127.0.0.1 not responding.\r\n" \
         "Connection closed\r\n"
     assert not (site.local / "down").exists()
-    assert _journals(site, "get") == [".down.psftp-journal"]
+    assert _journals(site, "get") == [_journal_of(site, "down")]
 
 
 @pytest.mark.sshd

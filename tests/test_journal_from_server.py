@@ -1,7 +1,9 @@
-"""A resume journal is a file like any other: a server can send one
-(``.<name>.psftp-journal``) into the destination of a download.  Its
-``temp`` must never make a later ``reget`` or ``get -a`` write, rename
-or remove a file outside that destination."""
+"""A server can send a file named as a resume journal was until
+2026-12-07 (``.<name>.psftp-journal``, beside its target).  It is a
+file like any other: copied as it is, never read as a journal, and its
+``temp`` never makes a later ``reget`` or ``get -a`` write, rename or
+remove a file outside that destination.  (Journals are kept in the
+state directory now; the check on ``temp`` stays.)"""
 
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ def test_a_journal_from_the_server_cannot_reach_other_files(
     assert run.status == 0, run.stderr
     assert victim.read_text() == "the user's own\n"
     assert (local / "share" / "report.pdf").read_bytes() == DATA
+    planted = ".report.pdf.psftp-journal"
+    assert (local / "share" / planted).read_bytes() == \
+        (share / planted).read_bytes()
 
 
 def test_nor_remove_another_copys_temporary(sftp_server_bin: str,
@@ -65,6 +70,28 @@ def test_nor_remove_another_copys_temporary(sftp_server_bin: str,
                 stdin=script, cwd=local)
     assert run.status == 0, run.stderr
     assert other.read_bytes() == b"half of another file"
+
+
+@pytest.mark.parametrize("streams", ["1", "4"])
+def test_a_file_named_as_a_journal_is_copied_like_any_other(
+        sftp_server_bin: str, tmp_path: Path, streams: str) -> None:
+    """Beside a file big enough to be copied in chunks: until 2026-12-07
+    the copy's own journal took its name, and it was lost."""
+    share = tmp_path / "remote" / "share"
+    share.mkdir(parents=True)
+    (share / "big").write_bytes(os.urandom(5 << 20))
+    (share / ".big.psftp-journal").write_bytes(b"the user's notes\n")
+    local = tmp_path / "local"
+    local.mkdir()
+    for command in ("get -r", "get -r", "reget -r", "get -a -r"):
+        run = psftp(["-n", streams, "-D", sftp_server_bin, "-b", "-"],
+                    stdin=f"{command} {share}\n".encode(), cwd=local)
+        assert run.status == 0, run.stderr
+        for name in ("big", ".big.psftp-journal"):
+            assert (local / "share" / name).read_bytes() == \
+                (share / name).read_bytes(), (command, name)
+        assert sorted(p.name for p in (local / "share").iterdir()) == \
+            [".big.psftp-journal", "big"]
 
 
 def test_ours_names_only_a_temporary_of_the_target(tmp_path: Path) -> None:

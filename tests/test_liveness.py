@@ -29,6 +29,7 @@ from psftp_shell.engine.stream_watchdog import watch
 from tests.faultrelay import DOWN, UP, FaultRelay, Rule, until
 from tests.test_engine import payload
 from tests.test_faults import Site, site  # noqa: F401 (a fixture)
+from tests.test_faults import _journal_of as journal_of
 from tests.test_faults import _journals as journals
 from tests.test_parallel import leftovers
 
@@ -147,7 +148,7 @@ async def test_a_signal_ends_a_transfer_stalled_everywhere(
         pytest.fail("still running 10 s after the signal")
     assert proc.returncode == 1
     assert not (site.local / "down").exists()
-    assert journals(site, "get") == [".down.psftp-journal"]
+    assert journals(site, "get") == [journal_of(site, "down")]
     site.rules()
     ended = await run_bounded(site, f"reget {site.remote}/f down\n", "-n",
                               "4", bound=60)

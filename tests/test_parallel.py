@@ -232,7 +232,10 @@ def test_journal_round_trip(tmp_path: Path) -> None:
     assert back.matches("/r/f", 10, 5) and not back.matches("/r/f", 11, 5)
     (tmp_path / "j").write_text("{not json")
     assert journal.load(path) is None
-    assert journal.beside("/a/b") == "/a/.b.psftp-journal"
+    mine = journal.download_path({"XDG_STATE_HOME": "/s"}, "/a/b")
+    assert mine.startswith("/s/psftp-shell/journal/get-")
+    assert mine == journal.download_path({"XDG_STATE_HOME": "/s"}, "/a/./b")
+    assert mine != journal.download_path({"XDG_STATE_HOME": "/s"}, "/a/c")
     one = journal.upload_path({"XDG_STATE_HOME": "/s"}, "h", "/r", 1, 2)
     two = journal.upload_path({"XDG_STATE_HOME": "/s"}, "h", "/r", 1, 3)
     assert one.startswith("/s/psftp-shell/journal/") and one != two
@@ -387,9 +390,15 @@ async def test_chunked_copies_onto_their_own_source_are_refused(
 
 
 def leftovers(*dirs: Path) -> list[str]:
-    """Temporaries and journals left in *dirs*."""
+    """Temporaries left in *dirs*."""
     return [p.name for d in dirs for p in d.iterdir()
             if TEMP_MARK in p.name]
+
+
+def get_journal(rig: PRig, name: str) -> Path:
+    """Where the journal of *rig*'s download to *name* is kept."""
+    return Path(journal.download_path(rig.engine.ctx.environ,
+                                      str(rig.local / name)))
 
 
 # ---------------------------------------------------------------- sizes
@@ -588,8 +597,8 @@ async def test_interrupted_get_is_finished_by_reget(prig: PRig) -> None:
     flag = stop_after(prig, 10 * CHUNK)
     assert not await prig.get("f", "down")
     assert not (prig.local / "down").exists()
-    left = sorted(leftovers(prig.local))
-    assert len(left) == 2 and ".down.psftp-journal" in left
+    assert len(leftovers(prig.local)) == 1
+    assert get_journal(prig, "down").is_file()
     assert prig.messages() == ""
     first = prig.seen.moved
     flag["stop"] = False
@@ -598,6 +607,7 @@ async def test_interrupted_get_is_finished_by_reget(prig: PRig) -> None:
     assert await prig.get("f", "down", resume=True)
     assert (prig.local / "down").read_bytes() == data
     assert leftovers(prig.local) == []
+    assert not get_journal(prig, "down").exists()
     # only what was missing crossed again
     assert prig.seen.moved == len(data) - prig.seen.events[1][1]
     assert prig.seen.events[1][1] >= first - 3 * 64 * MAX_BUFFER
@@ -614,6 +624,7 @@ async def test_reget_of_a_parallel_get_works_at_n1(prig: PRig) -> None:
     single = await within(TransferEngine.create(
         control, Output(io.BytesIO(), io.BytesIO())))
     single.local_cwd = str(prig.local)
+    single.ctx.environ = prig.engine.ctx.environ
     assert await within(single.download(
         str(prig.remote / "f"), "down", None, preserve=False, resume=True,
         fsync=False))
@@ -708,7 +719,7 @@ async def test_cancel_keeps_what_arrived(prig: PRig) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert ".down.psftp-journal" in leftovers(prig.local)
+    assert get_journal(prig, "down").is_file()
     prig.seen.on_advance = None
     assert await prig.get("f", "down", resume=True)
     assert (prig.local / "down").read_bytes() == data
@@ -722,7 +733,7 @@ async def test_checkpoints_record_only_data_in_place(
     prig.transport.delays = {1: 0.01, 2: 0.01, 3: 0.01}   # slow streams
     data = payload(30 * CHUNK + 5)
     (prig.remote / "f").write_bytes(data)
-    jpath = prig.local / ".down.psftp-journal"
+    jpath = get_journal(prig, "down")
     seen: list[journal.Journal] = []
 
     def look(job: object) -> None:
@@ -1032,7 +1043,7 @@ async def test_sshd_interrupted_get_and_reget(srig: PRig) -> None:
     stop_after(srig, 20 * CHUNK)
     assert not await srig.get("f", "down")
     assert (srig.local / "down").read_bytes() == b"precious"
-    assert ".down.psftp-journal" in leftovers(srig.local)
+    assert get_journal(srig, "down").is_file()
     srig.engine.is_interrupted = lambda: False
     srig.seen.on_advance = None
     srig.seen.events.clear()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from psftp_shell.engine.transfer_engine import TEMP_MARK
+from psftp_shell.filecopy import journal
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -143,8 +144,10 @@ def test_interactive_session(session: Session, scratch: Path,
     session.prompt()
     left = sorted(n for n in os.listdir(scratch) if n != "srv")
     assert "big.bin" not in left
-    assert ".big.bin.psftp-journal" in left and "alpha.txt" in left, left
-    assert len([n for n in left if TEMP_MARK in n]) == 2, left
+    assert "alpha.txt" in left, left
+    assert len([n for n in left if TEMP_MARK in n]) == 1, left
+    assert os.path.isfile(journal.download_path(
+        environment(tmp_path), str(scratch / "big.bin")))
 
     # Ctrl-D leaves with status 0.
     session.child.sendcontrol("d")

@@ -25,6 +25,7 @@ from prompt_toolkit.output import DummyOutput
 
 from psftp_shell.core.output import Output
 from psftp_shell.engine.transfer_engine import TEMP_MARK, TransferEngine
+from psftp_shell.filecopy import journal
 from psftp_shell.frontend import config_file as config_module
 from psftp_shell.frontend.repl import (
     editing_mode,
@@ -284,9 +285,10 @@ async def test_ctrl_c_interrupts_a_download(repl: Repl) -> None:
     os.kill(os.getpid(), signal.SIGINT)
     await repl.prompting()
     assert repl.stderr == b"\rInterrupt  \n"
-    left = sorted(os.listdir(local))        # no big.bin: a temporary and
-    assert len(left) == 2 and ".big.bin.psftp-journal" in left, left
-    assert sorted(_temps(local)) == left    # its journal, for reget
+    left = os.listdir(local)            # no big.bin: a temporary, and
+    assert len(left) == 1 and _temps(local) == left, left
+    assert os.path.isfile(journal.download_path(   # its journal, for reget
+        repl.shell.engine.ctx.environ, str(local / "big.bin")))
     assert not repl.shell.interrupted
     await repl.command("pwd", b"Remote working directory")
     assert await repl.finish() == 0

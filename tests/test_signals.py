@@ -62,6 +62,13 @@ def has_data(directory: Path, least: int) -> Callable[[], bool]:
     return check
 
 
+def get_journal(home: Path, final: str) -> Path:
+    """Where a download to *final* (from *home*, with :func:`env_for`'s
+    environment) keeps its journal."""
+    return Path(journal.download_path(
+        {"XDG_STATE_HOME": str(home / "state")}, str(home / final)))
+
+
 def check_journal(jpath: Path, source: bytes) -> journal.Journal | None:
     """The journal at *jpath*, if any; its done ranges must hold the
     source's bytes in its temporary."""
@@ -101,8 +108,7 @@ def test_signal_during_get(tmp_path: Path, sftp_bin: str,
         assert final.stat().st_size < SIZE      # sftp's partial file
         return
     assert not final.exists()
-    jpath = tmp_path / "out" / ".big.psftp-journal"
-    found = check_journal(jpath, data)
+    found = check_journal(get_journal(tmp_path, "out/big"), data)
     assert found is not None, "the copy kept no journal"
     if name == "n1":
         assert list(found.done) == [(0, found.done.total)]
@@ -175,7 +181,7 @@ def test_ctrl_c_in_batch_mode(tmp_path: Path, sftp_bin: str,
     if name == "sftp":
         return
     assert not (tmp_path / "out" / "big").exists()
-    found = check_journal(tmp_path / "out" / ".big.psftp-journal", data)
+    found = check_journal(get_journal(tmp_path, "out/big"), data)
     assert found is not None, "no journal kept"
     (tmp_path / "batch2").write_text("reget src/big out/big\n")
     streams = "1" if name == "n1" else "4"

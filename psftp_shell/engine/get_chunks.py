@@ -87,9 +87,9 @@ class GetFile(ChunkedFile):
 def ours(temp: str, final: str) -> bool:
     """Whether a journal's *temp* may be written and renamed onto
     *final*, or removed with the journal: a temporary named for *final*,
-    in its directory.  A journal lies in the destination, where a
-    download may have put one that the server chose: its ``temp`` could
-    name any file the user may write."""
+    in its directory.  A journal is only a file, and its ``temp`` could
+    name any file the user may write (until 2026-12-07 a download's
+    journal lay beside its target, where a server could send one)."""
     named = named_by_temp(temp)
     return named is not None and \
         os.path.basename(named) == os.path.basename(final) and \

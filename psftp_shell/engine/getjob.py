@@ -115,7 +115,7 @@ class GetJob:
         # in a directory this copy made, no old file, link or journal
         fresh = self.flags.fresh and not self.flags.resume
         final = local if fresh else final_path(local)
-        jpath = journal.beside(final)
+        jpath = journal.download_path(ctx.environ, final)
         if not again and not fresh and await self._onto_itself(
                 self.viewer or client, final, attrs):
             return False

@@ -52,9 +52,8 @@ class PutFinish:
                ) -> Callable[[RangeSet], Awaitable[None]]:
         """A checkpoint: record the ranges the server acknowledged."""
         def work(done: RangeSet) -> None:
-            if journal.ensure_dir(jpath):
-                journal.save(jpath, journal.Journal(
-                    self.source, file.size, file.mtime, file.temp, done))
+            journal.save(jpath, journal.Journal(
+                self.source, file.size, file.mtime, file.temp, done))
 
         async def save(done: RangeSet) -> None:
             await asyncio.get_running_loop().run_in_executor(

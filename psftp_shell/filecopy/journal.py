@@ -5,11 +5,14 @@ A chunked copy writes to a temporary file; when it stops before the end
 the source, its size and mtime, the temporary's name and the ranges
 done, so that ``reget``, ``reput`` or ``-a`` fetch exactly the rest.
 
-* For ``get`` the journal lies beside the destination, as
-  ``.<name>.psftp-journal``.
-* For ``put`` it is kept on the local side, under
-  ``$XDG_STATE_HOME/psftp-shell/journal/``, named by a hash of the site,
-  the remote path and the local file's size and mtime.
+Both are kept on the local side, under
+``$XDG_STATE_HOME/psftp-shell/journal/``, never among the files copied
+(where a server could send one, and a file of that name would be lost):
+
+* for ``get``, named by a hash of the destination's path
+  (``get-<hash>.json``);
+* for ``put``, by a hash of the site, the remote path and the local
+  file's size and mtime.
 
 A journal that does not match the source any more is ignored (and
 removed with its temporary); without one, resuming keeps sftp's meaning.
@@ -27,7 +30,6 @@ from dataclasses import dataclass, field
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 
 VERSION = 1
-JOURNAL_MARK = ".psftp-journal"
 APP_NAME = "psftp-shell"
 
 
@@ -91,9 +93,11 @@ def _encode(text: str) -> bytes:
 
 
 def save(path: str, journal: Journal) -> bool:
-    """Write *journal* to *path* atomically; False if that failed."""
+    """Write *journal* to *path* atomically, making its directory (mode
+    0700) if need be; False if that failed."""
     temp = f"{path}.new"
     try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, _encode(journal.to_text()))
@@ -124,12 +128,6 @@ def remove(path: str) -> None:
         os.unlink(path)
 
 
-def beside(final: str) -> str:
-    """Where a download's journal goes: ``.<name>.psftp-journal``."""
-    head, name = os.path.split(final)
-    return os.path.join(head, f".{name}{JOURNAL_MARK}")
-
-
 def state_dir(environ: Mapping[str, str]) -> str:
     """``$XDG_STATE_HOME/psftp-shell/journal`` (``~/.local/state``)."""
     state = environ.get("XDG_STATE_HOME") or os.path.join(
@@ -139,6 +137,13 @@ def state_dir(environ: Mapping[str, str]) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256(_encode("\0".join(parts))).hexdigest()
+
+
+def download_path(environ: Mapping[str, str], final: str) -> str:
+    """Where the journal of a download to the absolute path *final*
+    lives: in :func:`state_dir`, named by a hash of that path."""
+    key = _digest(os.path.normpath(final))[:32]
+    return os.path.join(state_dir(environ), f"get-{key}.json")
 
 
 def upload_key(site: str, remote: str, size: int, mtime_ns: int) -> str:
@@ -173,15 +178,6 @@ def upload_path(environ: Mapping[str, str], site: str, remote: str,
     """Where the journal of an upload of that file to *remote* lives."""
     return os.path.join(state_dir(environ),
                         upload_key(site, remote, size, mtime_ns))
-
-
-def ensure_dir(path: str) -> bool:
-    """Create the directory holding *path* (mode 0700); False on error."""
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    except OSError:
-        return False
-    return True
 
 
 class UploadJournals:

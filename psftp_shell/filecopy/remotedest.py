@@ -203,7 +203,7 @@ def keep_remote_temp(dest: RemoteFile, jpath: str,
                     entry: journal.Journal) -> bool:
     """Write *entry* to *jpath* (an upload journal, kept locally) and, if
     it was saved, leave the remote temporary for a later reput."""
-    if journal.ensure_dir(jpath) and journal.save(jpath, entry):
+    if journal.save(jpath, entry):
         dest.temp = None
         dest.drop_check()
         return True

@@ -163,7 +163,8 @@ def keep_partial(ctx: CopyContext, dest: LocalDest, job: TransferJob,
         return      # (after reordered replies, highwater is still the
                     # prefix that arrived whole)
     temp = dest.temp
-    if keep_local_temp(dest, journal.beside(final_path(local)),
+    jpath = journal.download_path(ctx.environ, final_path(local))
+    if keep_local_temp(dest, jpath,
                        journal.Journal(job.source, attrs.size or 0,
                                        attrs.mtime, temp,
                                        RangeSet([(0, pulled.highwater)]))):
