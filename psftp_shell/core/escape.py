@@ -186,11 +186,11 @@ HANDLE_ERRMSG = 256
 
 
 def handle_error(what: str, status: str) -> str:
-    """sftp's message when an OPEN fails: *what* cut to 255 bytes.
+    """sftp's message when an OPEN or OPENDIR fails: *what* cut to 255 bytes.
 
-    ``get_handle`` formats its text (``remote open("path")``) into a
-    256-byte buffer before adding the status, so a long path loses its
-    tail, closing quote and all.
+    ``get_handle`` formats its text (``remote open("path")``, ``remote
+    readdir("path")``) into a 256-byte buffer before adding the status,
+    so a long path loses its tail, closing quote and all.
     """
     raw = what.encode("utf-8", "surrogateescape")[:HANDLE_ERRMSG - 1]
     return raw.decode("utf-8", "surrogateescape") + f": {status}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from psftp_shell.core.errors import CommandError
+from psftp_shell.core.escape import handle_error
 from psftp_shell.core.ordered_output import Printer
 from psftp_shell.sftp.client import (
     EndlessListing,
@@ -38,7 +39,7 @@ async def read_directory(client: SFTPClient, out: Printer, path: str, *,
         handle = await client.opendir(path)
     except StatusError as exc:
         if report_open:
-            out.error(f'remote readdir("{path}"): {exc.text}')
+            out.error(handle_error(f'remote readdir("{path}")', exc.text))
             raise CommandError("") from None
         raise
     stop = interrupted or (lambda: False)

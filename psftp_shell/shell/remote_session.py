@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psftp_shell.core.errors import CommandError, FatalError
+from psftp_shell.core.escape import handle_error
 from psftp_shell.core.output import Output
 from psftp_shell.core.paths import make_absolute
 from psftp_shell.sftp.attrs import Attrs
@@ -132,7 +133,8 @@ class RemoteSession:
 
         def on_error(path: str, exc: BaseException) -> None:
             if isinstance(exc, StatusError):
-                self.out.error(f'remote readdir("{path}"): {exc.text}')
+                self.out.error(
+                    handle_error(f'remote readdir("{path}")', exc.text))
             elif not isinstance(exc, CommandError):   # printed already
                 raise exc
 
