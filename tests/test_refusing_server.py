@@ -1,11 +1,14 @@
-"""A server that refuses requests sftp reports with its own buffers.
+"""A server that refuses what sftp reports in a way of its own.
 
 asyncssh's SFTP server, made to refuse OPENDIR of the directories whose
 name starts with ``refused``: sftp formats ``remote readdir("path")``
 into ``get_handle``'s 256-byte buffer, so a long path loses its tail,
 closing quote and all, whether the directory is listed, globbed or
-copied.  The real sftp and psftp-shell run the same script against it:
-status, stdout and stderr must be identical.
+copied.  Made to refuse ``REALPATH "."`` at the start, sftp prints
+``realpath .:`` and the server's message (its own text for the status
+when the server sent none) before ``Need cwd``.  The real sftp and
+psftp-shell run the same script against it: status, stdout and stderr
+must be identical.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ class Refusing(asyncssh.SFTPServer):
         if path.rstrip(b"/").rpartition(b"/")[2].startswith(b"refused"):
             raise asyncssh.SFTPPermissionDenied("not today " * 40)
         return super().scandir(path)
+
+
+class NoStart(asyncssh.SFTPServer):
+    """Refuses ``REALPATH "."`` with the class's message."""
+
+    message = ""
+
+    def realpath(self, path: bytes) -> bytes:
+        if path == b".":
+            raise asyncssh.SFTPPermissionDenied(self.message)
+        return super().realpath(path)
 
 
 @pytest.fixture
@@ -66,3 +80,19 @@ async def test_a_refused_opendir_is_reported_in_sftps_buffer(
     assert cut + b": Permission denied\r\n" in ours.stderr
     assert b'remote readdir("/refused/"): Permission denied\r\n' in \
         ours.stderr
+
+
+@pytest.mark.parametrize("message", ["", "no start for you"])
+async def test_a_refused_start_directory_is_reported_before_need_cwd(
+        tmp_path: Path, sftp_bin: str, message: str) -> None:
+    factory = type("Refused", (NoStart,), {"message": message})
+    server = AsyncSSHServer(tmp_path / "server", sftp_factory=factory)
+    await server.start()
+    try:
+        theirs, ours = await _both(server, tmp_path, sftp_bin, b"ls\n")
+    finally:
+        await server.stop()
+    assert ours == theirs
+    assert ours.status == 255
+    said = message or "Permission denied"
+    assert ours.stderr == f"realpath .: {said}\r\nNeed cwd\r\n".encode()

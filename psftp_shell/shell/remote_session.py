@@ -27,6 +27,12 @@ from psftp_shell.sftp.directory import read_directory
 from psftp_shell.shell import globbing
 
 
+def _realpath_failed(path: str, exc: StatusError) -> str:
+    """sftp's ``realpath %s: %s``, with the server's message if it sent
+    one."""
+    return f"realpath {path}: {exc.server_message or exc.text}"
+
+
 class RemoteGlobFS:
     """The remote file system as :mod:`psftp_shell.shell.globbing` sees it."""
 
@@ -79,6 +85,7 @@ class RemoteSession:
             self.cwd = await (asked if asked is not None
                               else self.client.realpath("."))
         except StatusError as exc:
+            self.out.error(_realpath_failed(".", exc))
             raise FatalError("Need cwd") from exc
         self.startdir = self.cwd
 
@@ -96,8 +103,7 @@ class RemoteSession:
         try:
             return await self.client.realpath(path)
         except StatusError as exc:
-            text = exc.server_message or exc.text
-            raise self.fail(f"realpath {path}: {text}") from None
+            raise self.fail(_realpath_failed(path, exc)) from None
 
     async def stat(self, path: str, *, follow: bool = True,
                    quiet: bool = False) -> Attrs:
