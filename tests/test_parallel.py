@@ -614,6 +614,33 @@ async def test_interrupted_get_is_finished_by_reget(prig: PRig) -> None:
     assert prig.seen.events[1][1] > 0
 
 
+async def test_a_journal_whose_temporary_is_gone_is_dropped(
+        prig: PRig) -> None:
+    """Download journals are kept in the state directory: one whose
+    temporary the user removed goes when another download keeps one.
+    Another tool's journal (not ours to read) and an upload's stay."""
+    for name in ("f", "g"):
+        (prig.remote / name).write_bytes(payload(20 * CHUNK))
+    state = Path(journal.state_dir(prig.engine.ctx.environ))
+    state.mkdir(parents=True)
+    (state / "get-future.json").write_text('{"version": 2}\n')
+    (state / "0123-4567.json").write_text("{}\n")
+    flag = stop_after(prig, 5 * CHUNK)
+    assert not await prig.get("f", "down")
+    first = get_journal(prig, "down")
+    assert first.is_file()
+    for temp in leftovers(prig.local):
+        (prig.local / temp).unlink()          # the user's rm
+    prig.seen.events.clear()
+    flag["stop"] = False
+    assert not await prig.get("g", "other")
+    assert not first.exists()
+    assert get_journal(prig, "other").is_file()
+    assert sorted(p.name for p in state.iterdir()) == sorted(
+        ["get-future.json", "0123-4567.json",
+         get_journal(prig, "other").name])
+
+
 async def test_reget_of_a_parallel_get_works_at_n1(prig: PRig) -> None:
     data = payload(20 * CHUNK)
     (prig.remote / "f").write_bytes(data)

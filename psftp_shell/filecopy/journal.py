@@ -146,6 +146,26 @@ def download_path(environ: Mapping[str, str], final: str) -> str:
     return os.path.join(state_dir(environ), f"get-{key}.json")
 
 
+def prune_downloads(keep: str) -> None:
+    """Remove the download journals beside *keep* whose temporary is
+    gone (the user removed it, or the directory it was in): kept in the
+    state directory, they would otherwise stay for good.  Called when a
+    download leaves a journal, which is rare enough to read them all."""
+    head, name = os.path.split(keep)
+    try:
+        names = os.listdir(head)
+    except OSError:
+        return
+    for other in names:
+        if other == name or not (other.startswith("get-")
+                                 and other.endswith(".json")):
+            continue
+        path = os.path.join(head, other)
+        found = load(path)
+        if found is not None and not os.path.lexists(found.temp):
+            remove(path)
+
+
 def upload_key(site: str, remote: str, size: int, mtime_ns: int) -> str:
     """The file name of an upload's journal in :func:`state_dir`: the
     target's part, then the source's (size and mtime)."""

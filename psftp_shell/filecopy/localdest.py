@@ -89,11 +89,13 @@ class LocalDest:
 def keep_local_temp(dest: LocalDest, jpath: str,
                     entry: journal.Journal) -> bool:
     """Sync the temporary, write *entry* to *jpath*, and keep the
-    temporary when closed if the journal was saved."""
+    temporary when closed if the journal was saved (and drop the
+    journals of downloads whose temporaries are gone)."""
     with contextlib.suppress(OSError):
         os.fdatasync(dest.fd)
     if journal.save(jpath, entry):
         dest.keep()
+        journal.prune_downloads(jpath)
         return True
     return False
 
