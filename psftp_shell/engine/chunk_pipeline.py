@@ -218,7 +218,7 @@ class Run:
 
     def _ended(self, chunk: Chunk, offset: int) -> None:
         """The source ends at *offset*, inside *chunk*."""
-        self.file.saw_eof(offset)
+        self.file.saw_eof(offset, self.stream)
         chunk.follow = False
         chunk.end = min(chunk.end, offset)
 

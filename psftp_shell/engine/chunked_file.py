@@ -101,6 +101,7 @@ class ChunkedFile:
         self.queue = ChunkQueue(ranges, size, chunk=chunk, align=block,
                                 steal_min=max(block, chunk // 4))
         self.eof_at: int | None = None
+        self.eof_by: Stream | None = None   # the stream that met it
         self.high = 0               # the end of the data moved
         self.stopped = False
         self.message: str | None = None
@@ -135,10 +136,10 @@ class ChunkedFile:
         """A chunk to work on: the next one, else half of the slowest."""
         return self.queue.take() or self.queue.steal()
 
-    def saw_eof(self, offset: int) -> None:
-        """The source ends at or before *offset*."""
-        self.eof_at = offset if self.eof_at is None \
-            else min(self.eof_at, offset)
+    def saw_eof(self, offset: int, stream: Stream | None = None) -> None:
+        """The source ends at or before *offset* (as *stream* saw)."""
+        if self.eof_at is None or offset < self.eof_at:
+            self.eof_at, self.eof_by = offset, stream
 
     def fail(self, message: str | None) -> None:
         """Stop the copy; *message* is sftp's error line (first wins)."""

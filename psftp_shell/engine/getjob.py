@@ -309,10 +309,10 @@ class GetJob:
                       dest: LocalDest, jpath: str) -> bool:
         """Close the handles, then commit, keep or drop the temporary."""
         out, board = self.slot, lane.board
-        spare = board.live_stream(lane.stream) or lane.stream
         # FSTAT goes out first, so the CLOSEs behind it cost no round trip
         changed, closed = await asyncio.gather(
-            source_changed(file, attrs, spare), file.close_handles(out))
+            source_changed(file, attrs, [lane.stream, *board.streams]),
+            file.close_handles(out))
         if not file.complete:
             if file.message is not None:
                 out.error(file.message)

@@ -8,6 +8,8 @@ on the FSTAT its last stream sent with its CLOSE.
 
 from __future__ import annotations
 
+import asyncio
+
 from psftp_shell.engine.chunked_file import ChunkedFile
 from psftp_shell.engine.get_chunks import GetFile
 from psftp_shell.engine.pool import Stream
@@ -40,16 +42,23 @@ def restart_if_rewritten(file: ChunkedFile, mtime: int | None,
     return True
 
 
-async def source_changed(file: GetFile, attrs: Attrs, spare: Stream
-                         ) -> bool:
+async def source_changed(file: GetFile, attrs: Attrs,
+                         streams: list[Stream]) -> bool:
     """Whether the source's size or mtime moved since the start.
 
     A source that shrank moves the end of file back to its new size:
     what was fetched past it was read before the change, and the copy
     must not end with data the source no longer has.  That is asked of
-    the file itself first (a READ at the new size, on *spare*): a server
+    the file itself first (a READ at the new size on each of *streams*):
+    a server
     may state a size short of the data it serves, and sftp, which reads
     to the end of file, copies it all.
+
+    The copy fails (:meth:`~ChunkedFile.fail`) when a stream met the
+    end of file short of the size stated at the start, the FSTAT states
+    more, and a READ there finds data: connections that see different
+    files (replicas behind one name), or a source cut and written again
+    meanwhile.  (A source that grew was followed past its first size.)
     """
     moved = file.eof_at is not None and file.eof_at != file.size
     if not file.complete:
@@ -61,12 +70,29 @@ async def source_changed(file: GetFile, attrs: Attrs, spare: Stream
     if now is None:
         return moved
     differs = (now.size, now.mtime) != (attrs.size, attrs.mtime)
-    if now.size is not None and file.eof_at is not None \
-            and now.size < file.eof_at:
-        if await file.has_data_at(spare, now.size):
+    end = file.eof_at
+    if now.size is None or end is None:
+        return moved or differs
+    if now.size < end:
+        if await _has_data_at(file, streams, now.size):
             return differs      # understated, not changed
         file.eof_at = now.size
+    elif end < min(now.size, file.size) \
+            and await _has_data_at(file, streams, end):
+        file.fail(f'download "{file.source}": the server ended the file '
+                  f"at {end} bytes on one connection and has data past "
+                  "that on another")
     return moved or differs
+
+
+async def _has_data_at(file: GetFile, streams: list[Stream], offset: int
+                       ) -> bool:
+    """Whether a READ at *offset* finds data on any of *streams* (each
+    one asked once, at once)."""
+    live = list(dict.fromkeys(s for s in streams if s.usable()))
+    found = await asyncio.gather(*(file.has_data_at(s, offset)
+                                   for s in live))
+    return any(found)
 
 
 async def source_rewritten(file: GetFile) -> bool:
