@@ -19,7 +19,6 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -54,44 +53,45 @@ class Understating(asyncssh.SFTPServer):
             os.fstat(file_obj.fileno())))
 
 
-async def _serve(tmp_path: Path, factory: type[asyncssh.SFTPServer]
-                 ) -> AsyncIterator[AsyncSSHServer]:
+async def _get(tmp_path: Path, factory: type[asyncssh.SFTPServer],
+               files: dict[str, bytes], client: str, sftp_bin: str,
+               script: bytes) -> tuple[Run, Path]:
+    """Serve *files* with *factory*, run *script* with sftp or
+    psftp-shell at -n *client*; what it did, and the directory it ran
+    in."""
     server = AsyncSSHServer(tmp_path / "server", sftp_factory=factory)
     await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def understating(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
-    async for server in _serve(tmp_path, Understating):
-        yield server
-
-
-async def _get(server: AsyncSSHServer, client: str, sftp_bin: str,
-               work: Path, script: bytes) -> Run:
-    """Run *script* with sftp or psftp-shell at -n *client* in *work*."""
     argv = [sftp_bin] if client == "sftp" else [
         sys.executable, "-m", "psftp_shell", "-n", client]
+    work = tmp_path / "work"
     work.mkdir()
-    return await run_async(
-        [*argv, "-F", str(server.ssh_config), "-b", "-", HOST_ALIAS],
-        stdin=script, cwd=work)
+    try:
+        for name, data in files.items():
+            (server.root / name).write_bytes(data)
+        return await run_async(
+            [*argv, "-F", str(server.ssh_config), "-b", "-", HOST_ALIAS],
+            stdin=script, cwd=work), work
+    finally:
+        await server.stop()
 
 
 @pytest.mark.parametrize("client", ["sftp", "1", "4"])
 async def test_a_download_ends_at_the_end_of_file_not_the_stated_size(
-        understating: AsyncSSHServer, tmp_path: Path, sftp_bin: str,
-        client: str) -> None:
+        tmp_path: Path, sftp_bin: str, client: str) -> None:
     data = os.urandom(SIZE)
-    (understating.root / "big").write_bytes(data)
-    work = tmp_path / "work"
-    result = await _get(understating, client, sftp_bin, work,
-                        b"get big\nget big again\n")
+    result, work = await _get(tmp_path, Understating, {"big": data}, client,
+                              sftp_bin, b"get big\nget big again\n")
     assert (result.status, result.stderr) == (0, b"")
     assert (work / "big").read_bytes() == data
     assert (work / "again").read_bytes() == data
     assert sorted(p.name for p in work.iterdir()) == ["again", "big"]
+
+
+def _read(file_obj: object, offset: int, size: int) -> bytes:
+    """What asyncssh's own READ gives."""
+    assert hasattr(file_obj, "seek") and hasattr(file_obj, "read")
+    file_obj.seek(offset)
+    return bytes(file_obj.read(size))
 
 
 class Lagging(asyncssh.SFTPServer):
@@ -109,26 +109,16 @@ class Lagging(asyncssh.SFTPServer):
                    ) -> bytes:
         if 2 <= self.session <= 4 and offset >= 5 << 20:
             return b""
-        assert hasattr(file_obj, "seek") and hasattr(file_obj, "read")
-        file_obj.seek(offset)
-        return bytes(file_obj.read(size))
-
-
-@pytest.fixture
-async def lagging(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
-    Lagging.sessions = itertools.count(1)
-    async for server in _serve(tmp_path, Lagging):
-        yield server
+        return _read(file_obj, offset, size)
 
 
 @pytest.mark.parametrize("client", ["sftp", "1", "4"])
 async def test_connections_that_disagree_on_the_end_fail_the_copy(
-        lagging: AsyncSSHServer, tmp_path: Path, sftp_bin: str,
-        client: str) -> None:
+        tmp_path: Path, sftp_bin: str, client: str) -> None:
     data = os.urandom(10 << 20)
-    (lagging.root / "big").write_bytes(data)
-    work = tmp_path / "work"
-    result = await _get(lagging, client, sftp_bin, work, b"get big\n")
+    Lagging.sessions = itertools.count(1)
+    result, work = await _get(tmp_path, Lagging, {"big": data}, client,
+                              sftp_bin, b"get big\n")
     if client != "4" or result.status == 0:
         # one connection reads the whole file; at -n 4 (the control and
         # streams 2 to 5), only if no stream read past 5 MiB
@@ -141,3 +131,34 @@ async def test_connections_that_disagree_on_the_end_fail_the_copy(
         rb"one connection and has data past that on another\r\n",
         result.stderr), result.stderr
     assert list(work.iterdir()) == []
+
+
+class EndsFirst(asyncssh.SFTPServer):
+    """Answers the first READ of each session with an end of file (a file
+    being replaced), then serves the data; STAT states 3000 bytes."""
+
+    async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        attrs = asyncssh.SFTPAttrs.from_local(os.stat(self.map_path(path)))
+        attrs.size = 3000
+        return attrs
+
+    lstat = stat
+
+    async def read(self, file_obj: object, offset: int, size: int
+                   ) -> bytes:
+        if not getattr(self, "answered", False):
+            self.answered = True
+            return b""
+        return _read(file_obj, offset, size)
+
+
+@pytest.mark.parametrize("client", ["sftp", "1", "4"])
+async def test_no_data_from_past_an_end_of_file_met(
+        tmp_path: Path, sftp_bin: str, client: str) -> None:
+    """sftp's copy is empty; psftp-shell's small-file reads (the data
+    and the end of file asked at once) kept the reply from past the end
+    of file, after 3000 zero bytes."""
+    result, work = await _get(tmp_path, EndsFirst, {"f": os.urandom(5000)},
+                              client, sftp_bin, b"get f\n")
+    assert (result.status, result.stderr) == (0, b"")
+    assert (work / "f").read_bytes() == b""

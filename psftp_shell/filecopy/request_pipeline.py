@@ -90,13 +90,17 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
     One difference from sftp: when what is left of the expected size
     fits one block, the first request asks for exactly that and the
     read at the expected end goes with it, so a small file costs one
-    round trip for its data and its EOF instead of two.
+    round trip for its data and its EOF instead of two.  Data a reply
+    brings from past an end of file already met is dropped (sftp writes
+    it, leaving a hole of zeros the server never sent; with one request
+    at a time at first, it rarely has such a reply in flight).
     """
     buflen = ctx.read_size
     if result is None:
         result = Pulled(offset)
     queue: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
     max_req = 1
+    end: int | None = None          # the end of file met, if any
     observer, tuner = ctx.observer, ctx.tuner
     sent = time.monotonic()
     try:
@@ -126,6 +130,10 @@ async def pull(ctx: CopyContext, client: SFTPClient, handle: bytes,
                 continue
             if not data:        # EOF
                 max_req = 0
+                end = start if end is None else min(end, start)
+                continue
+            if end is not None and start >= end:
+                client.give_back(data)
                 continue
             got = len(data)
             if tuner is not None:
