@@ -19,6 +19,13 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.core.errors import FatalError, ShellError, UsageError
+from psftp_shell.core.libc_parse import (
+    Getopt,
+    a2port,
+    argv_split,
+    scan_scaled,
+    strtonum,
+)
 from psftp_shell.frontend.cli_messages import (
     OwnUsageError,
     exit_status,
@@ -32,13 +39,6 @@ from psftp_shell.frontend.destination import (
     PlainUsageError,
     parse_destination,
     urldecode,
-)
-from psftp_shell.frontend.libc_parse import (
-    Getopt,
-    a2port,
-    argv_split,
-    scan_scaled,
-    strtonum,
 )
 from psftp_shell.frontend.options import PSFTP_X_OPTIONS, parse_args
 from psftp_shell.frontend.usage import usage

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psftp_shell.core.errors import UsageError
 from psftp_shell.core.escape import to_bytes
-from psftp_shell.frontend.libc_parse import a2port
+from psftp_shell.core.libc_parse import a2port, cleanhostname, hpdelim2
 
 URI_SCHEME = "sftp://"
 
@@ -50,33 +50,6 @@ def _colon(text: str) -> int:
         if char == "/":
             return -1
     return -1
-
-
-def _cleanhostname(host: str) -> str:
-    """Strip the brackets of ``[host]``."""
-    if host.startswith("[") and host.endswith("]"):
-        return host[1:-1]
-    return host
-
-
-def _hpdelim2(text: str) -> tuple[str, str, str | None] | None:
-    """Emulate ``hpdelim2``: (field, delimiter, rest) or None if bad.
-
-    The delimiter is ``:``, ``/`` or empty (then rest is None).
-    """
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            return None
-        end += 1
-    else:
-        found = [i for i in (text.find(":"), text.find("/")) if i >= 0]
-        end = min(found) if found else len(text)
-    if end == len(text):
-        return text, "", None
-    if text[end] in ":/":
-        return text[:end], text[end], text[end + 1:]
-    return None
 
 
 def _valid_domain(name: str) -> str | None:
@@ -129,7 +102,7 @@ def _is_ipv6(host: str) -> bool:
 
 def _uri_host(raw: str) -> str:
     """Check a URI's host field; bracketed IPv6 is our extension."""
-    host = _cleanhostname(raw)
+    host = cleanhostname(raw)
     checked = _valid_domain(host)
     if checked is not None:
         return checked
@@ -180,7 +153,7 @@ def parse_uri(arg: str) -> Destination | None:
     if at >= 0:
         user = _uri_user(rest[:at])
         rest = rest[at + 1:]
-    fields = _hpdelim2(rest)
+    fields = hpdelim2(rest)
     if fields is None or not fields[0]:
         raise UsageError("")
     host = _uri_host(fields[0])
@@ -197,8 +170,8 @@ def parse_user_host_path(arg: str) -> Destination | None:
     head = arg[:index]
     user, at, host = head.rpartition("@")
     if not at:
-        return Destination(None, _cleanhostname(head), None, path)
-    return Destination(user or None, _cleanhostname(host), None, path)
+        return Destination(None, cleanhostname(head), None, path)
+    return Destination(user or None, cleanhostname(host), None, path)
 
 
 def parse_user_host_port(arg: str) -> Destination | None:
@@ -206,13 +179,13 @@ def parse_user_host_port(arg: str) -> Destination | None:
     user, at, rest = arg.rpartition("@")
     if at and not user:
         return None
-    fields = _hpdelim2(rest)
+    fields = hpdelim2(rest)
     if fields is None or fields[1] == "/" or not fields[0]:
         return None
     port_text = fields[2]
     if port_text and a2port(port_text) <= 0:
         return None
-    return Destination(user if at else None, _cleanhostname(fields[0]),
+    return Destination(user if at else None, cleanhostname(fields[0]),
                        None, None)
 
 
@@ -226,7 +199,7 @@ def parse_destination(arg: str) -> Destination:
     """
     dest = (parse_uri(arg) or parse_user_host_path(arg)
             or parse_user_host_port(arg)
-            or Destination(None, _cleanhostname(arg), None, None))
+            or Destination(None, cleanhostname(arg), None, None))
     if not dest.host:
         raise PlainUsageError("Missing hostname")
     return dest

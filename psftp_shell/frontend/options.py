@@ -1,7 +1,7 @@
 """The command line, parsed exactly as OpenSSH 9.2's sftp parses it.
 
 :func:`parse_args` reproduces sftp's ``main()``: BSD ``getopt(3)``
-(:class:`~psftp_shell.frontend.libc_parse.Getopt`) on sftp's option string plus
+(:class:`~psftp_shell.core.libc_parse.Getopt`) on sftp's option string plus
 ``n:`` (bundling, attached or separate option arguments, stop at the
 first operand or ``--``), each option's checks in the order sftp makes
 them, the destination forms of
@@ -42,6 +42,14 @@ from psftp_shell.core.errors import (
     ShellError,
     UsageError,
 )
+from psftp_shell.core.libc_parse import (
+    Getopt,
+    a2port,
+    argv_split,
+    scan_scaled,
+    strtol_size,
+    strtonum,
+)
 from psftp_shell.frontend.cli_messages import OwnUsageError
 from psftp_shell.frontend.config_file import (
     parse_addresses,
@@ -53,14 +61,6 @@ from psftp_shell.frontend.config_file import (
 from psftp_shell.frontend.destination import (
     Destination,
     parse_destination,
-)
-from psftp_shell.frontend.libc_parse import (
-    Getopt,
-    a2port,
-    argv_split,
-    scan_scaled,
-    strtol_size,
-    strtonum,
 )
 
 SFTP_OPTSTRING = "1246AafhNpqrvCc:D:i:l:o:s:S:b:B:F:J:P:R:X:"

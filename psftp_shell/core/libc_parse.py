@@ -1,9 +1,11 @@
 """C library parsing routines, as OpenSSH's sftp gets them from libc.
 
-Faithful emulations of what sftp's command line relies on: ``strtoll``
+Faithful emulations of what sftp's command line (and ssh's reading of
+its options) relies on: ``strtoll``
 and OpenBSD ``strtonum``, ``strtol`` into a ``size_t`` (``-B``, ``-R``),
 OpenBSD ``scan_scaled`` (``-X buffer=``), OpenSSH's ``a2port``, misc.c
-``argv_split`` (``-D``) and BSD ``getopt(3)`` from openbsd-compat.
+``hpdelim2`` and ``cleanhostname``, ``argv_split`` (``-D``, ssh_config
+lines) and BSD ``getopt(3)`` from openbsd-compat.
 """
 
 from __future__ import annotations
@@ -180,6 +182,36 @@ def a2port(text: str) -> int:
         return socket.getservbyname(text, "tcp")
     except (OSError, UnicodeError, ValueError):
         return -1
+
+
+
+# --- host names (misc.c) ----------------------------------------------------
+
+def cleanhostname(host: str) -> str:
+    """Strip the brackets of ``[host]``."""
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
+def hpdelim2(text: str) -> tuple[str, str, str | None] | None:
+    """Emulate ``hpdelim2``: (field, delimiter, rest) or None if bad.
+
+    The delimiter is ``:``, ``/`` or empty (then rest is None).
+    """
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            return None
+        end += 1
+    else:
+        found = [i for i in (text.find(":"), text.find("/")) if i >= 0]
+        end = min(found) if found else len(text)
+    if end == len(text):
+        return text, "", None
+    if text[end] in ":/":
+        return text[:end], text[end], text[end + 1:]
+    return None
 
 
 
