@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
-from psftp_shell.ssh.config_reader import integer_error
+from psftp_shell.ssh.readconf import integer_error
 from tests.twins import psftp, sftp
 
 
@@ -34,9 +34,10 @@ def test_zero_in_a_config_file(sftp_bin: str, tmp_path: Path) -> None:
 
 
 def test_integer_error() -> None:
+    """misc.c ``atoi_err``: an empty value is "missing"."""
     assert [integer_error(v) for v in
             ("1", " 7", "+3", "-0", "x", "", "1.5", "2147483648", "-2")] \
-        == [None, None, None, None, "invalid", "invalid", "invalid",
+        == [None, None, None, None, "invalid", "missing", "invalid",
             "too large", "too small"]
 
 

@@ -23,25 +23,10 @@ from psftp_shell.ssh.algorithms import CHECKED_OPTIONS, option_error
 from psftp_shell.ssh.auth import parse_log_level
 from psftp_shell.ssh.hostkeys import parse_strict
 from psftp_shell.ssh.options_file import OptionsFile
+from psftp_shell.ssh.readconf import convtime, integer_error
 from psftp_shell.ssh.refusals import ALIASES
 
 Handler = Callable[[Any, str, list[str]], None]
-
-INT_MAX = 2**31 - 1
-
-
-def integer_error(value: str) -> str | None:
-    """Why ssh's ``strtonum(value, 0, INT_MAX)`` refuses *value*
-    (``invalid``, ``too small``, ``too large``), or None."""
-    text = value.lstrip(" \t\n\v\f\r")
-    digits = text[1:] if text[:1] in "+-" else text
-    if not digits.isascii() or not digits.isdigit():
-        return "invalid"
-    number = int(text)
-    if number < 0:
-        return "too small"
-    return "too large" if number > INT_MAX else None
-
 
 def parse_int(value: str) -> int:
     """An integer option's value, as ssh's ``parse_int`` reads it."""
@@ -49,6 +34,15 @@ def parse_int(value: str) -> int:
     if reason is not None:
         raise ValueError(reason)
     return int(value)
+
+
+def parse_time(value: str) -> int | None:
+    """A time option's value in seconds (ssh's ``convtime``: ``1h30m``);
+    None for ``none``."""
+    seconds = convtime(value) if value != "none" else None
+    if seconds is not None and seconds < 0:
+        raise ValueError("invalid time value.")
+    return seconds
 
 
 # The options psftp-shell reads itself (asyncssh's parser ignores them),
@@ -61,6 +55,8 @@ PROJECT_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "loglevel": ("LogLevel", parse_log_level),
     "numberofpasswordprompts": ("NumberOfPasswordPrompts", parse_int),
     "connectionattempts": ("ConnectionAttempts", parse_int),
+    "connecttimeout": ("ConnectTimeout", parse_time),
+    "serveraliveinterval": ("ServerAliveInterval", parse_time),
 }
 INTEGER_OPTIONS = frozenset({"numberofpasswordprompts", "connectionattempts"})
 """Those of them ssh reads with ``parse_int`` (:func:`integer_error`)."""
@@ -87,6 +83,8 @@ def _bad_value(option: str, value: str) -> str:
         return f"unsupported log level '{value}'"
     if option.lower() in INTEGER_OPTIONS:
         return f"integer value {integer_error(value)}."
+    if option in ("ConnectTimeout", "ServerAliveInterval"):
+        return "invalid time value."
     return f'unsupported option "{value}".'
 
 

@@ -164,7 +164,7 @@ class Connector:
                     exc.ssh_lines]
             raise ConnectError(text) from None
         self._log_level = r.log_level
-        for note in notes:
+        for note in [*notes, *((LogLevel.ERROR, n) for n in r.notes)]:
             self.notify(*note)
         unsafe = []
         if r.password_auth:

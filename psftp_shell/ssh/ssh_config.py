@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import shlex
 import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from psftp_shell.ssh import config_reader as configreader
-from psftp_shell.ssh.algorithms import check_cipher_flag, option_error
+from psftp_shell.ssh.algorithms import check_cipher_flag
 from psftp_shell.ssh.auth import DEFAULT_IDENTITIES, LogLevel
+from psftp_shell.ssh.config_check import check_files
 from psftp_shell.ssh.hostkeys import Message, StrictMode
+from psftp_shell.ssh.jump_check import jump_error
 from psftp_shell.ssh.known_hosts import (
     DEFAULT_GLOBAL_FILES,
     DEFAULT_USER_FILES,
+)
+from psftp_shell.ssh.readconf import (
+    check_line,
+    command_line_ignore,
+    pattern_ignored,
+    strdelim,
 )
 from psftp_shell.ssh.refusals import ALIASES, refusal
 from psftp_shell.ssh.target import ConnectError, SSHTarget
@@ -125,6 +132,8 @@ class Resolved:
     login_silence: float | None = None
     """ServerAliveInterval x ServerAliveCountMax: how long ssh's login
     waits for a silent server (``ssh_packet_set_timeout``); None: ever."""
+    notes: list[str] = field(default_factory=list)
+    """What ssh says of the files and goes on ("Unsupported option")."""
 
 
 def _is_address(host: str) -> bool:
@@ -135,20 +144,24 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def _option_line(option: str, notes: list[Message]) -> str | None:
-    """Check one ``-o`` value as ssh does; return its config line."""
-    text = option.strip()
-    match = re.match(r"([^\s=]+)\s*=?\s*(.*)$", text, re.S)
-    if "\n" in text or "\r" in text or match is None:
-        raise ConnectError([f"command-line: line 0: Bad configuration "
-                            f"option: {text.lower()}"])
-    keyword, value = match.group(1), match.group(2).strip()
+def _option_line(option: str, notes: list[Message],
+                 ignore: str | None) -> str | None:
+    """Check one ``-o`` value as ssh does; return its config line.
+
+    *ignore* is the IgnoreUnknown value given before it, if any.
+    """
+    verdict = check_line(option, "command-line", 0,
+                         None if ignore is None else pattern_ignored(ignore))
+    if verdict.bad:
+        raise ConnectError(verdict.lines)
+    keyword, rest = strdelim(option.strip(" \t\r\n\f"))
+    if keyword == "":
+        keyword, rest = strdelim(rest)
+    assert keyword and rest
+    value = rest.strip()
     lower = keyword.lower()
     if lower not in SSH_OPTIONS:
-        raise ConnectError(["command-line: line 0: Bad configuration "
-                            f"option: {lower}"])
-    if not value:
-        raise ConnectError(["command-line line 0: Missing argument."])
+        return None                     # IgnoreUnknown
     given = keyword
     if lower in ALIASES:
         keyword = ALIASES[lower]
@@ -156,26 +169,10 @@ def _option_line(option: str, notes: list[Message]) -> str | None:
     refused = refusal(lower, value)
     if refused is not None:
         raise ConnectError(refused)
-    if lower == "proxyjump" and value.lower() != "none":
-        try:
-            for hop in value.split(","):
-                parse_jump(hop.strip())
-        except ConnectError:
-            raise ConnectError([f"command-line line 0: Invalid ProxyJump "
-                                f'"{value}"']) from None
-    bad = option_error(lower, value)
-    if bad is not None:
-        raise ConnectError([*bad[:-1], f"command-line line 0: {bad[-1]}"])
-    if lower in configreader.INTEGER_OPTIONS:
-        reason = configreader.integer_error(value)
-        if reason is not None:
-            raise ConnectError([f"command-line line 0: integer value "
-                                f"{reason}."])
     if lower in _DEPRECATED:
         return None
     if lower in _SSH_UNSUPPORTED:
-        notes.append((LogLevel.ERROR,
-                      f'command-line line 0: Unsupported option "{lower}"'))
+        notes.append((LogLevel.ERROR, verdict.lines[0]))
         return None
     if lower not in HONOURED_OPTIONS and lower not in _IRRELEVANT:
         notes.append((LogLevel.ERROR,
@@ -195,6 +192,9 @@ def command_line_config(target: SSHTarget
     elif target.verbose > 0:
         lines.append(f"LogLevel DEBUG{min(target.verbose, 3)}")
     if target.jump:
+        reasons = jump_error(target.jump, strict=True)
+        if reasons is not None:
+            raise ConnectError([*reasons, "Invalid -J argument"])
         lines.append(f"ProxyJump {quote(target.jump)}")
     if target.cipher is not None:
         bad = check_cipher_flag(target.cipher)
@@ -220,8 +220,9 @@ def command_line_config(target: SSHTarget
                           f"{exc.strerror}.\n"))
             continue
         lines.append(f"IdentityFile {quote(path)}")
-    for option in target.options:
-        line = _option_line(option, notes)
+    for index, option in enumerate(target.options):
+        ignore = command_line_ignore(target.options[:index])
+        line = _option_line(option, notes, ignore)
         if line is not None:
             lines.append(line)
     lines.append("ForwardAgent no")     # sftp's own, after the user's
@@ -299,6 +300,13 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
     them too), for a config reader that cannot read psftp-shell's own
     options from files (:mod:`psftp_shell.ssh.config_reader`).
     """
+    files = list(paths[1:] if command_lines else paths)
+    level = next((line.split()[1] for line in command_lines
+                  if line.startswith("LogLevel ")), "INFO")
+    notes = check_files(files, target.host, user_conf=int(
+        target.config_file is not None or files[:1] == [
+            os.path.expanduser(USER_CONFIG)]),
+        ignore=command_line_ignore(target.options), level=level)
     try:
         cfg = configreader.load(paths, target.host, local_user,
                                 command_lines)
@@ -321,7 +329,7 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
     attempts = int(cast(int, get("ConnectionAttempts", 1)))
     if attempts <= 0:
         raise ConnectError(["Invalid number of ConnectionAttempts"])
-    alive = int(cast(int, get("ServerAliveInterval", 0)))
+    alive = int(cast(int, get("ServerAliveInterval") or 0))
     alive_count = int(cast(int, get("ServerAliveCountMax", 3)))
     return Resolved(
         hostname=hostname,
@@ -360,6 +368,7 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
                              get("ChallengeResponseAuthentication", True))),
         login_silence=float(alive * alive_count)
         if alive > 0 and alive_count > 0 else None,
+        notes=notes,
     )
 
 

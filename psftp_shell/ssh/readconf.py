@@ -1,0 +1,342 @@
+"""One ssh_config line checked as OpenSSH 9.2's ssh checks it.
+
+:func:`check_line` is readconf.c's ``process_config_line`` without the
+setting of options: the keyword split (``strdelim``), ``argv_split``,
+each keyword's value check and the "extra arguments" check, with ssh's
+words.  The same code serves ``-o`` (``command-line line 0``) and each
+line of a config file (:mod:`psftp_shell.ssh.config_check`), whether or
+not its ``Host`` block applies, as in ssh.  Forwardings, ``Match``
+conditions and ``$`` expansions of agent paths are not checked here
+(asyncssh's reader sees them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from os import strerror
+
+from psftp_shell.core.libc_parse import a2port, argv_split, scan_scaled
+from psftp_shell.ssh.algorithms import option_error
+from psftp_shell.ssh.jump_check import jump_error
+from psftp_shell.ssh.ssh_names import (
+    ALGORITHMS,
+    ARRAYS,
+    FLAG,
+    INTEGERS,
+    LOG_LEVELS,
+    MULTISTATE,
+    STRINGS,
+    TIMES,
+    UNSUPPORTED,
+    known_keyword,
+)
+
+_WHITESPACE = " \t\r\n"
+_INT_MAX = 2**31 - 1
+
+
+@dataclass
+class Verdict:
+    """What ssh says of one line: its error lines, and whether it counts
+    as a bad option (ssh's "Unsupported option" does not)."""
+
+    lines: list[str] = field(default_factory=list)
+    bad: bool = False
+
+
+def strdelim(text: str | None) -> tuple[str | None, str | None]:
+    """misc.c ``strdelim``: the first token and the rest (or None)."""
+    if text is None:
+        return None, None
+    found = [i for i in (text.find(c) for c in _WHITESPACE + '"=') if i >= 0]
+    if not found:
+        return text, None
+    pos = min(found)
+    if text[pos] == '"':
+        rest = text[:pos] + text[pos + 1:]
+        close = rest.find('"', pos)
+        if close < 0:
+            return None, None
+        after = close + 1
+        after += len(rest[after:]) - len(rest[after:].lstrip(_WHITESPACE))
+        return rest[:close], rest[after:]
+    token, after = text[:pos], pos + 1
+    equals = text[pos] == "="
+    after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
+    if not equals and text[after:after + 1] == "=":
+        after += 1
+        after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
+    return token, text[after:]
+
+
+def convtime(text: str) -> int:
+    """misc.c ``convtime``: seconds, or -1."""
+    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    total, pos = 0, 0
+    if not text:
+        return -1
+    while pos < len(text):
+        start = pos
+        while pos < len(text) and text[pos].isascii() and text[pos].isdigit():
+            pos += 1
+        if pos == start:
+            return -1
+        secs = int(text[start:pos])
+        unit = text[pos:pos + 1].lower()
+        if unit not in units or secs >= _INT_MAX:
+            return -1
+        pos += 1 if unit else 0
+        if secs > _INT_MAX // units[unit] or total > _INT_MAX - \
+                secs * units[unit]:
+            return -1
+        total += secs * units[unit]
+    return total
+
+
+def integer_error(value: str | None) -> str | None:
+    """misc.c ``atoi_err``: why *value* is no int in 0..INT_MAX, or None."""
+    if not value:
+        return "missing"
+    text = value.lstrip(" \t\n\v\f\r")
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit():
+        return "invalid"
+    number = int(text)
+    if number < 0:
+        return "too small"
+    return "too large" if number > _INT_MAX else None
+
+
+class _Line:
+    """The arguments of one line, consumed as readconf.c's switch does."""
+
+    def __init__(self, where: str, number: int, keyword: str,
+                 rest: str, args: list[str]) -> None:
+        self.at = f"{where} line {number}"
+        self.short = f"{where[:200]} line {number}"
+        self.keyword, self.rest, self.args = keyword, rest, args
+
+    def next(self) -> str | None:
+        return self.args.pop(0) if self.args else None
+
+    def consume(self) -> None:
+        self.args.clear()
+
+
+def _missing(line: _Line) -> list[str] | None:
+    arg = line.next()
+    if not arg:
+        return [f"{line.short}: Missing argument."]
+    line.args.insert(0, arg)
+    return None
+
+
+def _flag(line: _Line, values: tuple[str, ...]) -> list[str] | None:
+    arg = line.next()
+    if arg and arg.lower() in values:
+        return None
+    head = [] if arg else [f"{line.at}: missing argument."]
+    shown = "(null)" if arg is None else arg
+    return [*head, f'{line.at}: unsupported option "{shown}".']
+
+
+def _time(line: _Line) -> list[str] | None:
+    arg = line.next()
+    if not arg:
+        return [f"{line.at}: missing time value."]
+    if arg != "none" and convtime(arg) < 0:
+        return [f"{line.at}: invalid time value."]
+    return None
+
+
+def _integer(line: _Line) -> list[str] | None:
+    reason = integer_error(line.next())
+    return None if reason is None else \
+        [f"{line.at}: integer value {reason}."]
+
+
+def _string(line: _Line) -> list[str] | None:
+    bad = _missing(line)
+    line.next()
+    return bad
+
+
+def _array(line: _Line) -> list[str] | None:
+    count = 0
+    while line.args:
+        arg = line.args.pop(0)
+        if not arg:
+            return [f"{line.at}: keyword {line.keyword} empty argument"]
+        if arg.lower() == "none" and (count or line.args):
+            return [f'{line.at}: keyword {line.keyword} "none" argument '
+                    "must appear alone."]
+        count += 1
+    return None
+
+
+def _port(line: _Line) -> list[str] | None:
+    bad = _missing(line)
+    arg = line.next()
+    if bad is None and a2port(arg or "") <= 0:
+        return [f"{line.short}: Bad port '{arg}'."]
+    return bad
+
+
+def _algorithms(line: _Line) -> list[str] | None:
+    bad = _missing(line)
+    arg = line.next()
+    if bad is not None or arg is None:
+        return bad
+    reasons = option_error(line.keyword, arg)
+    return None if reasons is None else \
+        [*reasons[:-1], f"{line.short}: {reasons[-1]}"]
+
+
+def _log_level(line: _Line) -> list[str] | None:
+    arg = line.next()
+    if arg is not None and arg.upper() in LOG_LEVELS:
+        return None
+    return [f"{line.short}: unsupported log level "
+            f"'{'<NONE>' if arg is None else arg}'"]
+
+
+def _jump(line: _Line) -> list[str] | None:
+    value = line.rest.lstrip(_WHITESPACE + "=")
+    line.consume()
+    reasons = jump_error(value, strict=line.at.startswith("command-line "))
+    if reasons is None:
+        return None
+    return [*reasons, f'{line.short}: Invalid ProxyJump "{value}"']
+
+
+def _rekey(line: _Line) -> list[str] | None:
+    arg = line.next()
+    if not arg:
+        return [f"{line.short}: Missing argument."]
+    if arg != "default":
+        value, err = scan_scaled(arg)
+        if err:
+            return [f"{line.short}: Bad number '{arg}': {strerror(err)}"]
+        if 0 < value < 16 or value < 0:
+            return [f"{line.short}: RekeyLimit too small"]
+    if line.args and line.args[0] == "none":
+        line.next()
+        return None
+    return _time(line) if line.args else None
+
+
+def _inactive_refusal(text: str) -> Callable[[_Line], list[str] | None]:
+    def check(line: _Line) -> list[str] | None:
+        if line.at.startswith("command-line "):
+            return [text]
+        if line.keyword == "match":
+            line.consume()
+            return None
+        return _array(line)
+    return check
+
+
+_SPECIAL: dict[str, Callable[[_Line], list[str] | None]] = {
+    "port": _port, "loglevel": _log_level, "proxyjump": _jump,
+    "rekeylimit": _rekey,
+    "host": _inactive_refusal(
+        "Host directive not supported as a command-line option"),
+    "match": _inactive_refusal(
+        "Host directive not supported as a command-line option"),
+    "include": _inactive_refusal(
+        "Include directive not supported as a command-line option"),
+}
+
+
+def _check_value(line: _Line) -> list[str] | None:
+    """ssh's complaint about the value of *line*, or None."""
+    keyword = line.keyword
+    if keyword in _SPECIAL:
+        return _SPECIAL[keyword](line)
+    if keyword in MULTISTATE:
+        return _flag(line, MULTISTATE[keyword])
+    if keyword in FLAG:
+        return _flag(line, ("yes", "no", "true", "false"))
+    if keyword in TIMES:
+        return _time(line)
+    if keyword in INTEGERS:
+        return _integer(line)
+    if keyword in STRINGS:
+        return _string(line)
+    if keyword in ARRAYS:
+        return _array(line)
+    if keyword in ALGORITHMS:
+        return _algorithms(line)
+    line.consume()              # not checked here, or ssh ignores it
+    return None
+
+
+def check_line(text: str, where: str, number: int,
+               ignored: Callable[[str], bool] | None = None) -> Verdict:
+    """ssh's verdict on one config line read from *where* (a file, or
+    ``command-line`` for ``-o``) at line *number*.
+
+    *ignored* says whether an unknown keyword matches IgnoreUnknown.
+    """
+    text = text.rstrip(_WHITESPACE + "\f")
+    keyword, rest = strdelim(text)
+    if keyword == "":
+        keyword, rest = strdelim(rest)
+    if not keyword or keyword[0] in "\n#":
+        return Verdict()
+    keyword = keyword.lower()
+    rest = None if rest is None else rest.lstrip(_WHITESPACE)
+    if not rest:
+        return Verdict([f'{where} line {number}: no argument after '
+                        f'keyword "{keyword}"'], True)
+    verdict = Verdict()
+    known = known_keyword(keyword)
+    if not known and not (ignored is not None and ignored(keyword)):
+        verdict = Verdict([f"{where}: line {number}: Bad configuration "
+                           f"option: {keyword}"], True)
+    try:
+        args = argv_split(rest)
+    except ValueError:
+        verdict.lines.append(f"{where} line {number}: invalid quotes")
+        return Verdict(verdict.lines, True)
+    if verdict.bad or not known:
+        return verdict
+    line = _Line(where, number, keyword, rest, args)
+    if keyword in UNSUPPORTED:
+        return Verdict([f'{line.at}: Unsupported option "{keyword}"'])
+    reasons = _check_value(line)
+    if reasons is not None:
+        return Verdict(reasons, True)
+    if line.args:
+        return Verdict([f"{line.short}: keyword {keyword} extra arguments "
+                        "at end of line"], True)
+    return Verdict()
+
+
+def pattern_ignored(patterns: str) -> Callable[[str], bool]:
+    """An IgnoreUnknown list as ssh's ``match_pattern_list`` reads it."""
+    def ignored(keyword: str) -> bool:
+        result = False
+        for pattern in patterns.lower().split(","):
+            negated = pattern.startswith("!")
+            if fnmatchcase(keyword, pattern.lstrip("!")
+                           .replace("[", "[[]")):
+                if negated:
+                    return False
+                result = True
+        return result
+    return ignored
+
+
+def command_line_ignore(options: Sequence[str]) -> str | None:
+    """The IgnoreUnknown value the ``-o`` *options* set (the first)."""
+    for option in options:
+        keyword, rest = strdelim(option.strip())
+        if keyword == "":
+            keyword, rest = strdelim(rest)
+        if keyword is not None and keyword.lower() == "ignoreunknown" \
+                and rest:
+            return rest.split()[0]
+    return None

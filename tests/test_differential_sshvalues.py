@@ -1,0 +1,99 @@
+"""Bad ssh option values, psftp-shell against OpenSSH's sftp.
+
+Each value goes to both programs with ``-o`` or in a config file
+(``-F``, alone, in a ``Host *`` block, in a block for another host, two
+bad lines); the exit status and stderr must be the same.  ssh stops
+before it connects, so no server is needed.  sftp's own
+``\\rConnection closed.  \\n`` (its SIGCHLD handler, racing ssh's exit)
+is left out of both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.twins import psftp, sftp
+
+pytestmark = pytest.mark.usefixtures("clean_ssh_env")
+
+OPTIONS = [
+    "Port=abc", "Port=0", "Port=70000", "Port=-1", "Port=", "Port",
+    "Port==22", "=Port", "User=", "User=a b", 'User="a', "IdentityFile=",
+    "BatchMode=maybe", "BatchMode", "StrictHostKeyChecking=maybe",
+    "Compression=maybe", "Compression=", "IdentitiesOnly=maybe",
+    "PasswordAuthentication=maybe", "CheckHostIP=maybe",
+    "TCPKeepAlive=maybe", "HashKnownHosts=maybe", "ControlMaster=maybe",
+    "VerifyHostKeyDNS=maybe", "RequestTTY=maybe",
+    "CanonicalizeHostname=maybe", "ConnectTimeout=abc", "ConnectTimeout=-1",
+    "ConnectTimeout=99999999999", "ConnectTimeout=1x", "ConnectTimeout=",
+    "ServerAliveInterval=abc", "ServerAliveInterval=-5",
+    "ServerAliveCountMax=abc", "ServerAliveCountMax=-1",
+    "ConnectionAttempts=abc", "ConnectionAttempts=0",
+    "NumberOfPasswordPrompts=abc", "LogLevel=loud", "AddressFamily=inet5",
+    "Ciphers=foo", "MACs=foo", "KexAlgorithms=foo", "HostKeyAlgorithms=foo",
+    "UserKnownHostsFile=", "ProxyJump=a@", "ProxyJump=host:abc",
+    "ProxyJump=-b", "ProxyJump=a,b;c", "RekeyLimit=abc", "Foo=bar", "Foo",
+    "-b",
+]
+COMMAND_LINES = [
+    ["-o", "-b", "x"], ["-J", "-b", "x"], ["-J", "a;b"], ["-J", "a@"],
+    ["-o", "IgnoreUnknown=Foo", "-o", "Foo=bar", "-o", "Port=abc"],
+    ["-q", "-o", "Port=abc"],
+    ["-o", "ServerAliveInterval=1h", "-o", "Port=1"],
+    ["-o", "ConnectTimeout=1m30s", "-o", "Port=1"],
+]
+FILES = {
+    "port": "Port abc\n", "port 0": "Port 0\n", "user": "User\n",
+    "identity": "IdentityFile\n", "batch": "BatchMode maybe\n",
+    "strict": "StrictHostKeyChecking maybe\n",
+    "compression": "Compression maybe\n",
+    "timeout": "ConnectTimeout abc\n", "alive": "ServerAliveInterval abc\n",
+    "count": "ServerAliveCountMax abc\n",
+    "attempts": "ConnectionAttempts abc\n",
+    "prompts": "NumberOfPasswordPrompts abc\n", "log": "LogLevel loud\n",
+    "family": "AddressFamily inet5\n", "kex": "KexAlgorithms foo\n",
+    "hostkeys": "HostKeyAlgorithms foo\n",
+    "known hosts": "UserKnownHostsFile\n", "jump": "ProxyJump a@\n",
+    "unknown": "Foo bar\n", "ignored": "IgnoreUnknown Foo\nFoo bar\nPort x\n",
+    "host *": "Host *\n  Port abc\n",
+    "host * batch": "Host *\n    BatchMode maybe\n",
+    "other host": "Host other\n  Port abc\n",
+    "two bad": "Port abc\nBatchMode maybe\n",
+    "two bad host *": "Host *\n Port abc\n ConnectTimeout xyz\n",
+    "unknown and bad": "Foo bar\nPort abc\n",
+    "unsupported and bad": "RSAAuthentication no\nPort abc\n",
+    "times": "ServerAliveInterval 1h\nConnectTimeout 1m\nPort 1\n",
+}
+
+
+def _same(sftp_bin: str, args: list[str], cwd: Path) -> None:
+    theirs = sftp(sftp_bin, [*args, "127.0.0.1"], cwd=cwd)
+    ours = psftp([*args, "127.0.0.1"], cwd=cwd)
+
+    def seen(stderr: bytes) -> bytes:
+        return stderr.replace(b"\rConnection closed.  \n", b"")
+    assert (ours.status, seen(ours.stderr)) == \
+        (theirs.status, seen(theirs.stderr))
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_bad_option_value(option: str, sftp_bin: str,
+                          tmp_path: Path) -> None:
+    _same(sftp_bin, ["-o", option], tmp_path)
+
+
+@pytest.mark.parametrize("args", COMMAND_LINES, ids=" ".join)
+def test_bad_command_line(args: list[str], sftp_bin: str,
+                          tmp_path: Path) -> None:
+    _same(sftp_bin, args, tmp_path)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_bad_value_in_file(name: str, sftp_bin: str,
+                           tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text(FILES[name])
+    _same(sftp_bin, ["-F", str(config)], tmp_path)
+    _same(sftp_bin, ["-q", "-F", str(config)], tmp_path)
