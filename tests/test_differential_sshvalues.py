@@ -56,13 +56,13 @@ FILES = {
     "family": "AddressFamily inet5\n", "kex": "KexAlgorithms foo\n",
     "hostkeys": "HostKeyAlgorithms foo\n",
     "known hosts": "UserKnownHostsFile\n", "jump": "ProxyJump a@\n",
-    "unknown": "Foo bar\n", "ignored": "IgnoreUnknown Foo\nFoo bar\nPort x\n",
+    "ignored": "IgnoreUnknown Foo\nFoo bar\nPort x\n",
+    "gssapi kex and bad": "GSSAPIKeyExchange yes\nPort abc\n",
     "host *": "Host *\n  Port abc\n",
     "host * batch": "Host *\n    BatchMode maybe\n",
     "other host": "Host other\n  Port abc\n",
     "two bad": "Port abc\nBatchMode maybe\n",
     "two bad host *": "Host *\n Port abc\n ConnectTimeout xyz\n",
-    "unknown and bad": "Foo bar\nPort abc\n",
     "unsupported and bad": "RSAAuthentication no\nPort abc\n",
     "times": "ServerAliveInterval 1h\nConnectTimeout 1m\nPort 1\n",
 }
@@ -72,10 +72,13 @@ def _same(sftp_bin: str, args: list[str], cwd: Path) -> None:
     theirs = sftp(sftp_bin, [*args, "127.0.0.1"], cwd=cwd)
     ours = psftp([*args, "127.0.0.1"], cwd=cwd)
 
-    def seen(stderr: bytes) -> bytes:
-        return stderr.replace(b"\rConnection closed.  \n", b"")
-    assert (ours.status, seen(ours.stderr)) == \
-        (theirs.status, seen(theirs.stderr))
+    assert (ours.status, _seen(ours.stderr)) == \
+        (theirs.status, _seen(theirs.stderr))
+
+
+def _seen(stderr: bytes) -> bytes:
+    """*stderr* without sftp's racing ``Connection closed.`` line."""
+    return stderr.replace(b"\rConnection closed.  \n", b"")
 
 
 @pytest.mark.parametrize("option", OPTIONS)
@@ -97,3 +100,22 @@ def test_bad_value_in_file(name: str, sftp_bin: str,
     config.write_text(FILES[name])
     _same(sftp_bin, ["-F", str(config)], tmp_path)
     _same(sftp_bin, ["-q", "-F", str(config)], tmp_path)
+
+
+@pytest.mark.parametrize("keyword", [
+    "Foo bar", "ObscureKeystrokeTiming no",
+    "GSSAPIKexAlgorithms gss-group14-sha256-"])
+def test_a_keyword_ssh_does_not_know_passes_in_a_file(
+        keyword: str, sftp_bin: str, tmp_path: Path) -> None:
+    """Unlike ssh 9.2's: a file may be written for a later ssh, or for
+    a distribution's patches (RHEL's crypto policies).  A bad value of a
+    known keyword after it is still reported as ssh reports it: as sftp
+    does with the line commented out."""
+    config = tmp_path / "config"
+    config.write_text(f"#{keyword}\nPort abc\n")
+    theirs = sftp(sftp_bin, ["-F", str(config), "127.0.0.1"], cwd=tmp_path)
+    config.write_text(f"{keyword}\nPort abc\n")
+    ours = psftp(["-F", str(config), "127.0.0.1"], cwd=tmp_path)
+    assert b"line 2: Bad port 'abc'." in theirs.stderr
+    assert (ours.status, _seen(ours.stderr)) == \
+        (theirs.status, _seen(theirs.stderr))

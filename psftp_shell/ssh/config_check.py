@@ -2,7 +2,8 @@
 
 ssh reads every line of each file, in a ``Host`` block that applies or
 not, and reports each bad one (:func:`~psftp_shell.ssh.readconf.
-check_line`); at the end of a file with any, it stops with
+check_line`; a keyword ssh 9.2 does not know passes here, see its
+``unknown_bad``); at the end of a file with any, it stops with
 ``<file>: terminating, N bad configuration options``.  An ``Include``d
 file is read in its place and ends ssh the same way.  Its error lines
 are hidden at ``LogLevel QUIET`` given on the command line (its fatal
@@ -83,7 +84,8 @@ class _Reader:
             return
         bad = 0
         for number, text in enumerate(data.splitlines(), 1):
-            verdict = check_line(text, path, number, self._ignored())
+            verdict = check_line(text, path, number, self._ignored(),
+                                 unknown_bad=False)
             self._say(verdict.lines)
             if verdict.bad:
                 bad += 1

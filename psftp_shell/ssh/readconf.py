@@ -274,11 +274,16 @@ def _check_value(line: _Line) -> list[str] | None:
 
 
 def check_line(text: str, where: str, number: int,
-               ignored: Callable[[str], bool] | None = None) -> Verdict:
+               ignored: Callable[[str], bool] | None = None,
+               unknown_bad: bool = True) -> Verdict:
     """ssh's verdict on one config line read from *where* (a file, or
     ``command-line`` for ``-o``) at line *number*.
 
     *ignored* says whether an unknown keyword matches IgnoreUnknown.
+    Without *unknown_bad*, a keyword OpenSSH 9.2 does not know passes:
+    a file may be written for a later ssh, or for a distribution's
+    (Debian's and Red Hat's GSSAPI key exchange options; RHEL's
+    crypto-policies include ``GSSAPIKexAlgorithms`` in every session).
     """
     text = text.rstrip(_WHITESPACE + "\f")
     keyword, rest = strdelim(text)
@@ -293,6 +298,8 @@ def check_line(text: str, where: str, number: int,
                         f'keyword "{keyword}"'], True)
     verdict = Verdict()
     known = known_keyword(keyword)
+    if not known and not unknown_bad:
+        return Verdict()
     if not known and not (ignored is not None and ignored(keyword)):
         verdict = Verdict([f"{where}: line {number}: Bad configuration "
                            f"option: {keyword}"], True)
