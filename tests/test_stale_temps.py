@@ -1,8 +1,8 @@
 """A temporary that can never be resumed is removed when the copy
 starts over, with its journal, and the user is told.
 
-An interrupted chunked copy leaves its temporary and a journal (beside
-the target for a get, under ``$XDG_STATE_HOME`` for a put).  When the
+An interrupted chunked copy leaves its temporary and a journal (under
+``$XDG_STATE_HOME``).  When the
 source is rewritten before the next ``get``/``reget``/``put``/``reput``
 of it, that temporary can never be finished: the new copy removes it
 and its journal, and says what it removed.
@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests import test_parallel
-from tests.test_parallel import CHUNK, PRig, leftovers, payload, stop_after
+from tests.test_parallel import (
+    CHUNK,
+    PRig,
+    get_journal,
+    leftovers,
+    payload,
+    stop_after,
+)
 
 prig = test_parallel.prig      # three streams over sftp-server pipes
 
@@ -32,8 +39,8 @@ async def test_get_after_the_source_was_rewritten(prig: PRig,
     (prig.remote / "f").write_bytes(payload(20 * CHUNK))
     stop_after(prig, 5 * CHUNK)
     assert not await prig.get("f", "down")
-    kept = [n for n in leftovers(prig.local) if "journal" not in n]
-    assert len(kept) == 1 and len(leftovers(prig.local)) == 2
+    kept = leftovers(prig.local)
+    assert len(kept) == 1 and get_journal(prig, "down").is_file()
     _stopped_get(prig)
     newer = payload(20 * CHUNK, seed=9)
     (prig.remote / "f").write_bytes(newer)
@@ -41,6 +48,7 @@ async def test_get_after_the_source_was_rewritten(prig: PRig,
     assert await prig.get("f", "down", resume=resume)
     assert (prig.local / "down").read_bytes() == newer
     assert leftovers(prig.local) == []
+    assert not get_journal(prig, "down").exists()
     assert prig.messages().startswith(
         f"Removed {kept[0]} (")
     assert prig.messages().endswith(
@@ -103,7 +111,7 @@ async def test_a_kept_temporary_is_reported_with_its_finish(
         (prig.remote / "f").write_bytes(data)
         assert not await prig.get("f", "down")
         where, finish = prig.local, f"reget {prig.remote / 'f'} down"
-    temps = [n for n in leftovers(where) if "journal" not in n]
+    temps = leftovers(where)
     assert len(kept) == 1 and len(temps) == 1, (kept, temps)
     temp, nbytes, command = kept[0]
     assert temp.endswith("/" + temps[0]) and command == finish
