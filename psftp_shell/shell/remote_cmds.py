@@ -6,6 +6,8 @@ the ``do_*`` function of sftp-client.c it calls, message for message.
 
 from __future__ import annotations
 
+import contextlib
+
 from psftp_shell.core.errors import CommandError
 from psftp_shell.core.escape import handle_error
 from psftp_shell.core.paths import make_absolute, make_absolute_glob
@@ -13,6 +15,7 @@ from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
     OPEN_CREAT,
     OPEN_READ,
+    OPEN_TRUNC,
     OPEN_WRITE,
     StatusError,
 )
@@ -243,8 +246,7 @@ async def copy(sh: Shell, inv: Invocation) -> None:
                 handle_error(f'remote open("{new}")', exc.text)) from None
         try:
             await client.copy_data(src, 0, 0, dst, 0)
-            size = (await client.fstat(src)).size
-            await client.fsetstat(dst, Attrs(size=size))
+            await _fit(sh, (src, dst), new, attrs.size)
         except StatusError as exc:
             raise CommandError(f'Couldn\'t copy file "{old}" to "{new}": '
                                f"{exc.text}") from None
@@ -252,6 +254,34 @@ async def copy(sh: Shell, inv: Invocation) -> None:
             await _close_quietly(sh, dst)
     finally:
         await _close_quietly(sh, src)
+
+
+async def _fit(sh: Shell, handles: tuple[bytes, bytes], new: str,
+               size: int | None) -> None:
+    """Cut the copy at *new* to its source's size: the FSTAT's, else
+    the STAT's *size*; by FSETSTAT, else SETSTAT.  A server that allows
+    neither gets sftp's own way, a truncating OPEN and a second copy,
+    unless the target has that size already (it is then no longer than
+    the source, so cannot be the source cut short)."""
+    client = sh.remote.client
+    src, dst = handles
+    with contextlib.suppress(StatusError):
+        size = (await client.fstat(src)).size
+    cut = Attrs(size=size)
+    if size is not None:
+        for setting in (lambda: client.fsetstat(dst, cut),
+                        lambda: client.setstat(new, cut)):
+            with contextlib.suppress(StatusError):
+                await setting()
+                return
+        with contextlib.suppress(StatusError):
+            if (await client.stat(new)).size == size:
+                return
+    again = await client.open(new, OPEN_WRITE | OPEN_CREAT | OPEN_TRUNC)
+    try:
+        await client.copy_data(src, 0, 0, again, 0)
+    finally:
+        await _close_quietly(sh, again)
 
 
 async def _close_quietly(sh: Shell, handle: bytes) -> None:
