@@ -71,6 +71,11 @@ CASES = [
     ("fsetstat", "cp rsmall.txt rold.txt"),
     ("fsetstat,setstat", "cp rsmall.txt rold.txt"),
     ("fsetstat,setstat", "cp rbig.bin rcopy.bin"),
+    # a replaced file keeps its mode, as sftp's in-place copy keeps it
+    ("fsetstat", "put small.txt rold.txt"),
+    ("fsetstat", "put big.bin rold.bin"),
+    ("fsetstat,setstat", "put big.bin rold.bin"),
+    ("fsetstat,setstat", "put -p small.txt rold.txt"),
 ]
 
 

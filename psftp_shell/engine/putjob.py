@@ -51,7 +51,6 @@ from psftp_shell.filecopy.onto_itself import onto_itself, upload_guard
 from psftp_shell.filecopy.remotedest import (
     OntoItself,
     RemoteFile,
-    WriteCheck,
     remote_temp,
 )
 from psftp_shell.filecopy.single_upload import (
@@ -59,6 +58,7 @@ from psftp_shell.filecopy.single_upload import (
     upload_attrs,
     upload_fd,
 )
+from psftp_shell.filecopy.write_check import WriteCheck
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
     OPEN_WRITE,

@@ -5,11 +5,13 @@ target (created with EXCL, given the target's mode if it has one), moved
 over the target with ``posix-rename@openssh.com`` once complete.  A
 parallel upload's streams all open the temporary at once, without EXCL:
 the first OPEN creates it (its 64 random bits cannot be guessed) and
-none truncates it.  Without posix-rename, or for links and special
-files, it is written in place as sftp does; a symbolic link target is
-resolved first.  An existing target is also opened for writing, as sftp
-would, to learn whether sftp's copy would have been allowed (the rename
-waits for that).  Failed requests print sftp's message to a ``Printer``.
+none truncates it.  Without posix-rename, for links and special files,
+or when the server lets nothing give the temporary an existing target's
+mode (FSETSTAT and SETSTAT refused), it is written in place as sftp
+does; a symbolic link target is resolved first.  An existing target
+is also opened for writing, as sftp would, to learn whether sftp's copy
+would have been allowed (the rename waits for that).  Failed requests
+print sftp's message to a ``Printer``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.copy_context import CopyContext
 from psftp_shell.filecopy.localdest import temp_name
 from psftp_shell.filecopy.onto_itself import Guard
+from psftp_shell.filecopy.write_check import WriteCheck
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
     FX_NO_SUCH_FILE,
@@ -38,68 +41,6 @@ from psftp_shell.sftp.client import (
     StatusError,
 )
 from psftp_shell.sftp.request_core import retrieved
-
-
-@dataclass(slots=True)
-class WriteCheck:
-    """sftp's own OPEN of an existing target for writing (no truncation),
-    sent beside the copy to a temporary; its handle is closed unused.
-
-    :param shown: the target as the copy names it, for sftp's message
-    """
-
-    client: SFTPClient
-    shown: str
-    opening: asyncio.Future[bytes]
-
-    @classmethod
-    def send(cls, client: SFTPClient, path: str, shown: str) -> WriteCheck:
-        """OPEN *path* (known to be a regular file) for writing now."""
-        opening = asyncio.ensure_future(client.open(path, OPEN_WRITE))
-        opening.add_done_callback(retrieved)
-        return cls(client, shown, opening)
-
-    @classmethod
-    def if_regular(cls, client: SFTPClient, path: str, shown: str
-                   ) -> WriteCheck:
-        """LSTAT *path*, then OPEN it for writing if it is a regular file
-        (an OPEN of a FIFO would block the server)."""
-        async def open_if_regular() -> bytes:
-            there = await client.lstat(path)
-            if not there.is_reg():
-                raise StatusError(FX_NO_SUCH_FILE)     # nothing to keep
-            return await client.open(path, OPEN_WRITE)
-        opening = asyncio.ensure_future(open_if_regular())
-        opening.add_done_callback(retrieved)
-        return cls(client, shown, opening)
-
-    async def refusal(self) -> StatusError | None:
-        """The server's refusal of the OPEN; None if it was allowed, if
-        the target is gone since, or if the answer was lost with its
-        connection."""
-        try:
-            handle = await asyncio.shield(self.opening)
-        except asyncio.CancelledError:
-            self.drop()
-            raise
-        except StatusError as exc:
-            return None if exc.code == FX_NO_SUCH_FILE else exc
-        except SFTPError:
-            return None
-        self._close(handle)
-        return None
-
-    def drop(self) -> None:
-        """Not needed after all: close the handle when it comes."""
-        def done(opening: asyncio.Future[bytes]) -> None:
-            if not opening.cancelled() and opening.exception() is None:
-                self._close(opening.result())
-        self.opening.add_done_callback(done)
-
-    def _close(self, handle: bytes) -> None:
-        if not self.client.closed:
-            closing = asyncio.ensure_future(self.client.close_handle(handle))
-            closing.add_done_callback(retrieved)
 
 
 @dataclass(slots=True)
@@ -312,8 +253,9 @@ class _Made:
             raise
         try:
             if old is not None and old.is_reg():
-                return await self._replacing(dest, old)
-            if old is not None and old.is_link() and self.follow:
+                if await self._replacing(dest, old):
+                    return dest
+            elif old is not None and old.is_link() and self.follow:
                 with contextlib.suppress(StatusError):
                     found = await client.realpath(self.remote_path)
                     if found != self.remote_path:
@@ -327,19 +269,24 @@ class _Made:
         await self._drop(dest)      # in place, as sftp, or via the link
         return None
 
-    async def _replacing(self, dest: RemoteFile, old: Attrs
-                         ) -> RemoteFile:
-        """Keep the temporary that replaces the regular file *old*."""
+    async def _replacing(self, dest: RemoteFile, old: Attrs) -> bool:
+        """Whether the temporary may replace the regular file *old*: it
+        must take *old*'s mode (FSETSTAT, else SETSTAT), or the copy goes
+        in place as sftp's, which keeps the mode."""
         client = self.client
         if self.guard is not None and await self.guard(
                 client, self.remote_path, old):
             raise OntoItself(self.shown)
         dest.check = WriteCheck.send(client, self.remote_path, self.shown)
-        if old.permissions is not None:
+        if old.permissions is None:
+            return True
+        mode = Attrs(permissions=old.permissions & 0o1777)
+        for setting in (lambda: client.fsetstat(dest.handle, mode),
+                        lambda: client.setstat(self.temp, mode)):
             with contextlib.suppress(StatusError):
-                await client.fsetstat(dest.handle, Attrs(
-                    permissions=old.permissions & 0o1777))
-        return dest
+                await setting()
+                return True
+        return False
 
     async def _drop(self, dest: RemoteFile) -> None:
         if self.sharers is not None:
