@@ -76,6 +76,8 @@ CASES = [
     ("fsetstat", "put big.bin rold.bin"),
     ("fsetstat,setstat", "put big.bin rold.bin"),
     ("fsetstat,setstat", "put -p small.txt rold.txt"),
+    # -p in chunks sets times with SETSTAT; refused, with FSETSTAT
+    ("setstat", "put -p big.bin"),
 ]
 
 

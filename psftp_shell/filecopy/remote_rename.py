@@ -6,12 +6,14 @@ The CLOSE and the posix-rename onto the target, with sftp's messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from psftp_shell.core.escape import handle_error
 from psftp_shell.core.ordered_output import Printer
 from psftp_shell.filecopy.remotedest import RemoteFile
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
+    OPEN_WRITE,
     SFTPClient,
     StatusError,
 )
@@ -59,9 +61,11 @@ async def rename_into_place(client: SFTPClient, out: Printer,
     """posix-rename the closed temporary onto the target, after a
     SETSTAT of *attrs* (``-p``) sent with it, in the same round trip.
 
-    A failed SETSTAT prints sftp's fsetstat message and renames anyway,
-    as sftp keeps a file whose attributes it could not set.  Nothing is
-    renamed over a target sftp could not have written.
+    A refused SETSTAT is tried again as sftp's FSETSTAT on the renamed
+    file (a server may refuse one and not the other); if that fails too,
+    sftp's fsetstat message, and the file is kept, as sftp keeps a file
+    whose attributes it could not set.  Nothing is renamed over a target
+    sftp could not have written.
     """
     if not await _allowed(out, dest):
         return False
@@ -70,12 +74,48 @@ async def rename_into_place(client: SFTPClient, out: Printer,
         setting = client.setstat_nowait(dest.temp, attrs)
         setting.add_done_callback(retrieved)
     renaming = _send_rename(client, dest)
-    if setting is not None:
-        try:
-            await setting
-        except StatusError as exc:
-            out.error(f"remote fsetstat: {exc.text}")
-    return await _renamed(out, dest, renaming)
+    refused = await _refusal(setting)
+    moved = await _refusal(renaming)
+    if refused is not None and moved is None and attrs is not None:
+        refused = await _fsetstat_path(client, dest.final, attrs, refused)
+    if refused is not None:
+        out.error(f"remote fsetstat: {refused.text}")
+    if moved is not None:
+        out.error(f'remote rename "{dest.temp}" to "{dest.final}": '
+                  f"{moved.text}")
+        return False
+    if renaming is not None:
+        dest.temp = None
+    return True
+
+
+async def _refusal(request: asyncio.Future[None] | None
+                   ) -> StatusError | None:
+    """The server's refusal of *request*, if sent; None if it was done."""
+    try:
+        if request is not None:
+            await request
+    except StatusError as exc:
+        return exc
+    return None
+
+
+async def _fsetstat_path(client: SFTPClient, path: str, attrs: Attrs,
+                         refused: StatusError) -> StatusError | None:
+    """OPEN *path* for writing, FSETSTAT *attrs*, CLOSE: None if set,
+    else the FSETSTAT's refusal (*refused* if the OPEN failed)."""
+    try:
+        handle = await client.open(path, OPEN_WRITE)
+    except StatusError:
+        return refused
+    try:
+        await client.fsetstat(handle, attrs)
+    except StatusError as exc:
+        return exc
+    finally:
+        with contextlib.suppress(StatusError):
+            await client.close_handle(handle)
+    return None
 
 
 def _send_rename(client: SFTPClient, dest: RemoteFile
