@@ -78,6 +78,9 @@ CASES = [
     ("fsetstat,setstat", "put -p small.txt rold.txt"),
     # -p in chunks sets times with SETSTAT; refused, with FSETSTAT
     ("setstat", "put -p big.bin"),
+    # a download whose every byte arrived is kept when CLOSE fails
+    ("close", "get rsmall.txt"),
+    ("close", "get rbig.bin"),
 ]
 
 

@@ -334,6 +334,7 @@ class GetJob:
             preserve_local(out, dest.fd, attrs, new_mode(attrs), self.dst)
         if self.flags.fsync:
             sync_local(out, dest.fd, self.dst)
-        ok = closed and commit_local(out, dest, self.dst, self.flags.fsync)
+        # every byte arrived: kept after a failed CLOSE, as sftp keeps it
+        ok = commit_local(out, dest, self.dst, self.flags.fsync) and closed
         journal.remove(jpath)
         return ok and not board.ctx.is_interrupted()

@@ -224,13 +224,14 @@ async def _finish_download(ctx: CopyContext, client: SFTPClient,
                                      remote.handle, dest, job, end):
             await close_remote(client, out, remote.handle)
             return False
-    ok = await close_remote(client, out, remote.handle) and not interrupted
+    closed = await close_remote(client, out, remote.handle)
     if flags.preserve:
         preserve_local(out, dest.fd, attrs, mode, local_path)
     if flags.resume and not pulled.modified:
         out.logit(f'File "{local_path}" was not modified')
     elif flags.fsync:
         sync_local(out, dest.fd, local_path)
-    if ok:
-        ok = commit_local(out, dest, local_path, flags.fsync)
-    return ok
+    if interrupted:
+        return False
+    # every byte arrived: kept after a failed CLOSE, as sftp keeps it
+    return commit_local(out, dest, local_path, flags.fsync) and closed
