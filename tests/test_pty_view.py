@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS
+from psftp_shell.filecopy import journal
 from tests.conftest import require
 from tests.test_pty import PROMPT, Session, environment
 
@@ -293,7 +294,9 @@ def test_an_interrupted_tree_says_what_it_kept(
     assert " failed)" not in shown and "verified by" not in shown
     temps = [p.name for p in (local / "tree").iterdir()
              if p.name.startswith(".big.bin.psftp-")]
-    assert len(temps) == 2, temps         # the temporary and its journal
+    assert len(temps) == 1, temps         # the temporary, and its journal
+    assert os.path.isfile(journal.download_path(
+        environment(tmp_path), str(local / "tree" / "big.bin")))
     shutil.rmtree(local)
 
 
