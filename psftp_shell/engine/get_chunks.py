@@ -77,7 +77,7 @@ class GetFile(ChunkedFile):
             return False
         try:
             return bool(await client.read(handle, offset, 1))
-        except StatusError:
+        except SFTPError:           # refused, or the connection lost
             return False
         finally:
             with contextlib.suppress(SFTPError):

@@ -50,9 +50,8 @@ async def source_changed(file: GetFile, attrs: Attrs,
     what was fetched past it was read before the change, and the copy
     must not end with data the source no longer has.  That is asked of
     the file itself first (a READ at the new size on each of *streams*):
-    a server
-    may state a size short of the data it serves, and sftp, which reads
-    to the end of file, copies it all.
+    a server may state a size short of the data it serves, and sftp,
+    which reads to the end of file, copies it all.
 
     The copy fails (:meth:`~ChunkedFile.fail`) when a stream met the
     end of file short of the size stated at the start, the FSTAT states
