@@ -16,9 +16,13 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Sequence
-from fnmatch import fnmatchcase
 
-from psftp_shell.ssh.readconf import check_line, pattern_ignored, strdelim
+from psftp_shell.ssh.readconf import (
+    check_line,
+    match_pattern_list,
+    pattern_ignored,
+    split_keyword,
+)
 from psftp_shell.ssh.target import ConnectError
 
 _MAX_DEPTH = 16
@@ -41,22 +45,13 @@ class _Reader:
         if self.level not in ("QUIET", "FATAL"):
             self.lines += lines
 
-    def _host_line(self, args: list[str]) -> None:
-        self.active = False
-        for pattern in args:
-            negated = pattern.startswith("!")
-            if fnmatchcase(self.host, pattern.lstrip("!").replace("[", "[[]")):
-                if negated:
-                    self.active = False
-                    return
-                self.active = True
 
     def _follow(self, keyword: str, rest: str, user_conf: bool,
                 depth: int) -> None:
         """Apply the lines that change how later lines are read."""
         args = rest.split()
         if keyword == "host":
-            self._host_line(args)
+            self.active = match_pattern_list(self.host, ",".join(args))
         elif keyword == "match":
             self.active = args[:1] == ["all"]
         elif keyword == "ignoreunknown" and self.active and \
@@ -90,9 +85,7 @@ class _Reader:
             if verdict.bad:
                 bad += 1
                 continue
-            keyword, rest = strdelim(text.strip(" \t\r\n\f"))
-            if keyword == "":
-                keyword, rest = strdelim(rest)
+            keyword, rest = split_keyword(text.strip(" \t\r\n\f"))
             if keyword and rest:
                 self._follow(keyword.lower(), rest, user_conf, depth)
         if bad:

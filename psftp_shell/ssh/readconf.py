@@ -71,6 +71,15 @@ def strdelim(text: str | None) -> tuple[str | None, str | None]:
     return token, text[after:]
 
 
+def split_keyword(text: str) -> tuple[str | None, str | None]:
+    """A config line's keyword and the rest, as readconf.c takes them:
+    :func:`strdelim`, once more when the line starts with a delimiter."""
+    keyword, rest = strdelim(text)
+    if keyword == "":
+        keyword, rest = strdelim(rest)
+    return keyword, rest
+
+
 def convtime(text: str) -> int:
     """misc.c ``convtime``: seconds, or -1."""
     units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -286,9 +295,7 @@ def check_line(text: str, where: str, number: int,
     crypto-policies include ``GSSAPIKexAlgorithms`` in every session).
     """
     text = text.rstrip(_WHITESPACE + "\f")
-    keyword, rest = strdelim(text)
-    if keyword == "":
-        keyword, rest = strdelim(rest)
+    keyword, rest = split_keyword(text)
     if not keyword or keyword[0] in "\n#":
         return Verdict()
     keyword = keyword.lower()
@@ -322,27 +329,28 @@ def check_line(text: str, where: str, number: int,
     return Verdict()
 
 
+def match_pattern_list(name: str, patterns: str) -> bool:
+    """ssh's ``match_pattern_list`` (lower case): whether *name* matches
+    the comma-separated *patterns*, none of them negated (``!``)."""
+    result = False
+    for pattern in patterns.lower().split(","):
+        negated = pattern.startswith("!")
+        if fnmatchcase(name, pattern.lstrip("!").replace("[", "[[]")):
+            if negated:
+                return False
+            result = True
+    return result
+
+
 def pattern_ignored(patterns: str) -> Callable[[str], bool]:
     """An IgnoreUnknown list as ssh's ``match_pattern_list`` reads it."""
-    def ignored(keyword: str) -> bool:
-        result = False
-        for pattern in patterns.lower().split(","):
-            negated = pattern.startswith("!")
-            if fnmatchcase(keyword, pattern.lstrip("!")
-                           .replace("[", "[[]")):
-                if negated:
-                    return False
-                result = True
-        return result
-    return ignored
+    return lambda keyword: match_pattern_list(keyword, patterns)
 
 
 def command_line_ignore(options: Sequence[str]) -> str | None:
     """The IgnoreUnknown value the ``-o`` *options* set (the first)."""
     for option in options:
-        keyword, rest = strdelim(option.strip())
-        if keyword == "":
-            keyword, rest = strdelim(rest)
+        keyword, rest = split_keyword(option.strip())
         if keyword is not None and keyword.lower() == "ignoreunknown" \
                 and rest:
             return rest.split()[0]

@@ -32,7 +32,7 @@ from psftp_shell.ssh.readconf import (
     check_line,
     command_line_ignore,
     pattern_ignored,
-    strdelim,
+    split_keyword,
 )
 from psftp_shell.ssh.refusals import ALIASES, refusal
 from psftp_shell.ssh.target import ConnectError, SSHTarget
@@ -154,9 +154,7 @@ def _option_line(option: str, notes: list[Message],
                          None if ignore is None else pattern_ignored(ignore))
     if verdict.bad:
         raise ConnectError(verdict.lines)
-    keyword, rest = strdelim(option.strip(" \t\r\n\f"))
-    if keyword == "":
-        keyword, rest = strdelim(rest)
+    keyword, rest = split_keyword(option.strip(" \t\r\n\f"))
     assert keyword and rest
     value = rest.strip()
     lower = keyword.lower()
