@@ -280,13 +280,9 @@ class _Made:
         dest.check = WriteCheck.send(client, self.remote_path, self.shown)
         if old.permissions is None:
             return True
-        mode = Attrs(permissions=old.permissions & 0o1777)
-        for setting in (lambda: client.fsetstat(dest.handle, mode),
-                        lambda: client.setstat(self.temp, mode)):
-            with contextlib.suppress(StatusError):
-                await setting()
-                return True
-        return False
+        return await client.set_either(
+            dest.handle, self.temp,
+            Attrs(permissions=old.permissions & 0o1777))
 
     async def _drop(self, dest: RemoteFile) -> None:
         if self.sharers is not None:

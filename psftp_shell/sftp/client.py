@@ -199,6 +199,19 @@ class SFTPClient(SFTPCore):
         await self._call(FXP_FSETSTAT,
                          pack_string(handle) + encode_attrs(attrs), on_status)
 
+    async def set_either(self, handle: bytes, path: str, attrs: Attrs
+                         ) -> bool:
+        """FSETSTAT *attrs* on *handle*, else SETSTAT them on *path* (a
+        server may refuse one and not the other); whether one was done."""
+        for setting in (lambda: self.fsetstat(handle, attrs),
+                        lambda: self.setstat(path, attrs)):
+            try:
+                await setting()
+            except StatusError:
+                continue
+            return True
+        return False
+
     # ---- files
 
     async def open(self, path: str, pflags: int,

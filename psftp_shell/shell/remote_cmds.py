@@ -267,13 +267,9 @@ async def _fit(sh: Shell, handles: tuple[bytes, bytes], new: str,
     src, dst = handles
     with contextlib.suppress(StatusError):
         size = (await client.fstat(src)).size
-    cut = Attrs(size=size)
     if size is not None:
-        for setting in (lambda: client.fsetstat(dst, cut),
-                        lambda: client.setstat(new, cut)):
-            with contextlib.suppress(StatusError):
-                await setting()
-                return
+        if await client.set_either(dst, new, Attrs(size=size)):
+            return
         with contextlib.suppress(StatusError):
             if (await client.stat(new)).size == size:
                 return
