@@ -59,7 +59,7 @@ async def realpath(sub: Submitter, path: str) -> str | None:
     try:
         return await sub.client.realpath(path)
     except StatusError as exc:
-        sub.out.error(f"realpath {path}: {exc.server_message or exc.text}")
+        sub.out.error(f"realpath {path}: {exc.said}")
         return None
 
 

@@ -134,6 +134,11 @@ class StatusError(SFTPError):
         """Return sftp's client-side text for :attr:`code`."""
         return fx2txt(self.code)
 
+    @property
+    def said(self) -> str:
+        """What the server said, else sftp's text (realpath's message)."""
+        return self.server_message or self.text
+
 
 class ProtocolError(SFTPError):
     """A malformed or unexpected packet (fatal, like sftp's ``fatal()``).

@@ -30,7 +30,7 @@ from psftp_shell.shell import globbing
 def _realpath_failed(path: str, exc: StatusError) -> str:
     """sftp's ``realpath %s: %s``, with the server's message if it sent
     one."""
-    return f"realpath {path}: {exc.server_message or exc.text}"
+    return f"realpath {path}: {exc.said}"
 
 
 class RemoteGlobFS:
@@ -164,7 +164,7 @@ class RemoteSession:
             users, groups = await self.client.users_groups_by_id(uids, gids)
         except StatusError as exc:
             self.out.error(
-                f"users-groups-by-id {exc.server_message or exc.text}")
+                f"users-groups-by-id {exc.said}")
             return
         for uid, name in zip(uids, users, strict=False):
             self._users[uid] = name or str(uid)
