@@ -538,17 +538,34 @@ async def test_every_stream_lost_falls_back_to_control(prig: PRig) -> None:
 
 async def test_read_error_fails_the_file(tmp_path: Path,
                                          sftp_server_bin: str) -> None:
+    """A READ refused mid-file fails it with sftp's line; the bytes
+    that arrived stay in a temporary with its journal, as at ``-n 1``,
+    and reget moves only the rest."""
     rig = await make_rig(tmp_path, sftp_server_bin)
     try:
         for index in (1, 2, 3):
             rig.transport.mangles[index] = nth_data(3, failure_status)
-        (rig.remote / "f").write_bytes(payload(20 * CHUNK))
+        data = payload(20 * CHUNK)
+        (rig.remote / "f").write_bytes(data)
         (rig.local / "down").write_bytes(b"precious")
         assert not await rig.get("f", "down")
         assert rig.messages() == (
             f'read remote "{rig.remote}/f" : Failure\r\n')
         assert (rig.local / "down").read_bytes() == b"precious"
+        found = journal.load(str(get_journal(rig, "down")))
+        assert found is not None
+        assert leftovers(rig.local) == [Path(found.temp).name]
+        kept = Path(found.temp).read_bytes()
+        assert 0 < found.done.total < len(data)
+        for start, end in found.done:
+            assert kept[start:end] == data[start:end]
+        rig.transport.mangles.clear()
+        rig.seen.events.clear()
+        assert await rig.get("f", "down", resume=True)
+        assert (rig.local / "down").read_bytes() == data
+        assert rig.seen.moved == len(data) - found.done.total
         assert leftovers(rig.local) == []
+        assert not get_journal(rig, "down").exists()
     finally:
         await rig.transport.close()
 

@@ -281,7 +281,7 @@ class PullRun(Run):
             await super()._settle_next()
         except StatusError as exc:
             self.file.fail(f'read remote "{self.file.job.source}" : '
-                           f"{exc.text}")
+                           f"{exc.text}", keeps=True)
         if probe and self.ctx.tuner is not None:
             self.ctx.tuner.round_trip(
                 self.client, time.monotonic() - self._probe_sent)

@@ -105,6 +105,7 @@ class ChunkedFile:
         self.high = 0               # the end of the data moved
         self.stopped = False
         self.message: str | None = None
+        self.keeps = False          # the bytes in hand stay for reget
         self.runs = 0
         self.sparse = True          # zero blocks may be left unwritten
         self.skipped = False        # and some were
@@ -141,10 +142,11 @@ class ChunkedFile:
         if self.eof_at is None or offset < self.eof_at:
             self.eof_at, self.eof_by = offset, stream
 
-    def fail(self, message: str | None) -> None:
-        """Stop the copy; *message* is sftp's error line (first wins)."""
+    def fail(self, message: str | None, keeps: bool = False) -> None:
+        """Stop the copy; *message* is sftp's error line (first wins).
+        With *keeps*, what arrived is good and stays for ``reget``."""
         if self.message is None:
-            self.message = message
+            self.message, self.keeps = message, keeps
         self.stop()
 
     def stop(self) -> None:

@@ -316,9 +316,10 @@ class GetJob:
         if not file.complete:
             if file.message is not None:
                 out.error(file.message)
-                journal.remove(jpath)
-            else:
+            if file.message is None or file.keeps:
                 self._keep(file, dest, jpath)
+            else:
+                journal.remove(jpath)
             return False
         assert file.eof_at is not None
         if os.fstat(dest.fd).st_size != file.eof_at:
