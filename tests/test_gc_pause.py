@@ -28,6 +28,28 @@ def test_pause_settle_resume() -> None:
     assert gc.isenabled()
 
 
+def test_freeze_more_takes_the_line_editor_once() -> None:
+    gc_pause.freeze_more()                  # not paused: nothing to do
+    assert gc.get_freeze_count() == 0
+    gc_pause.pause()
+    try:
+        gc_pause.freeze_more()              # not settled yet: nothing
+        assert gc.get_freeze_count() == 0
+        gc_pause.settled()
+        settled = gc.get_freeze_count()
+        editor = [[] for _ in range(1000)]
+        gc_pause.freeze_more()
+        more = gc.get_freeze_count()
+        assert more >= settled + len(editor)
+        later = [[] for _ in range(1000)]
+        assert later
+        gc_pause.freeze_more()              # once per session
+        assert gc.get_freeze_count() == more
+    finally:
+        gc_pause.resume()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
 def test_a_disabled_collector_stays_disabled() -> None:
     gc.disable()
     try:

@@ -147,6 +147,21 @@ async def test_commands_run_and_ctrl_d_leaves(repl: Repl) -> None:
     assert repl.stderr == b""
 
 
+async def test_the_line_editor_is_frozen_after_its_first_line(
+        repl: Repl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its layout and key bindings live as long as the session: out of
+    the collector's sight once the first line is read, before the
+    command runs."""
+    calls: list[bytes] = []
+    monkeypatch.setattr("psftp_shell.frontend.gc_pause.freeze_more",
+                        lambda: calls.append(repl.stdout))
+    await repl.command("pwd", b"Remote working directory")
+    assert calls == [b""]
+    await repl.command("version", b"SFTP protocol version")
+    assert len(calls) == 2          # (the call itself is once-only)
+    assert await repl.finish() == 0
+
+
 async def test_quit_leaves(repl: Repl) -> None:
     await repl.prompting()
     repl.keys.send_text("quit\r")

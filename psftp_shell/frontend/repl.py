@@ -29,6 +29,7 @@ from prompt_toolkit.output import Output as PTOutput
 from prompt_toolkit.shortcuts import CompleteStyle
 
 from psftp_shell.core.output import INTERRUPT
+from psftp_shell.frontend import gc_pause
 from psftp_shell.frontend.completion import ShellCompleter, completion_bindings
 from psftp_shell.frontend.progress import observing
 from psftp_shell.shell.command_line import QUIT, run_line
@@ -200,6 +201,7 @@ async def run_repl(shell: Shell, *, session: PromptSession[str] | None
         except EOFError:
             shell.out.write("\n")
             return 0
+        gc_pause.freeze_more()
         try:
             result = await run_command(shell, line)
         finally:
