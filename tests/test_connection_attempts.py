@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
-from psftp_shell.ssh.readconf import integer_error
+from psftp_shell.ssh.config_words import integer_error
 from tests.twins import psftp, sftp
 
 

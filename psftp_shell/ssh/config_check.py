@@ -17,11 +17,11 @@ import glob
 import os
 from collections.abc import Callable, Sequence
 
+from psftp_shell.ssh.config_words import split_keyword
 from psftp_shell.ssh.readconf import (
     check_line,
     match_pattern_list,
     pattern_ignored,
-    split_keyword,
 )
 from psftp_shell.ssh.target import ConnectError
 

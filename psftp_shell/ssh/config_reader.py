@@ -21,9 +21,9 @@ import asyncssh
 from psftp_shell.ssh import asyncssh_checks as sshinternals
 from psftp_shell.ssh.algorithms import CHECKED_OPTIONS, option_error
 from psftp_shell.ssh.auth import parse_log_level
+from psftp_shell.ssh.config_words import convtime, integer_error
 from psftp_shell.ssh.hostkeys import parse_strict
 from psftp_shell.ssh.options_file import OptionsFile
-from psftp_shell.ssh.readconf import convtime, integer_error
 from psftp_shell.ssh.refusals import ALIASES
 
 Handler = Callable[[Any, str, list[str]], None]

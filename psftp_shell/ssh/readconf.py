@@ -19,6 +19,11 @@ from os import strerror
 
 from psftp_shell.core.libc_parse import a2port, argv_split, scan_scaled
 from psftp_shell.ssh.algorithms import option_error
+from psftp_shell.ssh.config_words import (
+    convtime,
+    integer_error,
+    split_keyword,
+)
 from psftp_shell.ssh.jump_check import jump_error
 from psftp_shell.ssh.ssh_names import (
     ALGORITHMS,
@@ -34,7 +39,6 @@ from psftp_shell.ssh.ssh_names import (
 )
 
 _WHITESPACE = " \t\r\n"
-_INT_MAX = 2**31 - 1
 
 
 @dataclass
@@ -44,78 +48,6 @@ class Verdict:
 
     lines: list[str] = field(default_factory=list)
     bad: bool = False
-
-
-def strdelim(text: str | None) -> tuple[str | None, str | None]:
-    """misc.c ``strdelim``: the first token and the rest (or None)."""
-    if text is None:
-        return None, None
-    found = [i for i in (text.find(c) for c in _WHITESPACE + '"=') if i >= 0]
-    if not found:
-        return text, None
-    pos = min(found)
-    if text[pos] == '"':
-        rest = text[:pos] + text[pos + 1:]
-        close = rest.find('"', pos)
-        if close < 0:
-            return None, None
-        after = close + 1
-        after += len(rest[after:]) - len(rest[after:].lstrip(_WHITESPACE))
-        return rest[:close], rest[after:]
-    token, after = text[:pos], pos + 1
-    equals = text[pos] == "="
-    after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
-    if not equals and text[after:after + 1] == "=":
-        after += 1
-        after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
-    return token, text[after:]
-
-
-def split_keyword(text: str) -> tuple[str | None, str | None]:
-    """A config line's keyword and the rest, as readconf.c takes them:
-    :func:`strdelim`, once more when the line starts with a delimiter."""
-    keyword, rest = strdelim(text)
-    if keyword == "":
-        keyword, rest = strdelim(rest)
-    return keyword, rest
-
-
-def convtime(text: str) -> int:
-    """misc.c ``convtime``: seconds, or -1."""
-    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    total, pos = 0, 0
-    if not text:
-        return -1
-    while pos < len(text):
-        start = pos
-        while pos < len(text) and text[pos].isascii() and text[pos].isdigit():
-            pos += 1
-        if pos == start:
-            return -1
-        secs = int(text[start:pos])
-        unit = text[pos:pos + 1].lower()
-        if unit not in units or secs >= _INT_MAX:
-            return -1
-        pos += 1 if unit else 0
-        if secs > _INT_MAX // units[unit] or total > _INT_MAX - \
-                secs * units[unit]:
-            return -1
-        total += secs * units[unit]
-    return total
-
-
-def integer_error(value: str | None) -> str | None:
-    """misc.c ``atoi_err``: why *value* is no int in 0..INT_MAX, or None."""
-    if not value:
-        return "missing"
-    text = value.lstrip(" \t\n\v\f\r")
-    digits = text[1:] if text[:1] in "+-" else text
-    if not digits.isascii() or not digits.isdigit():
-        return "invalid"
-    number = int(text)
-    if number < 0:
-        return "too small"
-    return "too large" if number > _INT_MAX else None
 
 
 class _Line:

@@ -22,6 +22,7 @@ from psftp_shell.ssh import config_reader as configreader
 from psftp_shell.ssh.algorithms import check_cipher_flag
 from psftp_shell.ssh.auth import DEFAULT_IDENTITIES, LogLevel
 from psftp_shell.ssh.config_check import check_files
+from psftp_shell.ssh.config_words import split_keyword
 from psftp_shell.ssh.hostkeys import Message, StrictMode
 from psftp_shell.ssh.jump_check import jump_error
 from psftp_shell.ssh.known_hosts import (
@@ -32,7 +33,6 @@ from psftp_shell.ssh.readconf import (
     check_line,
     command_line_ignore,
     pattern_ignored,
-    split_keyword,
 )
 from psftp_shell.ssh.refusals import ALIASES, refusal
 from psftp_shell.ssh.target import ConnectError, SSHTarget

@@ -1,0 +1,82 @@
+"""The words of an ssh_config line and the numbers in them, as OpenSSH
+9.2's misc.c reads them: :func:`strdelim` (and the keyword split of
+readconf.c, :func:`split_keyword`), ``convtime`` and ``atoi_err``.
+Used by :mod:`psftp_shell.ssh.readconf` and the checkers it calls.
+"""
+
+from __future__ import annotations
+
+_WHITESPACE = " \t\r\n"
+_INT_MAX = 2**31 - 1
+
+
+def strdelim(text: str | None) -> tuple[str | None, str | None]:
+    """misc.c ``strdelim``: the first token and the rest (or None)."""
+    if text is None:
+        return None, None
+    found = [i for i in (text.find(c) for c in _WHITESPACE + '"=') if i >= 0]
+    if not found:
+        return text, None
+    pos = min(found)
+    if text[pos] == '"':
+        rest = text[:pos] + text[pos + 1:]
+        close = rest.find('"', pos)
+        if close < 0:
+            return None, None
+        after = close + 1
+        after += len(rest[after:]) - len(rest[after:].lstrip(_WHITESPACE))
+        return rest[:close], rest[after:]
+    token, after = text[:pos], pos + 1
+    equals = text[pos] == "="
+    after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
+    if not equals and text[after:after + 1] == "=":
+        after += 1
+        after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
+    return token, text[after:]
+
+
+def split_keyword(text: str) -> tuple[str | None, str | None]:
+    """A config line's keyword and the rest, as readconf.c takes them:
+    :func:`strdelim`, once more when the line starts with a delimiter."""
+    keyword, rest = strdelim(text)
+    if keyword == "":
+        keyword, rest = strdelim(rest)
+    return keyword, rest
+
+
+def convtime(text: str) -> int:
+    """misc.c ``convtime``: seconds, or -1."""
+    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    total, pos = 0, 0
+    if not text:
+        return -1
+    while pos < len(text):
+        start = pos
+        while pos < len(text) and text[pos].isascii() and text[pos].isdigit():
+            pos += 1
+        if pos == start:
+            return -1
+        secs = int(text[start:pos])
+        unit = text[pos:pos + 1].lower()
+        if unit not in units or secs >= _INT_MAX:
+            return -1
+        pos += 1 if unit else 0
+        if secs > _INT_MAX // units[unit] or total > _INT_MAX - \
+                secs * units[unit]:
+            return -1
+        total += secs * units[unit]
+    return total
+
+
+def integer_error(value: str | None) -> str | None:
+    """misc.c ``atoi_err``: why *value* is no int in 0..INT_MAX, or None."""
+    if not value:
+        return "missing"
+    text = value.lstrip(" \t\n\v\f\r")
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit():
+        return "invalid"
+    number = int(text)
+    if number < 0:
+        return "too small"
+    return "too large" if number > _INT_MAX else None
