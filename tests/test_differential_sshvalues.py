@@ -36,6 +36,13 @@ OPTIONS = [
     "UserKnownHostsFile=", "ProxyJump=a@", "ProxyJump=host:abc",
     "ProxyJump=-b", "ProxyJump=a,b;c", "RekeyLimit=abc", "Foo=bar", "Foo",
     "-b",
+    "IPQoS=foo", "IPQoS=af11 foo", "IPQoS=af11 cs1 ef", "IPQoS=256",
+    "IPQoS=-1", "IPQoS=0x", "IPQoS=08", "IPQoS=1e1", "IPQoS=#x", 'IPQoS=""',
+    "FingerprintHash=foo", "FingerprintHash=md5 x", 'FingerprintHash=""',
+    "AddKeysToAgent=foo", "AddKeysToAgent=none", "AddKeysToAgent=confirm x",
+    "AddKeysToAgent=confirm 1h x", "AddKeysToAgent=confirm 99999999999",
+    "AddKeysToAgent=yes 1h", "AddKeysToAgent=1h x", 'AddKeysToAgent=""',
+    "AddKeysToAgent=#x",
 ]
 COMMAND_LINES = [
     ["-o", "-b", "x"], ["-J", "-b", "x"], ["-J", "a;b"], ["-J", "a@"],
@@ -65,6 +72,11 @@ FILES = {
     "two bad host *": "Host *\n Port abc\n ConnectTimeout xyz\n",
     "unsupported and bad": "RSAAuthentication no\nPort abc\n",
     "times": "ServerAliveInterval 1h\nConnectTimeout 1m\nPort 1\n",
+    "ipqos": "Host other\n  IPQoS af11 foo\n",
+    "hash and agent": "FingerprintHash x\nAddKeysToAgent 1h x\n",
+    "good ipqos, hash, agent": "IPQoS 0x10 -0\nIPQoS Af21 NONE\n"
+    "FingerprintHash SHA1\nAddKeysToAgent confirm 1h\n"
+    "AddKeysToAgent 90\nPort 1\n",
 }
 
 

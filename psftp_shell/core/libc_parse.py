@@ -169,6 +169,28 @@ def scan_scaled(text: str) -> tuple[int, int]:
     return value, 0
 
 
+def strtol_any_base(text: str) -> int | None:
+    """``strtol(text, &end, 0)`` when it reads all of *text*, else None.
+
+    Leading C blanks and a sign are allowed; ``0x`` means hex and a
+    leading ``0`` octal, as in C.  A value outside ``long`` is clamped.
+    """
+    body = text.lstrip(_C_SPACE)
+    sign = -1 if body[:1] == "-" else 1
+    body = body[1:] if body[:1] in "+-" else body
+    base = 10
+    if body[:2].lower() == "0x" and body[2:3] and \
+            body[2:3].lower() in "0123456789abcdef":
+        base, body = 16, body[2:]
+    elif body[:1] == "0":
+        base = 8
+    digits = "0123456789abcdef"[:base]
+    if not body or any(c.lower() not in digits for c in body):
+        return None
+    value = sign * int(body, base)
+    return max(min(value, LLONG_MAX), LLONG_MIN)
+
+
 def a2port(text: str) -> int:
     """Emulate OpenSSH's ``a2port``: a port number or -1.
 

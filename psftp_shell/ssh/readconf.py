@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from os import strerror
 
-from psftp_shell.core.libc_parse import a2port, argv_split, scan_scaled
+from psftp_shell.core.libc_parse import (
+    a2port,
+    argv_split,
+    scan_scaled,
+    strtol_any_base,
+)
 from psftp_shell.ssh.algorithms import option_error
 from psftp_shell.ssh.config_words import (
     convtime,
@@ -26,10 +31,13 @@ from psftp_shell.ssh.config_words import (
 )
 from psftp_shell.ssh.jump_check import jump_error
 from psftp_shell.ssh.ssh_names import (
+    ADD_KEYS,
     ALGORITHMS,
     ARRAYS,
+    DIGESTS,
     FLAG,
     INTEGERS,
+    IPQOS_NAMES,
     LOG_LEVELS,
     MULTISTATE,
     STRINGS,
@@ -168,6 +176,50 @@ def _rekey(line: _Line) -> list[str] | None:
     return _time(line) if line.args else None
 
 
+def _ipqos_bad(arg: str | None) -> bool:
+    """misc.c ``parse_ipqos``: a name, or a number 0..255 (C syntax)."""
+    if arg is None:
+        return True
+    if arg.lower() in IPQOS_NAMES:
+        return False
+    value = strtol_any_base(arg)
+    return value is None or not 0 <= value <= 255
+
+
+def _ipqos(line: _Line) -> list[str] | None:
+    """One value, or two (interactive and bulk)."""
+    values = [line.next()]
+    if line.args:
+        values.append(line.next())
+    for arg in values:
+        if _ipqos_bad(arg):
+            shown = "(null)" if arg is None else arg
+            return [f"{line.at}: Bad IPQoS value: {shown}"]
+    return None
+
+
+def _fingerprint_hash(line: _Line) -> list[str] | None:
+    bad = _missing(line)
+    arg = line.next()
+    if bad is None and arg is not None and arg.lower() not in DIGESTS:
+        return [f'{line.short}: Invalid hash algorithm "{arg}".']
+    return bad
+
+
+def _add_keys(line: _Line) -> list[str] | None:
+    """``yes``/``no``/``ask``/``confirm``, ``confirm`` and a time, or a
+    time alone (which means ``yes``)."""
+    arg, time = line.next() or "", line.next()
+    head = [] if arg else [f"{line.at}: missing argument."]
+    state = arg.lower() if arg.lower() in ADD_KEYS else None
+    if state == "confirm" and time is not None:
+        return None if convtime(time) >= 0 else \
+            [f"{line.at}: invalid time value."]
+    if time is None and (state is not None or convtime(arg) >= 0):
+        return None
+    return [*head, f"{line.at}: unsupported option"]
+
+
 def _inactive_refusal(text: str) -> Callable[[_Line], list[str] | None]:
     def check(line: _Line) -> list[str] | None:
         if line.at.startswith("command-line "):
@@ -181,7 +233,8 @@ def _inactive_refusal(text: str) -> Callable[[_Line], list[str] | None]:
 
 _SPECIAL: dict[str, Callable[[_Line], list[str] | None]] = {
     "port": _port, "loglevel": _log_level, "proxyjump": _jump,
-    "rekeylimit": _rekey,
+    "rekeylimit": _rekey, "ipqos": _ipqos,
+    "fingerprinthash": _fingerprint_hash, "addkeystoagent": _add_keys,
     "host": _inactive_refusal(
         "Host directive not supported as a command-line option"),
     "match": _inactive_refusal(

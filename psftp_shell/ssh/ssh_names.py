@@ -69,6 +69,14 @@ rsaauthentication rhostsrsaauthentication compressionlevel
 """.split())
 LOG_LEVELS = frozenset({"QUIET", "FATAL", "ERROR", "INFO", "VERBOSE",
                         "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3"})
+IPQOS_NAMES = frozenset("""
+none af11 af12 af13 af21 af22 af23 af31 af32 af33 af41 af42 af43 cs0 cs1
+cs2 cs3 cs4 cs5 cs6 cs7 ef le lowdelay throughput reliability
+""".split())
+"""The IPQoS names of misc.c (any case); a number 0..255 also does."""
+DIGESTS = frozenset({"md5", "sha1", "sha256", "sha384", "sha512"})
+"""The FingerprintHash names ssh's digest table knows (any case)."""
+ADD_KEYS = (*_ASK, "confirm")
 
 KEYWORDS = (FLAG | frozenset(MULTISTATE) | TIMES | INTEGERS | STRINGS |
             ARRAYS | COMMANDS | ALGORITHMS | UNCHECKED | DEPRECATED |
