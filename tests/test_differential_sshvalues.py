@@ -43,6 +43,16 @@ OPTIONS = [
     "AddKeysToAgent=confirm 1h x", "AddKeysToAgent=confirm 99999999999",
     "AddKeysToAgent=yes 1h", "AddKeysToAgent=1h x", 'AddKeysToAgent=""',
     "AddKeysToAgent=#x",
+    "LocalForward=8080", "LocalForward=8080 localhost",
+    "LocalForward=0 localhost:80", "LocalForward=abc localhost:80",
+    "LocalForward=8080 localhost:0", "LocalForward=8080 localhost:80 x",
+    'LocalForward=8080 ""', 'LocalForward="" a:2', "LocalForward=1 c:2:3:4",
+    "LocalForward=[a:1 b:2", "LocalForward=1 [a]x:2", "LocalForward=1 c:",
+    "LocalForward=1\\\\ c:2", "LocalForward=${PSFTP_UNSET}:1 a:2",
+    "LocalForward=${A:1 a:2", "LocalForward=${}:1 a:2",
+    "LocalForward=/x /" + "y" * 120, "RemoteForward=abc",
+    "RemoteForward=8080 localhost", "DynamicForward=abc", "DynamicForward=0",
+    "DynamicForward=a:b:c", "DynamicForward=1080 x", "DynamicForward=\\\\",
 ]
 COMMAND_LINES = [
     ["-o", "-b", "x"], ["-J", "-b", "x"], ["-J", "a;b"], ["-J", "a@"],
@@ -50,6 +60,8 @@ COMMAND_LINES = [
     ["-q", "-o", "Port=abc"],
     ["-o", "ServerAliveInterval=1h", "-o", "Port=1"],
     ["-o", "ConnectTimeout=1m30s", "-o", "Port=1"],
+    ["-o", "DynamicForward=1:\\\\", "-o", "LocalForward=1 a\\/b:2",
+     "-o", "Port=1"],
 ]
 FILES = {
     "port": "Port abc\n", "port 0": "Port 0\n", "user": "User\n",
@@ -77,6 +89,12 @@ FILES = {
     "good ipqos, hash, agent": "IPQoS 0x10 -0\nIPQoS Af21 NONE\n"
     "FingerprintHash SHA1\nAddKeysToAgent confirm 1h\n"
     "AddKeysToAgent 90\nPort 1\n",
+    "forwardings": "Host other\n LocalForward 8080\n RemoteForward abc\n"
+    " DynamicForward 0\n",
+    "good forwardings": "LocalForward 8080 localhost:80\nRemoteForward 0\n"
+    "DynamicForward h:1080\nLocalForward /a /b\nLocalForward [::1]:1 "
+    "[::1]:22\nRemoteForward h:0 /x\nLocalForward 1 a\\/b:2\n"
+    "LocalForward a\\ b:1 c:2\nPort 1\n",
 }
 
 

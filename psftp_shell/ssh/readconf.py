@@ -29,6 +29,7 @@ from psftp_shell.ssh.config_words import (
     integer_error,
     split_keyword,
 )
+from psftp_shell.ssh.forward_check import forward_error
 from psftp_shell.ssh.jump_check import jump_error
 from psftp_shell.ssh.ssh_names import (
     ADD_KEYS,
@@ -220,6 +221,28 @@ def _add_keys(line: _Line) -> list[str] | None:
     return [*head, f"{line.at}: unsupported option"]
 
 
+def _forward(line: _Line) -> list[str] | None:
+    """A forwarding: listen and target (one argument for a dynamic one,
+    and a ``RemoteForward`` without a target is dynamic)."""
+    arg = line.next()
+    if not arg:
+        return [f"{line.short}: Missing argument."]
+    dynamic = line.keyword == "dynamicforward"
+    remote = line.keyword == "remoteforward"
+    spec = arg
+    if not dynamic:
+        target = line.next()
+        if target:
+            spec = f"{arg}:{target}"
+        elif remote:
+            dynamic = True
+        else:
+            return [f"{line.short}: Missing target argument."]
+    reasons = forward_error(spec, dynamic=dynamic, remote=remote)
+    return None if reasons is None else \
+        [*reasons, f"{line.short}: Bad forwarding specification."]
+
+
 def _inactive_refusal(text: str) -> Callable[[_Line], list[str] | None]:
     def check(line: _Line) -> list[str] | None:
         if line.at.startswith("command-line "):
@@ -235,6 +258,8 @@ _SPECIAL: dict[str, Callable[[_Line], list[str] | None]] = {
     "port": _port, "loglevel": _log_level, "proxyjump": _jump,
     "rekeylimit": _rekey, "ipqos": _ipqos,
     "fingerprinthash": _fingerprint_hash, "addkeystoagent": _add_keys,
+    "localforward": _forward, "remoteforward": _forward,
+    "dynamicforward": _forward,
     "host": _inactive_refusal(
         "Host directive not supported as a command-line option"),
     "match": _inactive_refusal(
