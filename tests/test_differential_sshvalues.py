@@ -95,6 +95,18 @@ FILES = {
     "DynamicForward h:1080\nLocalForward /a /b\nLocalForward [::1]:1 "
     "[::1]:22\nRemoteForward h:0 /x\nLocalForward 1 a\\/b:2\n"
     "LocalForward a\\ b:1 c:2\nPort 1\n",
+    "match unknown": "Match foo bar\n", "match no argument": "Match host\n",
+    "match comment argument": "Match host a user #x\n",
+    "match all and more": "Match all x\n", "match two then all":
+    "Match host a user b all\n", "match nothing": "Match #x\n",
+    "match empty": 'Match ""\n', "match bang": "Match !\n",
+    "match later ssh": "Match localnetwork 10.0.0.0/8\n",
+    "match empty word": 'Match host a "" user b\n',
+    "match two bad": "Host other\nMatch foo\nMatch exec\nPort abc\n",
+    "good matches": "Match all #x\nMatch !all # x\nMatch host a all\n"
+    "Match canonical final\nMatch host a # c\nMatch host a \"\"\n"
+    "Match all \"\"\nMatch Host a OriginalHost b LocalUser c User d\n"
+    "Match host=a\nMatch all\nPort 1\n",
 }
 
 

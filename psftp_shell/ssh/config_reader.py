@@ -14,6 +14,7 @@ line alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import takewhile
 from typing import Any, Protocol
 
 import asyncssh
@@ -112,6 +113,17 @@ def _checked(handler: Handler) -> Handler:
     return check
 
 
+def _match_words(handler: Handler) -> Handler:
+    """*handler* given a Match condition's words as ssh reads them: up
+    to a comment (``#``) or an empty word (the checks refused the words
+    left after one)."""
+    def match(config: Any, option: str, args: list[str]) -> None:
+        words = list(takewhile(lambda w: w and w[0] != "#", args))
+        args.clear()
+        handler(config, option, words)
+    return match
+
+
 def project_config_class(base: Any) -> Any:
     """*base* (asyncssh's SSHClientConfig) plus ssh's policy options."""
     handlers = dict(base._handlers)
@@ -120,6 +132,9 @@ def project_config_class(base: Any) -> Any:
             handlers[name] = (option, _checked(handler))
     for name, (option, parse) in PROJECT_OPTIONS.items():
         handlers[name] = (option, _project_handler(parse))
+    if "match" in handlers:
+        option, handler = handlers["match"]
+        handlers["match"] = (option, _match_words(handler))
     for alias, option in ALIASES.items():
         if option.lower() in handlers:
             handlers[alias] = handlers[option.lower()]

@@ -31,6 +31,7 @@ from psftp_shell.ssh.config_words import (
 )
 from psftp_shell.ssh.forward_check import forward_error
 from psftp_shell.ssh.jump_check import jump_error
+from psftp_shell.ssh.match_check import match_error
 from psftp_shell.ssh.ssh_names import (
     ADD_KEYS,
     ALGORITHMS,
@@ -247,11 +248,18 @@ def _inactive_refusal(text: str) -> Callable[[_Line], list[str] | None]:
     def check(line: _Line) -> list[str] | None:
         if line.at.startswith("command-line "):
             return [text]
-        if line.keyword == "match":
-            line.consume()
-            return None
-        return _array(line)
+        return _match(line) if line.keyword == "match" else _array(line)
     return check
+
+
+def _match(line: _Line) -> list[str] | None:
+    """A file's Match condition (not evaluated)."""
+    reasons, left_over = match_error(line.rest, line.short)
+    if reasons is not None:
+        return [*reasons, f"{line.short}: Bad Match condition"]
+    if not left_over:
+        line.consume()
+    return None
 
 
 _SPECIAL: dict[str, Callable[[_Line], list[str] | None]] = {
