@@ -62,6 +62,16 @@ COMMAND_LINES = [
     ["-o", "ConnectTimeout=1m30s", "-o", "Port=1"],
     ["-o", "DynamicForward=1:\\\\", "-o", "LocalForward=1 a\\/b:2",
      "-o", "Port=1"],
+    ["-o", "Port=abc", "-J", "a@"], ["-J", "a@", "-o", "Port=abc"],
+    ["-o", "Port=abc", "-c", "foo"], ["-c", "foo", "-o", "Port=abc"],
+    ["-J", "a@", "-c", "foo"], ["-c", "foo", "-J", "a@"],
+    ["-o", "Port=1", "-c", "foo", "-c", "aes128-ctr"],
+    ["-J", "127.0.0.1:1", "-J", "127.0.0.1:1"],
+    ["-J", "127.0.0.1:1", "-J", "a@"], ["-J", "a@", "-J", "127.0.0.1:1"],
+    ["-o", "ProxyCommand=false", "-J", "127.0.0.1:1"],
+    ["-o", "ProxyJump=none", "-J", "127.0.0.1:1"],
+    ["-o", "ProxyCommand=none", "-o", "ProxyJump=127.0.0.1:1", "-J", "a"],
+    ["-o", "Foo=bar", "-J", "a@"], ["-J", "127.0.0.1:1", "-o", "ProxyJump=a@"],
 ]
 FILES = {
     "port": "Port abc\n", "port 0": "Port 0\n", "user": "User\n",

@@ -80,7 +80,7 @@ def build_transport(opts: Options) -> Transport:
         batch_mode=opts.batchfile is not None,
         # a -q after the last -v makes ssh quiet again
         verbose=opts.verbose if opts.log_level.startswith("DEBUG") else 0,
-        quiet=opts.quiet)
+        quiet=opts.quiet, given=list(opts.ssh_checked))
     prompter = BatchPrompter() if opts.batchfile is not None \
         else TerminalPrompter()
     subsystem = "sftp" if opts.subsystem is None else opts.subsystem

@@ -114,6 +114,8 @@ class Options:
     jump: str | None = None             # -J (last one)
     limit_kbps: int | None = None       # -l (rate is value * 1024 bit/s)
     ssh_options: list[str] = field(default_factory=list)  # -o, in order
+    ssh_checked: list[tuple[str, str]] = field(default_factory=list)
+    """-J, -c and -o as (letter, value), in order: ssh checks them so."""
     port: int | None = None             # -P
     num_requests: int | None = None     # -R / -X nrequests= (size_t)
     ssh_program: str | None = None      # -S
@@ -170,6 +172,8 @@ class _Parser:
 
     def _ssh_valued(self, letter: str, arg: str) -> None:
         self.passthrough += [f"-{letter}", arg]
+        if letter in "Jco":
+            self.opts.ssh_checked.append((letter, arg))
         if letter == "i":
             self.opts.identities.append(arg)
         elif letter == "o":

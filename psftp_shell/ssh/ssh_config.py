@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from psftp_shell.ssh import config_reader as configreader
-from psftp_shell.ssh.algorithms import check_cipher_flag
 from psftp_shell.ssh.auth import DEFAULT_IDENTITIES, LogLevel
+from psftp_shell.ssh.command_line_check import check_command_line
 from psftp_shell.ssh.config_check import check_files
 from psftp_shell.ssh.config_words import split_keyword
 from psftp_shell.ssh.hostkeys import Message, StrictMode
-from psftp_shell.ssh.jump_check import jump_error
 from psftp_shell.ssh.known_hosts import (
     DEFAULT_GLOBAL_FILES,
     DEFAULT_USER_FILES,
@@ -189,15 +188,10 @@ def command_line_config(target: SSHTarget
         lines.append("LogLevel QUIET")
     elif target.verbose > 0:
         lines.append(f"LogLevel DEBUG{min(target.verbose, 3)}")
+    check_command_line(target)
     if target.jump:
-        reasons = jump_error(target.jump, strict=True)
-        if reasons is not None:
-            raise ConnectError([*reasons, "Invalid -J argument"])
         lines.append(f"ProxyJump {quote(target.jump)}")
     if target.cipher is not None:
-        bad = check_cipher_flag(target.cipher)
-        if bad is not None:
-            raise ConnectError([bad])
         lines.append(f"Ciphers {quote(target.cipher)}")
     if target.compression:
         lines.append("Compression yes")

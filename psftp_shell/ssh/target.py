@@ -23,7 +23,7 @@ class SSHTarget:
     config_file: str | None = None      # -F; "none" reads no file
     options: list[str] = field(default_factory=list)     # -o, in order
     identities: list[str] = field(default_factory=list)  # -i
-    jump: str | None = None             # -J
+    jump: str | None = None             # -J (the last)
     cipher: str | None = None           # -c
     compression: bool = False           # -C
     family: int = 0                     # 0, 4 or 6 (-4/-6)
@@ -31,6 +31,8 @@ class SSHTarget:
     batch_mode: bool = False            # sftp -b: -obatchmode yes
     verbose: int = 0                    # -v count
     quiet: bool = False                 # -q: ssh's LogLevel QUIET
+    given: list[tuple[str, str]] = field(default_factory=list)
+    """-J, -c and -o as (letter, value), in the order given."""
 
 
 
