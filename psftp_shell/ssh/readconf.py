@@ -5,8 +5,10 @@ setting of options: the keyword split (``strdelim``), ``argv_split``,
 each keyword's value check and the "extra arguments" check, with ssh's
 words.  The same code serves ``-o`` (``command-line line 0``) and each
 line of a config file (:mod:`psftp_shell.ssh.config_check`), whether or
-not its ``Host`` block applies, as in ssh.  Forwardings, ``Match``
-conditions and ``$`` expansions of agent paths are not checked here
+not its ``Host`` block applies, as in ssh.  Forwardings
+(:mod:`~psftp_shell.ssh.forward_check`) and a file's ``Match``
+conditions (:mod:`~psftp_shell.ssh.match_check`) are checked, not
+evaluated; ``$`` expansions of agent paths are not checked here
 (asyncssh's reader sees them).
 """
 
