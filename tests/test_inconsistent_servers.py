@@ -162,3 +162,57 @@ async def test_no_data_from_past_an_end_of_file_met(
                               client, sftp_bin, b"get f\n")
     assert (result.status, result.stderr) == (0, b"")
     assert (work / "f").read_bytes() == b""
+
+
+class Ticking(asyncssh.SFTPServer):
+    """States a new mtime at every STAT, LSTAT and FSTAT (as a server
+    that states the time of the request would, second by second); counts
+    the bytes its READs give, by file."""
+
+    tick = itertools.count(1_700_000_000)
+    served: dict[str, int] = {}
+
+    def _now(self, attrs: asyncssh.SFTPAttrs) -> asyncssh.SFTPAttrs:
+        attrs.mtime = next(Ticking.tick)
+        return attrs
+
+    async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._now(asyncssh.SFTPAttrs.from_local(
+            os.stat(self.map_path(path))))
+
+    async def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._now(asyncssh.SFTPAttrs.from_local(
+            os.lstat(self.map_path(path))))
+
+    async def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
+        assert hasattr(file_obj, "fileno") and hasattr(file_obj, "name")
+        return self._now(asyncssh.SFTPAttrs.from_local(
+            os.fstat(file_obj.fileno())))
+
+    async def read(self, file_obj: object, offset: int, size: int
+                   ) -> bytes:
+        data = _read(file_obj, offset, size)
+        name = os.path.basename(os.fsdecode(getattr(file_obj, "name", b"")))
+        Ticking.served[name] = Ticking.served.get(name, 0) + len(data)
+        return data
+
+
+@pytest.mark.parametrize("client", ["sftp", "1", "4"])
+async def test_an_mtime_that_moves_unasked_is_not_a_rewrite(
+        tmp_path: Path, sftp_bin: str, client: str) -> None:
+    """At -n 4 each file was read four times (three passes again after
+    a new mtime) and reported as changed, where sftp reads it once.
+    Now the pass made again finds the same bytes: the first file is read
+    twice, the next once, and nothing is reported."""
+    files = {"a": os.urandom(SIZE), "b": os.urandom(SIZE)}
+    Ticking.served = {}
+    result, work = await _get(tmp_path, Ticking, files, client, sftp_bin,
+                              b"get a\nget b\n")
+    assert (result.status, result.stderr) == (0, b""), result.stderr
+    for name, data in files.items():
+        assert (work / name).read_bytes() == data
+    # (the reads of a stream that follows past the end return nothing)
+    if client == "4":
+        assert Ticking.served == {"a": 2 * SIZE, "b": SIZE}
+    else:
+        assert Ticking.served == {"a": SIZE, "b": SIZE}

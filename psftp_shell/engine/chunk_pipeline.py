@@ -296,6 +296,8 @@ class PullRun(Run):
             return False            # failed: drain, store nothing more
         got = len(data)
         try:
+            if self.file.recheck and not self.file.differed:
+                self.file.differed = not _held(self.file.fd, data, start)
             if self.file.sparse and is_zero(data):
                 self.file.skipped = True
             else:
@@ -316,6 +318,15 @@ class PullRun(Run):
         self.inflight.appendleft((fut, rest, length - got, chunk))
         self.counts[chunk] += 1
         return True
+
+
+def _held(fd: int, data: bytes, offset: int) -> bool:
+    """Whether *fd* holds *data* at *offset* already (False if it cannot
+    be read: a file opened to write only)."""
+    try:
+        return os.pread(fd, len(data), offset) == data
+    except OSError:
+        return False
 
 
 class PushRun(Run):

@@ -109,6 +109,8 @@ class ChunkedFile:
         self.runs = 0
         self.sparse = True          # zero blocks may be left unwritten
         self.skipped = False        # and some were
+        self.recheck = False        # a pass reading again compares
+        self.differed = False       # and found other bytes than before
         self.handles: dict[Stream, bytes] = {}
         self.early: EarlyOpens | None = None
         self.closes_early = True    # each run closes behind its last

@@ -68,7 +68,8 @@ async def source_changed(file: GetFile, attrs: Attrs,
         return moved
     if now is None:
         return moved
-    differs = (now.size, now.mtime) != (attrs.size, attrs.mtime)
+    differs = now.size != attrs.size or (
+        now.mtime != attrs.mtime and not file.ctx.mtimes_moot)
     end = file.eof_at
     if now.size is None or end is None:
         return moved or differs
@@ -96,16 +97,33 @@ async def _has_data_at(file: GetFile, streams: list[Stream], offset: int
 
 async def source_rewritten(file: GetFile) -> bool:
     """Whether the source was rewritten while it was read; if so, every
-    byte is to be fetched again (see
-    :func:`restart_if_rewritten`)."""
+    byte is to be fetched again (see :func:`restart_if_rewritten`), and
+    that pass compares what it reads with what the last one read.
+
+    A pass that read the very same bytes ends the copy there: the
+    new mtime came without a new content.  If the mtime moved again
+    meanwhile, the server states a new one unasked (the time of each
+    STAT, say), and the session's downloads count only a new size as a
+    change from then on (``CopyContext.mtimes_moot``), rather than read
+    each file twice or more.
+    """
     if not file.complete:
         return False
     try:
         now = await _look(file)
     except SFTPError:
         return False
-    return now is not None and restart_if_rewritten(file, now.mtime,
-                                                    now.size)
+    if now is None:
+        return False
+    if file.recheck and not file.differed:
+        if now.mtime != file.mtime:
+            file.ctx.mtimes_moot = True
+        return False
+    mtime = file.mtime if file.ctx.mtimes_moot else now.mtime
+    if not restart_if_rewritten(file, mtime, now.size):
+        return False
+    file.recheck, file.differed = True, False
+    return True
 
 
 async def _look(file: GetFile) -> Attrs | None:

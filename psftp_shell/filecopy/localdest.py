@@ -144,7 +144,7 @@ def local_temp(path: str, mode: int, fresh: bool = False
     for _ in range(8):
         temp = os.path.join(head, temp_name(name))
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL,
                          mode | stat_mod.S_IWUSR)
         except FileExistsError:
             continue
@@ -157,10 +157,17 @@ def local_temp(path: str, mode: int, fresh: bool = False
 
 
 def reopen_temp(path: str, temp: str) -> LocalDest | None:
-    """Open a journal's temporary again (no truncation); None if gone."""
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_NOFOLLOW)
-    except OSError:
+    """Open a journal's temporary again (no truncation); None if gone.
+    (To read too where its mode allows: a copy made again compares.)"""
+    for access in (os.O_RDWR, os.O_WRONLY):
+        try:
+            fd = os.open(temp, access | os.O_NOFOLLOW)
+            break
+        except PermissionError:
+            continue
+        except OSError:
+            return None
+    else:
         return None
     if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
