@@ -187,6 +187,11 @@ class ChunkedFile:
         await self.checkpoints.settle()
 
     @property
+    def held_still(self) -> bool:
+        """Whether a pass made again read what the one before read."""
+        return self.recheck and not self.differed
+
+    @property
     def complete(self) -> bool:
         """Whether every byte up to the end of file has arrived."""
         return (not self.stopped and self.eof_at is not None

@@ -69,7 +69,7 @@ async def source_changed(file: GetFile, attrs: Attrs,
     if now is None:
         return moved
     differs = now.size != attrs.size or (
-        now.mtime != attrs.mtime and not file.ctx.mtimes_moot)
+        now.mtime != attrs.mtime and not file.held_still)
     end = file.eof_at
     if now.size is None or end is None:
         return moved or differs
@@ -100,27 +100,18 @@ async def source_rewritten(file: GetFile) -> bool:
     byte is to be fetched again (see :func:`restart_if_rewritten`), and
     that pass compares what it reads with what the last one read.
 
-    A pass that read the very same bytes ends the copy there: the
-    new mtime came without a new content.  If the mtime moved again
-    meanwhile, the server states a new one unasked (the time of each
-    STAT, say), and the session's downloads count only a new size as a
-    change from then on (``CopyContext.mtimes_moot``), rather than read
-    each file twice or more.
+    A pass that read the very same bytes ends the copy there, whatever
+    the mtime says now: it moved without new content (a file touched,
+    or a server that states the time of each STAT).  Each file is
+    judged alone: one such file says nothing of the next.
     """
-    if not file.complete:
+    if not file.complete or file.held_still:
         return False
     try:
         now = await _look(file)
     except SFTPError:
         return False
-    if now is None:
-        return False
-    if file.recheck and not file.differed:
-        if now.mtime != file.mtime:
-            file.ctx.mtimes_moot = True
-        return False
-    mtime = file.mtime if file.ctx.mtimes_moot else now.mtime
-    if not restart_if_rewritten(file, mtime, now.size):
+    if now is None or not restart_if_rewritten(file, now.mtime, now.size):
         return False
     file.recheck, file.differed = True, False
     return True

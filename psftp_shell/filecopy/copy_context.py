@@ -140,9 +140,6 @@ class CopyContext:
         view of the file
     :param remote_exec: runs a hashing command on the server, when
         ``-X verify-exec=yes`` allows it and the transport can
-    :param mtimes_moot: the server was seen to state a new mtime for a
-        file nobody wrote (the time of each STAT, say): from then on a
-        download's source counts as changed by its size only
     """
 
     read_size: int = DEFAULT_BUFFER
@@ -160,7 +157,6 @@ class CopyContext:
     verify: str = "size"
     remote_exec: RemoteExec | None = None
     spread: bool = False
-    mtimes_moot: bool = False
     cleanups: set[asyncio.Task[None]] = field(default_factory=set)
 
     def local(self, path: str) -> str:
