@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from psftp_shell.shell.command_line import parse
-from psftp_shell.shell.commands import COMMANDS, Syntax, lookup
+from psftp_shell.shell.commands import COMMANDS, Command, Syntax, lookup
+from psftp_shell.shell.context import Invocation
 from psftp_shell.shell.grammar import GrammarError, split_prefix, tokenize
 
 MAX_LINE = 2047
@@ -114,6 +115,15 @@ def _unsafe_parse(raw: bytes) -> str | None:
     if cmd.name in ("lcd", "lchdir") and not inv.arg(0):
         return "lcd to the home directory"
     return None
+
+
+def parsed(raw: bytes) -> tuple[Command, Invocation] | None:
+    """What psftp-shell reads *raw* as (None: nothing, or an error)."""
+    text = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    try:
+        return parse(split_prefix(text).rest)
+    except GrammarError:
+        return None
 
 
 def plain_letters(raw: bytes) -> bytes:

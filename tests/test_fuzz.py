@@ -46,14 +46,13 @@ from psftp_shell.devserver import (
 )
 from psftp_shell.engine.transfer_engine import TransferEngine
 from psftp_shell.frontend.batch_loop import run_lines
-from psftp_shell.shell.command_line import parse
-from psftp_shell.shell.commands import COMMANDS, Command, Syntax
-from psftp_shell.shell.context import Invocation, Settings, Shell
-from psftp_shell.shell.grammar import GrammarError, split_prefix
+from psftp_shell.shell.commands import COMMANDS, Syntax
+from psftp_shell.shell.context import Settings, Shell
 from psftp_shell.shell.local_cmds import quit as quit_handler
 from psftp_shell.shell.remote_session import RemoteSession
 from psftp_shell.ssh.transport import PipeTransport
 from tests.conftest import require
+from tests.fuzzdeliberate import without_deliberate
 from tests.fuzzlines import (
     DIRS,
     FILES,
@@ -63,6 +62,7 @@ from tests.fuzzlines import (
     build_tree,
     chunks,
     line_count,
+    parsed,
     script,
     seeds,
     unsafe,
@@ -322,15 +322,6 @@ def run_psftp(args: list[str], arena: Arena, stdin: bytes, cwd: Path,
                           cwd=cwd, env=arena.environ, timeout=timeout)
 
 
-def parsed(raw: bytes) -> tuple[Command, Invocation] | None:
-    """What psftp-shell reads *raw* as (None: nothing, or an error)."""
-    text = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-    try:
-        return parse(split_prefix(text).rest)
-    except GrammarError:
-        return None
-
-
 def quits(raw: bytes) -> bool:
     """Whether psftp-shell reads *raw* as bye/exit/quit."""
     found = parsed(raw)
@@ -497,12 +488,15 @@ def differential_lines(seed: int, count: int) -> list[bytes]:
 
     sftp splits a line longer than 2047 bytes where psftp-shell refuses
     it (a documented difference); ``quit`` would end the comparison;
-    ``ls -t`` ties depend on the clock; a brace ``ls`` may crash sftp.
+    ``ls -t`` ties depend on the clock; a brace ``ls`` may crash sftp;
+    an upload over a file given an owner or a hard link, and a copy
+    onto itself, would show deliberate differences (tests/fuzzdeliberate.py).
     """
     lines = maker(seed, local_cd=False, stale=False).lines(count)
-    return [raw for raw in lines if len(raw) < MAX_LINE
-            and not quits(raw) and not sorts_by_time(raw)
-            and not crashes_sftp(raw) and not resumes_a_tree_upload(raw)]
+    return without_deliberate([
+        raw for raw in lines if len(raw) < MAX_LINE
+        and not quits(raw) and not sorts_by_time(raw)
+        and not crashes_sftp(raw) and not resumes_a_tree_upload(raw)])
 
 
 def first_difference(ours: bytes, theirs: bytes) -> str:
@@ -604,3 +598,23 @@ def test_fuzz_findings_in_the_engine(arena: Arena, lines: str,
     theirs, ours = twin_runs(arena, sftp_bin, sftp_server_bin,
                              lines.encode(), "batch")
     assert_twins(theirs, ours, "batch")
+
+
+@pytest.mark.parametrize(("lines", "kept"), [
+    # one upload over a name given an owner: the upload goes
+    ([b"chown 8 e", b"ls -n", b"@\"pUt\" e", b"ls -n"], [0, 1, 3]),
+    # owner 0 is the writer's: nothing to hide
+    ([b"chown 0 e", b"put e", b"ls -n"], [0, 1, 2]),
+    # a mark two uploads would show: the chown goes instead
+    ([b"chown 644 *", b"put [!a]*", b"put -f *", b"put e"], [1, 2, 3]),
+    # a hard link and an upload of the other name, renamed
+    ([b"ln a n1", b"rename n1 n2", b"put b.txt n2", b"put e"], [0, 1, 3]),
+    # an upload of names nothing marked stays
+    ([b"chgrp 5 b.txt", b"put e", b"put -r dir1"], [0, 1]),
+    # a copy onto itself, or onto a link to itself
+    ([b"cp e e", b"copy a ln_a", b"ln -s e n1", b"cp n1 e", b"cp e b.txt"],
+     [2, 4]),
+])
+def test_deliberate_differences_are_left_out(lines: list[bytes],
+                                             kept: list[int]) -> None:
+    assert without_deliberate(lines) == [lines[i] for i in kept]
