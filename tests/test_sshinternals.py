@@ -61,6 +61,24 @@ def test_checks_refuse_changed_internals(monkeypatch: pytest.MonkeyPatch
                                                        ["aes128-ctr"])
 
 
+def test_match_handler_wrapped_once_in_asyncssh_own_class() -> None:
+    """asyncssh.connect reads the files with its own class: its Match
+    handler is the project's, put there once; a changed table is left
+    alone."""
+    from asyncssh.config import SSHClientConfig
+    option, handler = SSHClientConfig._handlers["match"]
+    assert option == "Match" and getattr(handler, "psftp_wrapped", False)
+    assert configreader.PROJECT_CONFIG._handlers["match"][1] is handler
+
+    def never(handler: object) -> object:
+        raise AssertionError("wrapped twice")
+
+    assert sshinternals.wrap_client_handler("match", never)
+    for changed in (object, type("Bare", (), {"_handlers": {
+            "match": handler}}), type("NoMatch", (), {"_handlers": {}})):
+        assert not sshinternals.wrap_client_handler("match", never, changed)
+
+
 @pytest.fixture
 def public_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if none of the internals were as expected."""

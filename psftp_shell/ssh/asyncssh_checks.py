@@ -13,6 +13,11 @@ internal is not what it expects:
   :class:`asyncssh.SSHClientConnectionOptions` (``StrictHostKeyChecking``
   and the other options asyncssh does not know then come from the
   command line only).
+- the ``match`` entry of that class's ``_handlers`` table, the one
+  internal changed in place (:func:`wrap_client_handler`): asyncssh
+  reads the files again itself when it connects, and its ``Match``
+  must take the words ssh takes.  Without the entry asyncssh's own
+  ``Match`` stays.
 - ``asyncssh.encryption``'s cipher lists, for putting AES-GCM first.
   Without them asyncssh reads ``Ciphers`` itself, in its own order.
 - ``asyncssh.public_key``'s default host key algorithms, for putting a
@@ -68,6 +73,29 @@ def client_config_class() -> Any:
     """asyncssh's SSHClientConfig if it is as expected, else None."""
     cls = _find("asyncssh.config", "SSHClientConfig")
     return cls if cls is not None and config_class_ok(cls) else None
+
+
+def wrap_client_handler(name: str, wrap: Callable[[Any], Any],
+                        cls: Any = None) -> bool:
+    """Replace the *name* handler of *cls* (by default asyncssh's own
+    SSHClientConfig, whichever shape it has) by *wrap* of it, in the
+    class's table itself, so that every reader of that class uses it:
+    once, and only if the entry is an ``(option, handler)`` pair."""
+    if cls is None:
+        cls = _find("asyncssh.config", "SSHClientConfig")
+    handlers = getattr(cls, "_handlers", None)
+    if not isinstance(handlers, dict):
+        return False
+    entry = handlers.get(name)
+    if not (isinstance(entry, tuple) and len(entry) == 2 and
+            isinstance(entry[0], str) and callable(entry[1])):
+        return False
+    if getattr(entry[1], "psftp_wrapped", False):
+        return True
+    wrapped = wrap(entry[1])
+    wrapped.psftp_wrapped = True
+    handlers[name] = (entry[0], wrapped)
+    return True
 
 
 def cipher_lists(module: str = "asyncssh.encryption"

@@ -132,9 +132,6 @@ def project_config_class(base: Any) -> Any:
             handlers[name] = (option, _checked(handler))
     for name, (option, parse) in PROJECT_OPTIONS.items():
         handlers[name] = (option, _project_handler(parse))
-    if "match" in handlers:
-        option, handler = handlers["match"]
-        handlers["match"] = (option, _match_words(handler))
     for alias, option in ALIASES.items():
         if option.lower() in handlers:
             handlers[alias] = handlers[option.lower()]
@@ -145,6 +142,9 @@ def project_config_class(base: Any) -> Any:
         "_percent_expand": set(), "_handlers": handlers})
 
 
+# asyncssh reads the files again at each connection (``config=``): its
+# own class gets the Match words too, before PROJECT_CONFIG copies it
+sshinternals.wrap_client_handler("match", _match_words)
 PROJECT_CONFIG = (project_config_class(sshinternals.CLIENT_CONFIG)
                   if sshinternals.CLIENT_CONFIG is not None else None)
 

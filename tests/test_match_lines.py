@@ -1,0 +1,65 @@
+"""ssh_config ``Match`` lines as ssh 9.2 reads them, on a real connection.
+
+asyncssh reads the config files again itself when it connects
+(``asyncssh.connect(config=...)``), so a Match line must reach the
+private sshd with psftp-shell as it does with OpenSSH's sftp: a trailing
+comment, an empty quoted word.  Each line's block holds the sshd's port
+and a block after it a closed one, so a condition read the wrong way
+round fails to connect.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
+
+pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
+
+OURS = [sys.executable, "-m", "psftp_shell"]
+
+# (Match line, whether it holds for the sshd's host)
+MATCH_LINES = [
+    ("Match host 127.0.0.1 # c", True),
+    ('Match host 127.0.0.1 ""', True),
+    ("Match all # trailing", True),
+    ('Match host x !exec "false" # c', False),
+    ('Match !host x !exec "false" # c', True),
+]
+
+
+def _match_config(sshd: PrivateSSHD, path: Path, line: str, holds: bool
+                  ) -> Path:
+    """The sshd's client config without its Port, then *line* with the
+    port that connects when the condition *holds*, then the other."""
+    host = [text for text in sshd.ssh_config.read_text().splitlines()
+            if text.split()[:1] != ["Port"]]
+    good, bad = sshd.port, free_port()
+    first, then = (good, bad) if holds else (bad, good)
+    path.write_text("\n".join([*host, line, f"  Port {first}",
+                               "Match all", f"  Port {then}", ""]))
+    return path
+
+
+def _pwd(program: list[str], config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*program, "-F", str(config), "-b", "-",
+                           HOST_ALIAS], input=b"pwd\n", capture_output=True,
+                          timeout=60, env=dict(os.environ))
+
+
+@pytest.mark.parametrize(("line", "holds"), MATCH_LINES,
+                         ids=[line for line, _ in MATCH_LINES])
+def test_match_line_connects_like_sftp(sshd: PrivateSSHD, sftp_bin: str,
+                                       tmp_path: Path, line: str,
+                                       holds: bool) -> None:
+    config = _match_config(sshd, tmp_path / "config", line, holds)
+    for program in ([sftp_bin], OURS):
+        done = _pwd(program, config)
+        assert done.returncode == 0, (program, done.stderr)
+        assert b"Remote working directory: " in done.stdout, program
+
