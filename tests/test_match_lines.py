@@ -3,9 +3,9 @@
 asyncssh reads the config files again itself when it connects
 (``asyncssh.connect(config=...)``), so a Match line must reach the
 private sshd with psftp-shell as it does with OpenSSH's sftp: a trailing
-comment, an empty quoted word.  Each line's block holds the sshd's port
-and a block after it a closed one, so a condition read the wrong way
-round fails to connect.
+comment, an empty quoted word, a quoted ``exec`` command with ``=`` in
+it.  Each line's block holds the sshd's port and a block after it a
+closed one, so a condition read the wrong way round fails to connect.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
+from psftp_shell.ssh.match_check import match_words
 
 pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
 
@@ -30,6 +31,9 @@ MATCH_LINES = [
     ("Match all # trailing", True),
     ('Match host x !exec "false" # c', False),
     ('Match !host x !exec "false" # c', True),
+    ('Match exec "test 1 = 1"', True),
+    ('Match exec "test 1 = 2"', False),
+    ('Match exec "test 1 = 1" # =x', True),
 ]
 
 
@@ -63,3 +67,15 @@ def test_match_line_connects_like_sftp(sshd: PrivateSSHD, sftp_bin: str,
         assert done.returncode == 0, (program, done.stderr)
         assert b"Remote working directory: " in done.stdout, program
 
+
+@pytest.mark.parametrize(("condition", "words"), [
+    ("host a # c", ["host", "a"]),
+    ('host a "" user b', ["host", "a"]),
+    ('exec "test %h = a" user=b', ["exec", "test %h = a", "user", "b"]),
+    ("all #", ["all"]),
+    ("host a#b", ["host", "a#b"]),
+    ('exec "unclosed', ["exec"]),
+])
+def test_match_words_as_ssh_reads_them(condition: str, words: list[str]
+                                       ) -> None:
+    assert match_words(condition) == words

@@ -79,6 +79,19 @@ def test_match_handler_wrapped_once_in_asyncssh_own_class() -> None:
         assert not sshinternals.wrap_client_handler("match", never, changed)
 
 
+def test_match_words_without_the_line_to_read_again() -> None:
+    """A config object with no file line to read again (another
+    asyncssh): the words asyncssh split, up to a comment or empty word."""
+    seen: list[list[str]] = []
+    wrapped = configreader._match_words(
+        lambda config, option, args: seen.append(list(args)))
+    for config in (types.SimpleNamespace(),
+                   types.SimpleNamespace(_path="/nonexistent", _line_no=1)):
+        args = ["host", "a", "", "x"]
+        wrapped(config, "Match", args)
+        assert args == [] and seen.pop() == ["host", "a"]
+
+
 @pytest.fixture
 def public_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if none of the internals were as expected."""

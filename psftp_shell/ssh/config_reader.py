@@ -13,8 +13,10 @@ line alone.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
-from itertools import takewhile
+from itertools import islice, takewhile
 from typing import Any, Protocol
 
 import asyncssh
@@ -22,8 +24,13 @@ import asyncssh
 from psftp_shell.ssh import asyncssh_checks as sshinternals
 from psftp_shell.ssh.algorithms import CHECKED_OPTIONS, option_error
 from psftp_shell.ssh.auth import parse_log_level
-from psftp_shell.ssh.config_words import convtime, integer_error
+from psftp_shell.ssh.config_words import (
+    convtime,
+    integer_error,
+    split_keyword,
+)
 from psftp_shell.ssh.hostkeys import parse_strict
+from psftp_shell.ssh.match_check import match_words
 from psftp_shell.ssh.options_file import OptionsFile
 from psftp_shell.ssh.refusals import ALIASES
 
@@ -113,12 +120,36 @@ def _checked(handler: Handler) -> Handler:
     return check
 
 
+def _written_words(config: Any) -> list[str] | None:
+    """The words of the Match line *config* is at, read again from its
+    file as ssh reads them (:func:`match_words`); None when that line
+    cannot be read again (no regular file, no longer a Match line)."""
+    path: Any = getattr(config, "_path", None)
+    number = getattr(config, "_line_no", None)
+    try:
+        if not isinstance(number, int) or number < 1 or \
+                not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path) as file:
+            line = next(islice(file, number - 1, None), None)
+    except (OSError, TypeError, ValueError):
+        return None
+    keyword, rest = split_keyword(line.strip()) if line else (None, None)
+    if keyword is None or keyword.lower() != "match":
+        return None
+    return match_words(rest)
+
+
 def _match_words(handler: Handler) -> Handler:
     """*handler* given a Match condition's words as ssh reads them: up
     to a comment (``#``) or an empty word (the checks refused the words
-    left after one)."""
+    left after one), and a quoted word whole, ``=`` and all (asyncssh's
+    parser splits it); from asyncssh's split of the line when the line
+    cannot be read again."""
     def match(config: Any, option: str, args: list[str]) -> None:
-        words = list(takewhile(lambda w: w and w[0] != "#", args))
+        words = _written_words(config)
+        if words is None:
+            words = list(takewhile(lambda w: w and w[0] != "#", args))
         args.clear()
         handler(config, option, words)
     return match

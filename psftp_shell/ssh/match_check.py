@@ -22,6 +22,20 @@ def _ends(word: str | None) -> bool:
     return not word or word.startswith("#")
 
 
+def match_words(condition: str | None) -> list[str]:
+    """The words of a Match *condition* (the line after ``Match``) as
+    ssh's ``match_cfg_line`` takes them: :func:`strdelim`'s, up to a
+    comment, an empty word or the end (a quoted word stays whole, ``=``
+    and all)."""
+    words: list[str] = []
+    word, rest = strdelim(condition)
+    while not _ends(word):
+        assert word is not None
+        words.append(word)
+        word, rest = strdelim(rest)
+    return words
+
+
 def match_error(condition: str, at: str) -> tuple[list[str] | None, bool]:
     """ssh's lines against the Match *condition* of the line *at*
     (``file line N``), or None; and whether words are left over for
