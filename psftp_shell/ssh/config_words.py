@@ -8,6 +8,7 @@ from __future__ import annotations
 
 _WHITESPACE = " \t\r\n"
 _INT_MAX = 2**31 - 1
+_C_SPACE = " \t\n\v\f\r"
 
 
 def strdelim(text: str | None) -> tuple[str | None, str | None]:
@@ -44,21 +45,37 @@ def split_keyword(text: str) -> tuple[str | None, str | None]:
     return keyword, rest
 
 
+def _strtol(text: str, pos: int) -> tuple[int, int] | None:
+    """C's ``strtol`` in base 10 from *pos*: the number and where it
+    ends (leading white space and a sign allowed), or None when no
+    digit is read.  A number past 64 bits is only too large here."""
+    while pos < len(text) and text[pos] in _C_SPACE:
+        pos += 1
+    sign = -1 if text[pos:pos + 1] == "-" else 1
+    pos += 1 if text[pos:pos + 1] in ("-", "+") else 0
+    digits = pos
+    while pos < len(text) and text[pos] in "0123456789":
+        pos += 1
+    if pos == digits:
+        return None
+    return sign * int(text[digits:pos]), pos
+
+
 def convtime(text: str) -> int:
-    """misc.c ``convtime``: seconds, or -1."""
+    """misc.c ``convtime``: seconds, or -1.  Each number is read by
+    ``strtol`` (so ``+5`` and ``-0`` pass, a negative one does not) and
+    may be INT_MAX itself, as may the total."""
     units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     total, pos = 0, 0
     if not text:
         return -1
     while pos < len(text):
-        start = pos
-        while pos < len(text) and text[pos].isascii() and text[pos].isdigit():
-            pos += 1
-        if pos == start:
+        read = _strtol(text, pos)
+        if read is None or read[0] < 0:
             return -1
-        secs = int(text[start:pos])
+        secs, pos = read
         unit = text[pos:pos + 1].lower()
-        if unit not in units or secs >= _INT_MAX:
+        if unit not in units:
             return -1
         pos += 1 if unit else 0
         if secs > _INT_MAX // units[unit] or total > _INT_MAX - \
@@ -72,7 +89,7 @@ def integer_error(value: str | None) -> str | None:
     """misc.c ``atoi_err``: why *value* is no int in 0..INT_MAX, or None."""
     if not value:
         return "missing"
-    text = value.lstrip(" \t\n\v\f\r")
+    text = value.lstrip(_C_SPACE)
     digits = text[1:] if text[:1] in "+-" else text
     if not digits.isascii() or not digits.isdigit():
         return "invalid"
