@@ -56,6 +56,11 @@ OPTIONS = [
     "LocalForward=/x /" + "y" * 120, "RemoteForward=abc",
     "RemoteForward=8080 localhost", "DynamicForward=abc", "DynamicForward=0",
     "DynamicForward=a:b:c", "DynamicForward=1080 x", "DynamicForward=\\\\",
+    "LocalForward=8080 " + "h" * 300 + ":80",
+    "LocalForward=8080 " + "\u00e9" * 150 + ":80",
+    "LocalForward=" + "h" * 250 + ":1 a:2",
+    "RemoteForward=" + "h" * 300 + ":1",
+    "DynamicForward=" + "h" * 300 + ":1080",
 ]
 COMMAND_LINES = [
     ["-o", "-b", "x"], ["-J", "-b", "x"], ["-J", "a;b"], ["-J", "a@"],
@@ -69,6 +74,8 @@ COMMAND_LINES = [
     ["-o", "ServerAliveInterval=-0", "-o", "Port=1"],
     ["-o", 'ServerAliveInterval="1h +5"', "-o", "Port=1"],
     ["-o", "ConnectTimeout=2147483647", "-o", "Port=1"],
+    ["-o", "LocalForward=8080 " + "h" * 240 + ":80", "-o", "Port=1"],
+    ["-o", "DynamicForward=" + "h" * 240 + ":1080", "-o", "Port=1"],
     ["-o", "DynamicForward=1:\\\\", "-o", "LocalForward=1 a\\/b:2",
      "-o", "Port=1"],
     ["-o", "Port=abc", "-J", "a@"], ["-J", "a@", "-o", "Port=abc"],

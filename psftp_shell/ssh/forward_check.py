@@ -1,8 +1,9 @@
 """A forwarding (``LocalForward``, ``RemoteForward``, ``DynamicForward``)
 checked as OpenSSH 9.2's readconf.c ``parse_forward`` checks it.
 
-:func:`forward_error` takes the value as readconf.c builds it (the two
-arguments joined with ``:``; one for a dynamic forwarding), expands its
+:func:`forward_error` takes the value as readconf.c builds it
+(:func:`fwdarg`: the two arguments joined with ``:``, one for a dynamic
+forwarding, cut to 255 bytes), expands its
 ``${VAR}`` references (misc.c ``dollar_expand``), splits it into up to
 four ``:`` fields (``[...]`` literal, ``\\`` escaping one character, a
 ``/`` making a field a path) and checks the ports and lengths ssh
@@ -19,8 +20,19 @@ from psftp_shell.core.libc_parse import a2port
 _STREAMLOCAL = -2           # ssh's port number for a Unix socket path
 _MAXHOST = 1025             # NI_MAXHOST
 _MAXPATH = 108              # sizeof(sun_path)
+_FWDARG = 256               # readconf.c's fwdarg[]
 _C_SPACE = " \t\n\v\f\r"
 _MISSING = "vdollar_percent_expand"
+
+
+def fwdarg(arg: str, target: str | None = None) -> str:
+    """The value readconf.c hands to ``parse_forward``: *arg* and
+    *target* joined with ``:`` (*arg* alone for a dynamic forwarding)
+    in its 256-byte buffer, so cut to 255 bytes as ``snprintf`` and
+    ``strlcpy`` cut it."""
+    joined = arg if target is None else f"{arg}:{target}"
+    raw = joined.encode("utf-8", "surrogateescape")[:_FWDARG - 1]
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def dollar_expand(text: str) -> tuple[str | None, list[str]]:

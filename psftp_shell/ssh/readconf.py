@@ -31,7 +31,7 @@ from psftp_shell.ssh.config_words import (
     integer_error,
     split_keyword,
 )
-from psftp_shell.ssh.forward_check import forward_error
+from psftp_shell.ssh.forward_check import forward_error, fwdarg
 from psftp_shell.ssh.jump_check import jump_error
 from psftp_shell.ssh.match_check import match_error
 from psftp_shell.ssh.ssh_names import (
@@ -232,11 +232,11 @@ def _forward(line: _Line) -> list[str] | None:
         return [f"{line.short}: Missing argument."]
     dynamic = line.keyword == "dynamicforward"
     remote = line.keyword == "remoteforward"
-    spec = arg
+    spec = fwdarg(arg)
     if not dynamic:
         target = line.next()
         if target:
-            spec = f"{arg}:{target}"
+            spec = fwdarg(arg, target)
         elif remote:
             dynamic = True
         else:
