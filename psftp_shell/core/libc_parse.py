@@ -21,7 +21,8 @@ LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
 SIZE_T_RANGE = 2**64
 
-_C_SPACE = " \t\n\v\f\r"
+C_SPACE = " \t\n\v\f\r"
+"""The C library's white space (``isspace`` in the C locale)."""
 _DIGITS = "0123456789"
 _SCALE_CHARS = "BKMGTPE"              # scan_scaled units, 1024 apart
 _SCAN_MAX_DIGITS = 3 * len(_SCALE_CHARS)
@@ -29,13 +30,15 @@ _SCAN_MAX_DIGITS = 3 * len(_SCALE_CHARS)
 
 # --- number parsing ----------------------------------------------------------
 
-def _strtoll(text: str) -> tuple[int, int, bool]:
-    """Emulate ``strtoll(text, &end, 10)``: (value, end index, ERANGE).
+def strtoll(text: str) -> tuple[int, int, bool]:
+    """Emulate ``strtoll(text, &end, 10)``: (value, end index, ERANGE),
+    leading white space and a sign allowed, the value clamped to
+    ``long long``.
 
     The end index is 0 when no digits were found.
     """
     pos, size = 0, len(text)
-    while pos < size and text[pos] in _C_SPACE:
+    while pos < size and text[pos] in C_SPACE:
         pos += 1
     negative = pos < size and text[pos] == "-"
     if pos < size and text[pos] in "+-":
@@ -55,7 +58,7 @@ def _strtoll(text: str) -> tuple[int, int, bool]:
 
 def strtonum(text: str, minval: int, maxval: int) -> tuple[int, str | None]:
     """Emulate OpenBSD ``strtonum``: (value, None) or (0, errstr)."""
-    value, end, erange = _strtoll(text)
+    value, end, erange = strtoll(text)
     if end == 0 or end != len(text):
         return 0, "invalid"
     if (value == LLONG_MIN and erange) or value < minval:
@@ -71,7 +74,7 @@ def strtol_size(text: str) -> int | None:
     Returns None where sftp rejects the value (zero or trailing junk).
     Like sftp, negative or huge values are not refused: they wrap.
     """
-    value, end, _ = _strtoll(text)
+    value, end, _ = strtoll(text)
     size = value % SIZE_T_RANGE
     if size == 0 or end != len(text):
         return None
@@ -80,7 +83,7 @@ def strtol_size(text: str) -> int | None:
 
 def _scan_sign(text: str, pos: int) -> tuple[int, int] | None:
     """Skip blanks and at most one sign: (sign, position) or None."""
-    while pos < len(text) and text[pos] in _C_SPACE:
+    while pos < len(text) and text[pos] in C_SPACE:
         pos += 1
     sign = 0
     while pos < len(text) and text[pos] in "+-":
@@ -169,26 +172,38 @@ def scan_scaled(text: str) -> tuple[int, int]:
     return value, 0
 
 
+def auto_base(text: str) -> tuple[str, int]:
+    """Resolve ``strtol``'s base 0 for *text*: ``0x`` hex, ``0`` octal.
+
+    Returns the text with a hex prefix removed (white space and sign
+    kept) and the base it is to be read in.
+    """
+    body = text.lstrip(C_SPACE)
+    head = text[:len(text) - len(body)]
+    if body[:1] in ("+", "-"):
+        head, body = head + body[0], body[1:]
+    if body[:2].lower() == "0x" and body[2:3].lower() in \
+            tuple("0123456789abcdef"):
+        return head + body[2:], 16
+    if body.startswith("0"):
+        return text, 8
+    return text, 10
+
+
 def strtol_any_base(text: str) -> int | None:
     """``strtol(text, &end, 0)`` when it reads all of *text*, else None.
 
-    Leading C blanks and a sign are allowed; ``0x`` means hex and a
-    leading ``0`` octal, as in C.  A value outside ``long`` is clamped.
+    Leading C blanks and a sign are allowed; the base is
+    :func:`auto_base`'s.  A value outside ``long`` is clamped.
     """
-    body = text.lstrip(_C_SPACE)
+    body, base = auto_base(text)
+    body = body.lstrip(C_SPACE)
     sign = -1 if body[:1] == "-" else 1
-    body = body[1:] if body[:1] in "+-" else body
-    base = 10
-    if body[:2].lower() == "0x" and body[2:3] and \
-            body[2:3].lower() in "0123456789abcdef":
-        base, body = 16, body[2:]
-    elif body[:1] == "0":
-        base = 8
-    digits = "0123456789abcdef"[:base]
-    if not body or any(c.lower() not in digits for c in body):
+    digits = body[1:] if body[:1] in "+-" else body
+    allowed = "0123456789abcdef"[:base]
+    if not digits or any(c.lower() not in allowed for c in digits):
         return None
-    value = sign * int(body, base)
-    return max(min(value, LLONG_MAX), LLONG_MIN)
+    return max(min(sign * int(digits, base), LLONG_MAX), LLONG_MIN)
 
 
 def a2port(text: str) -> int:
@@ -204,7 +219,6 @@ def a2port(text: str) -> int:
         return socket.getservbyname(text, "tcp")
     except (OSError, UnicodeError, ValueError):
         return -1
-
 
 
 # --- host names (misc.c) ----------------------------------------------------
@@ -234,7 +248,6 @@ def hpdelim2(text: str) -> tuple[str, str, str | None] | None:
     if text[end] in ":/":
         return text[:end], text[end], text[end + 1:]
     return None
-
 
 
 # --- the -D command ----------------------------------------------------------

@@ -10,6 +10,7 @@ then the handler, with sftp's order of parse errors, echo and failures.
 from __future__ import annotations
 
 from psftp_shell.core.errors import CommandError
+from psftp_shell.core.libc_parse import auto_base
 from psftp_shell.core.paths import undo_glob_escape
 from psftp_shell.shell import local_cmds
 from psftp_shell.shell.commands import BY_NAME, Command, Syntax, lookup
@@ -30,27 +31,6 @@ def _need(cmd: Command, have: int, want: int, what: str) -> None:
     if have < want:
         raise GrammarError(f"You must specify {what} after a {cmd.name} "
                            "command.")
-
-
-_C_SPACE = " \t\n\v\f\r"
-
-
-def auto_base(text: str) -> tuple[str, int]:
-    """Resolve ``strtoll``'s base 0 for *text*: ``0x`` hex, ``0`` octal.
-
-    Returns the text with a hex prefix removed (white space and sign
-    kept) and the base it is to be read in.
-    """
-    body = text.lstrip(_C_SPACE)
-    head = text[:len(text) - len(body)]
-    if body[:1] in ("+", "-"):
-        head, body = head + body[0], body[1:]
-    if body[:2].lower() == "0x" and body[2:3].lower() in \
-            tuple("0123456789abcdef"):
-        return head + body[2:], 16
-    if body.startswith("0"):
-        return text, 8
-    return text, 10
 
 
 def _number(cmd: Command, operands: list[str]) -> int:

@@ -6,16 +6,18 @@ Used by :mod:`psftp_shell.ssh.readconf` and the checkers it calls.
 
 from __future__ import annotations
 
-_WHITESPACE = " \t\r\n"
+from psftp_shell.core.libc_parse import strtoll, strtonum
+
+WHITESPACE = " \t\r\n"
+"""What separates the words of a config line (misc.c ``WHITESPACE``)."""
 _INT_MAX = 2**31 - 1
-_C_SPACE = " \t\n\v\f\r"
 
 
 def strdelim(text: str | None) -> tuple[str | None, str | None]:
     """misc.c ``strdelim``: the first token and the rest (or None)."""
     if text is None:
         return None, None
-    found = [i for i in (text.find(c) for c in _WHITESPACE + '"=') if i >= 0]
+    found = [i for i in (text.find(c) for c in WHITESPACE + '"=') if i >= 0]
     if not found:
         return text, None
     pos = min(found)
@@ -25,14 +27,14 @@ def strdelim(text: str | None) -> tuple[str | None, str | None]:
         if close < 0:
             return None, None
         after = close + 1
-        after += len(rest[after:]) - len(rest[after:].lstrip(_WHITESPACE))
+        after += len(rest[after:]) - len(rest[after:].lstrip(WHITESPACE))
         return rest[:close], rest[after:]
     token, after = text[:pos], pos + 1
     equals = text[pos] == "="
-    after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
+    after += len(text[after:]) - len(text[after:].lstrip(WHITESPACE))
     if not equals and text[after:after + 1] == "=":
         after += 1
-        after += len(text[after:]) - len(text[after:].lstrip(_WHITESPACE))
+        after += len(text[after:]) - len(text[after:].lstrip(WHITESPACE))
     return token, text[after:]
 
 
@@ -45,22 +47,6 @@ def split_keyword(text: str) -> tuple[str | None, str | None]:
     return keyword, rest
 
 
-def _strtol(text: str, pos: int) -> tuple[int, int] | None:
-    """C's ``strtol`` in base 10 from *pos*: the number and where it
-    ends (leading white space and a sign allowed), or None when no
-    digit is read.  A number past 64 bits is only too large here."""
-    while pos < len(text) and text[pos] in _C_SPACE:
-        pos += 1
-    sign = -1 if text[pos:pos + 1] == "-" else 1
-    pos += 1 if text[pos:pos + 1] in ("-", "+") else 0
-    digits = pos
-    while pos < len(text) and text[pos] in "0123456789":
-        pos += 1
-    if pos == digits:
-        return None
-    return sign * int(text[digits:pos]), pos
-
-
 def convtime(text: str) -> int:
     """misc.c ``convtime``: seconds, or -1.  Each number is read by
     ``strtol`` (so ``+5`` and ``-0`` pass, a negative one does not) and
@@ -70,10 +56,10 @@ def convtime(text: str) -> int:
     if not text:
         return -1
     while pos < len(text):
-        read = _strtol(text, pos)
-        if read is None or read[0] < 0:
+        secs, end, _ = strtoll(text[pos:])
+        if end == 0 or secs < 0:
             return -1
-        secs, pos = read
+        pos += end
         unit = text[pos:pos + 1].lower()
         if unit not in units:
             return -1
@@ -86,14 +72,8 @@ def convtime(text: str) -> int:
 
 
 def integer_error(value: str | None) -> str | None:
-    """misc.c ``atoi_err``: why *value* is no int in 0..INT_MAX, or None."""
+    """misc.c ``atoi_err``: why *value* is no int in 0..INT_MAX, or None
+    (``strtonum``'s words)."""
     if not value:
         return "missing"
-    text = value.lstrip(_C_SPACE)
-    digits = text[1:] if text[:1] in "+-" else text
-    if not digits.isascii() or not digits.isdigit():
-        return "invalid"
-    number = int(text)
-    if number < 0:
-        return "too small"
-    return "too large" if number > _INT_MAX else None
+    return strtonum(value, 0, _INT_MAX)[1]

@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from psftp_shell.core.libc_parse import a2port
+from psftp_shell.core.escape import to_bytes
+from psftp_shell.core.libc_parse import C_SPACE, a2port
 
 _STREAMLOCAL = -2           # ssh's port number for a Unix socket path
 _MAXHOST = 1025             # NI_MAXHOST
 _MAXPATH = 108              # sizeof(sun_path)
 _FWDARG = 256               # readconf.c's fwdarg[]
-_C_SPACE = " \t\n\v\f\r"
 _MISSING = "vdollar_percent_expand"
 
 
@@ -31,7 +31,7 @@ def fwdarg(arg: str, target: str | None = None) -> str:
     in its 256-byte buffer, so cut to 255 bytes as ``snprintf`` and
     ``strlcpy`` cut it."""
     joined = arg if target is None else f"{arg}:{target}"
-    raw = joined.encode("utf-8", "surrogateescape")[:_FWDARG - 1]
+    raw = to_bytes(joined)[:_FWDARG - 1]
     return raw.decode("utf-8", "surrogateescape")
 
 
@@ -100,7 +100,7 @@ def split_fields(spec: str) -> list[_Field] | None:
     """readconf.c's ``parse_fwd_field`` loop: up to four fields, or None
     when one is malformed or text is left after the fourth."""
     fields: list[_Field] = []
-    pos = len(spec) - len(spec.lstrip(_C_SPACE))
+    pos = len(spec) - len(spec.lstrip(C_SPACE))
     while len(fields) < 4 and pos < len(spec):
         if spec[pos:] == "\\":      # ssh drops it, and ends the fields
             return fields
@@ -172,7 +172,7 @@ def _fill(fields: list[_Field]) -> _Forward:
 def _too_long(fwd: _Forward) -> bool:
     def size(text: str | None) -> int:
         return 0 if text is None else \
-            len(text.encode("utf-8", "surrogateescape"))
+            len(to_bytes(text))
     return size(fwd.connect_host) >= _MAXHOST or \
         size(fwd.listen_host) >= _MAXHOST or \
         size(fwd.connect_path) >= _MAXPATH or \

@@ -27,6 +27,7 @@ from psftp_shell.core.libc_parse import (
 )
 from psftp_shell.ssh.algorithms import option_error
 from psftp_shell.ssh.config_words import (
+    WHITESPACE,
     convtime,
     integer_error,
     split_keyword,
@@ -49,8 +50,6 @@ from psftp_shell.ssh.ssh_names import (
     UNSUPPORTED,
     known_keyword,
 )
-
-_WHITESPACE = " \t\r\n"
 
 
 @dataclass
@@ -156,7 +155,7 @@ def _log_level(line: _Line) -> list[str] | None:
 
 
 def _jump(line: _Line) -> list[str] | None:
-    value = line.rest.lstrip(_WHITESPACE + "=")
+    value = line.rest.lstrip(WHITESPACE + "=")
     line.consume()
     reasons = jump_error(value, strict=line.at.startswith("command-line "))
     if reasons is None:
@@ -314,12 +313,12 @@ def check_line(text: str, where: str, number: int,
     (Debian's and Red Hat's GSSAPI key exchange options; RHEL's
     crypto-policies include ``GSSAPIKexAlgorithms`` in every session).
     """
-    text = text.rstrip(_WHITESPACE + "\f")
+    text = text.rstrip(WHITESPACE + "\f")
     keyword, rest = split_keyword(text)
     if not keyword or keyword[0] in "\n#":
         return Verdict()
     keyword = keyword.lower()
-    rest = None if rest is None else rest.lstrip(_WHITESPACE)
+    rest = None if rest is None else rest.lstrip(WHITESPACE)
     if not rest:
         return Verdict([f'{where} line {number}: no argument after '
                         f'keyword "{keyword}"'], True)
