@@ -64,6 +64,7 @@ OPTIONS = [
 ]
 COMMAND_LINES = [
     ["-o", "-b", "x"], ["-J", "-b", "x"], ["-J", "a;b"], ["-J", "a@"],
+    ["-J", "a/22"], ["-J", "u@a/22,b"],
     ["-o", "IgnoreUnknown=Foo", "-o", "Foo=bar", "-o", "Port=abc"],
     ["-q", "-o", "Port=abc"],
     ["-o", "ServerAliveInterval=1h", "-o", "Port=1"],

@@ -250,6 +250,21 @@ def hpdelim2(text: str) -> tuple[str, str, str | None] | None:
     return None
 
 
+def parse_user_host_port(text: str) -> tuple[str | None, str] | None:
+    """misc.c ``parse_user_host_port``: ``[user@]host[:port]`` as
+    (user, host), the port checked and dropped; None if bad (an empty
+    user or host, a ``/`` after the host, a bad port)."""
+    user, at, rest = text.rpartition("@")
+    if at and not user:
+        return None
+    fields = hpdelim2(rest)
+    if fields is None or fields[1] == "/" or not fields[0]:
+        return None
+    if fields[2] and a2port(fields[2]) <= 0:
+        return None
+    return (user if at else None), cleanhostname(fields[0])
+
+
 # --- the -D command ----------------------------------------------------------
 
 def _split_token(text: str, pos: int) -> tuple[str, int, str]:

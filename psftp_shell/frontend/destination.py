@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from psftp_shell.core import libc_parse
 from psftp_shell.core.errors import UsageError
 from psftp_shell.core.escape import to_bytes
 from psftp_shell.core.libc_parse import a2port, cleanhostname, hpdelim2
@@ -176,17 +177,8 @@ def parse_user_host_path(arg: str) -> Destination | None:
 
 def parse_user_host_port(arg: str) -> Destination | None:
     """Parse ``[user@]host[:port]`` (the port is checked, then dropped)."""
-    user, at, rest = arg.rpartition("@")
-    if at and not user:
-        return None
-    fields = hpdelim2(rest)
-    if fields is None or fields[1] == "/" or not fields[0]:
-        return None
-    port_text = fields[2]
-    if port_text and a2port(port_text) <= 0:
-        return None
-    return Destination(user if at else None, cleanhostname(fields[0]),
-                       None, None)
+    parsed = libc_parse.parse_user_host_port(arg)
+    return None if parsed is None else Destination(*parsed, None, None)
 
 
 def parse_destination(arg: str) -> Destination:

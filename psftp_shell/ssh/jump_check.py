@@ -9,7 +9,12 @@ characters.  The ``ssh://`` host is not checked with ``valid_domain``.
 
 from __future__ import annotations
 
-from psftp_shell.core.libc_parse import a2port, cleanhostname, hpdelim2
+from psftp_shell.core.libc_parse import (
+    a2port,
+    cleanhostname,
+    hpdelim2,
+    parse_user_host_port,
+)
 
 _HOST_BAD = "'`\"$\\;&<>|(){},"
 _USER_BAD = "'`\";&<>|(){}"
@@ -31,22 +36,6 @@ def _valid_user(user: str) -> bool:
         if char.isspace() and user[index + 1:index + 2] == "-":
             return False
     return True
-
-
-def _host_port(text: str) -> tuple[str | None, str] | None:
-    """misc.c ``parse_user_host_port``: (user, host), or None if bad."""
-    user = None
-    at = text.rfind("@")
-    if at >= 0:
-        user, text = text[:at], text[at + 1:]
-        if not user:
-            return None
-    fields = hpdelim2(text)
-    if fields is None or not fields[0]:
-        return None
-    if fields[2] and a2port(fields[2]) <= 0:
-        return None
-    return user, cleanhostname(fields[0])
 
 
 def _ssh_uri(text: str) -> tuple[str | None, str] | None | bool:
@@ -81,7 +70,7 @@ def jump_error(value: str, *, strict: bool) -> list[str] | None:
     for hop in reversed(hops):
         parsed = _ssh_uri(hop)
         if parsed is False:
-            parsed = _host_port(hop)
+            parsed = parse_user_host_port(hop)
         if not isinstance(parsed, tuple):
             return []
         user, host = parsed
