@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from psftp_shell.core.escape import handle_error
 from psftp_shell.core.ordered_output import Printer
@@ -20,13 +21,16 @@ from psftp_shell.sftp.client import (
 from psftp_shell.sftp.request_core import retrieved
 
 
-async def _allowed(out: Printer, dest: RemoteFile) -> bool:
+async def _allowed(out: Printer, dest: RemoteFile,
+                   release: Callable[[], Awaitable[None]] | None = None
+                   ) -> bool:
     """Whether sftp could have written the target the temporary is to
-    replace; its ``dest open`` message if not."""
+    replace; its ``dest open`` message if not.  *release* closes the
+    temporary's handle before a plain failure is asked again."""
     check, dest.check = dest.check, None
     if check is None:
         return True
-    refused = await check.refusal()
+    refused = await check.refusal(release)
     if refused is None:
         return True
     out.error(handle_error(f'dest open "{check.shown}"', refused.text))
@@ -42,9 +46,19 @@ async def close_into_place(client: SFTPClient, out: Printer,
     ours for the rename.  Nothing is renamed over a target sftp could
     not have written (the caller removes the temporary).
     """
-    allowed = await _allowed(out, dest)
-    closing = client.close_nowait(handle)
-    closing.add_done_callback(retrieved)
+    closings: list[asyncio.Future[None]] = []
+
+    def close() -> asyncio.Future[None]:
+        if not closings:
+            closings.append(client.close_nowait(handle))
+            closings[0].add_done_callback(retrieved)
+        return closings[0]
+
+    async def release() -> None:
+        await asyncio.wait([close()])
+
+    allowed = await _allowed(out, dest, release)
+    closing = close()
     renaming = _send_rename(client, dest) if allowed else None
     ok = allowed
     try:

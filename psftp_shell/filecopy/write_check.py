@@ -2,15 +2,20 @@
 
 An upload that replaces a file through a temporary still opens the
 target for writing, as sftp would, to learn whether sftp's copy would
-have been allowed; the rename waits for that answer.
+have been allowed; the rename waits for that answer.  That OPEN comes
+while the temporary is open too, so a server allowing one handle at a
+time refuses it with a plain failure where sftp's lone OPEN passes:
+such a refusal is asked again once the copy's own handle is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from psftp_shell.sftp.client import (
+    FX_FAILURE,
     FX_NO_SUCH_FILE,
     OPEN_WRITE,
     SFTPClient,
@@ -30,14 +35,14 @@ class WriteCheck:
 
     client: SFTPClient
     shown: str
+    ask: Callable[[], Awaitable[bytes]]
     opening: asyncio.Future[bytes]
 
     @classmethod
     def send(cls, client: SFTPClient, path: str, shown: str) -> WriteCheck:
         """OPEN *path* (known to be a regular file) for writing now."""
-        opening = asyncio.ensure_future(client.open(path, OPEN_WRITE))
-        opening.add_done_callback(retrieved)
-        return cls(client, shown, opening)
+        return cls.asking(client, shown,
+                          lambda: client.open(path, OPEN_WRITE))
 
     @classmethod
     def if_regular(cls, client: SFTPClient, path: str, shown: str
@@ -49,14 +54,29 @@ class WriteCheck:
             if not there.is_reg():
                 raise StatusError(FX_NO_SUCH_FILE)     # nothing to keep
             return await client.open(path, OPEN_WRITE)
-        opening = asyncio.ensure_future(open_if_regular())
-        opening.add_done_callback(retrieved)
-        return cls(client, shown, opening)
+        return cls.asking(client, shown, open_if_regular)
 
-    async def refusal(self) -> StatusError | None:
+    @classmethod
+    def asking(cls, client: SFTPClient, shown: str,
+               ask: Callable[[], Awaitable[bytes]]) -> WriteCheck:
+        """Send *ask* (the OPEN) now."""
+        return cls(client, shown, ask, _sent(ask))
+
+    async def refusal(self, release: Callable[[], Awaitable[None]]
+                      | None = None) -> StatusError | None:
         """The server's refusal of the OPEN; None if it was allowed, if
         the target is gone since, or if the answer was lost with its
-        connection."""
+        connection.  A plain failure is asked again after *release*
+        (which closes the copy's own handle, if still open)."""
+        refused = await self._answer()
+        if refused is None or refused.code != FX_FAILURE:
+            return refused
+        if release is not None:
+            await release()
+        self.opening = _sent(self.ask)
+        return await self._answer()
+
+    async def _answer(self) -> StatusError | None:
         try:
             handle = await asyncio.shield(self.opening)
         except asyncio.CancelledError:
@@ -80,3 +100,9 @@ class WriteCheck:
         if not self.client.closed:
             closing = asyncio.ensure_future(self.client.close_handle(handle))
             closing.add_done_callback(retrieved)
+
+
+def _sent(ask: Callable[[], Awaitable[bytes]]) -> asyncio.Future[bytes]:
+    opening = asyncio.ensure_future(ask())
+    opening.add_done_callback(retrieved)
+    return opening
