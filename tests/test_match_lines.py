@@ -34,6 +34,14 @@ MATCH_LINES = [
     ('Match exec "test 1 = 1"', True),
     ('Match exec "test 1 = 2"', False),
     ('Match exec "test 1 = 1" # =x', True),
+    # an exec command's tokens, from what the file said before the line
+    # (the sshd's HostName and User; no Port yet: 22)
+    ('Match exec "test %h = 127.0.0.1 -a %n = psftp-test"', True),
+    ('Match exec "test %p%% = 22%%"', True),
+    ('Match exec "test %r = $(id -un) -a %u = $(id -un)"', True),
+    ('Match exec "test -d %d -a %i = $(id -u)"', True),
+    ('Match exec "test %h = a"', False),
+    ('Match host x exec "test %h = 127.0.0.1"', False),
 ]
 
 
@@ -66,6 +74,17 @@ def test_match_line_connects_like_sftp(sshd: PrivateSSHD, sftp_bin: str,
         done = _pwd(program, config)
         assert done.returncode == 0, (program, done.stderr)
         assert b"Remote working directory: " in done.stdout, program
+
+
+def test_an_unknown_token_in_exec_stops_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, tmp_path: Path) -> None:
+    config = _match_config(sshd, tmp_path / "config",
+                           'Match host x exec "echo %z"', True)
+    done = [_pwd(program, config) for program in ([sftp_bin], OURS)]
+    assert done[0].returncode == done[1].returncode == 255
+    assert done[1].stderr == done[0].stderr == (
+        b"vdollar_percent_expand: unknown key %z\r\n"
+        b"percent_expand: failed\r\nConnection closed\r\n")
 
 
 @pytest.mark.parametrize(("condition", "words"), [

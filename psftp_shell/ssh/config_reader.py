@@ -33,6 +33,8 @@ from psftp_shell.ssh.hostkeys import parse_strict
 from psftp_shell.ssh.match_check import match_words
 from psftp_shell.ssh.options_file import OptionsFile
 from psftp_shell.ssh.refusals import ALIASES
+from psftp_shell.ssh.target import ConnectError
+from psftp_shell.ssh.tokens import PATH_TOKENS, expand, local_user_name, tokens
 
 Handler = Callable[[Any, str, list[str]], None]
 
@@ -140,18 +142,48 @@ def _written_words(config: Any) -> list[str] | None:
     return match_words(rest)
 
 
+def _exec_expanded(config: Any, words: list[str]) -> list[str]:
+    """*words* with the ``%`` tokens of each ``exec`` command expanded as
+    ssh's match_cfg_line expands them, from what the files said so far:
+    HostName (else the host as given), Port, User, HostKeyAlias.  An
+    unknown token stops the reading with ssh's lines."""
+    said: dict[str, Any] = getattr(config, "_options", None) or {}
+    original = str(getattr(config, "_orig_host", "") or "")
+    host = str(said.get("Hostname") or original)
+    user = said.get("User") or getattr(config, "_local_user", None) \
+        or local_user_name()
+    table = tokens(host, int(said.get("Port") or 22), str(user), original,
+                   said.get("HostKeyAlias") or host)
+    words = list(words)
+    at = 0
+    while at < len(words):
+        criterion = words[at].lower().lstrip("!")
+        if criterion in ("all", "canonical", "final"):
+            at += 1
+            continue
+        if criterion == "exec" and at + 1 < len(words):
+            try:
+                words[at + 1] = expand(words[at + 1], table, PATH_TOKENS,
+                                       environment=False)
+            except ConnectError as exc:
+                raise ValueError("\n".join(exc.ssh_lines)) from None
+        at += 2
+    return words
+
+
 def _match_words(handler: Handler) -> Handler:
     """*handler* given a Match condition's words as ssh reads them: up
     to a comment (``#``) or an empty word (the checks refused the words
     left after one), and a quoted word whole, ``=`` and all (asyncssh's
     parser splits it); from asyncssh's split of the line when the line
-    cannot be read again."""
+    cannot be read again.  An ``exec`` command gets its tokens
+    expanded (asyncssh runs it as written)."""
     def match(config: Any, option: str, args: list[str]) -> None:
         words = _written_words(config)
         if words is None:
             words = list(takewhile(lambda w: w and w[0] != "#", args))
         args.clear()
-        handler(config, option, words)
+        handler(config, option, _exec_expanded(config, words))
     return match
 
 

@@ -30,7 +30,7 @@ def tokens(hostname: str, port: int, user: str, original: str,
            alias: str | None = None) -> dict[str, str]:
     """ssh's token values for a connection to *hostname*."""
     local = socket.gethostname()
-    local_user = _local_user()
+    local_user = local_user_name()
     table = {
         "%": "%", "h": hostname, "p": str(port), "r": user,
         "n": original, "k": alias or original, "u": local_user,
@@ -42,7 +42,8 @@ def tokens(hostname: str, port: int, user: str, original: str,
     return table
 
 
-def _local_user() -> str:
+def local_user_name() -> str:
+    """The local user's name (ssh's ``%u``; the uid if it has none)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
