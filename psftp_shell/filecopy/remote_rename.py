@@ -44,7 +44,8 @@ async def close_into_place(client: SFTPClient, out: Printer,
     Both requests go out together (one round trip); a POSIX server can
     rename a file still open.  Failures print sftp's close message, or
     ours for the rename.  Nothing is renamed over a target sftp could
-    not have written (the caller removes the temporary).
+    not have written (the caller removes the temporary), nor after a
+    CLOSE that failed before the check was asked again.
     """
     closings: list[asyncio.Future[None]] = []
 
@@ -59,6 +60,8 @@ async def close_into_place(client: SFTPClient, out: Printer,
 
     allowed = await _allowed(out, dest, release)
     closing = close()
+    if closing.done() and (closing.cancelled() or closing.exception()):
+        allowed = False     # closed for the check, and that failed
     renaming = _send_rename(client, dest) if allowed else None
     ok = allowed
     try:
