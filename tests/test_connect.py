@@ -649,3 +649,24 @@ async def test_missing_identity_like_sftp(sshd: PrivateSSHD, sftp_bin: str,
                                          f"  IdentityFile {sshd.identity}")
     out = await check_like_sftp(sftp_bin, config, [], failed=False)
     assert out.startswith("no such identity: ")
+
+
+@pytest.mark.parametrize("client", ["sftp", "1", "3"])
+def test_the_default_login_name_is_the_password_databases(
+        sshd: PrivateSSHD, sftp_bin: str, tmp_path: Path,
+        client: str) -> None:
+    """With no User anywhere, ssh logs in as getpwuid's name, whatever
+    ``$USER`` and ``$LOGNAME`` say (and so do the ``-n`` streams)."""
+    config = derived_config(sshd, tmp_path / "cfg", User="")
+    argv = [sftp_bin] if client == "sftp" else [
+        sys.executable, "-m", "psftp_shell", "-n", client]
+    (tmp_path / "remote").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / "remote" / name).write_bytes(name.encode() * 9)
+    env = dict(os.environ, USER="psftp-nobody", LOGNAME="psftp-nobody")
+    done = subprocess.run(
+        [*argv, "-F", str(config), "-b", "-", HOST_ALIAS],
+        input=f"get {tmp_path}/remote/* {tmp_path}\n".encode(),
+        capture_output=True, env=env, timeout=60)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert (tmp_path / "c").read_bytes() == b"c" * 9

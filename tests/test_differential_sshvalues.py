@@ -21,6 +21,9 @@ pytestmark = pytest.mark.usefixtures("clean_ssh_env")
 OPTIONS = [
     "Port=abc", "Port=0", "Port=70000", "Port=-1", "Port=", "Port",
     "Port==22", "=Port", "User=", "User=a b", 'User="a', "IdentityFile=",
+    # tokens (misc.c's vdollar_percent_expand; IdentityFile's errors come
+    # after the connection: test_match_lines)
+    "ProxyCommand=nc %h %p %", "ProxyCommand=nc %h %y",
     "BatchMode=maybe", "BatchMode", "StrictHostKeyChecking=maybe",
     "Compression=maybe", "Compression=", "IdentitiesOnly=maybe",
     "PasswordAuthentication=maybe", "CheckHostIP=maybe",

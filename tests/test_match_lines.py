@@ -1,4 +1,5 @@
-"""ssh_config ``Match`` lines as ssh 9.2 reads them, on a real connection.
+"""ssh_config ``Match`` lines as ssh 9.2 reads them, on a real connection
+(and the ``%`` tokens their ``exec`` commands and other values expand).
 
 asyncssh reads the config files again itself when it connects
 (``asyncssh.connect(config=...)``), so a Match line must reach the
@@ -85,6 +86,21 @@ def test_an_unknown_token_in_exec_stops_like_sftp(
     assert done[1].stderr == done[0].stderr == (
         b"vdollar_percent_expand: unknown key %z\r\n"
         b"percent_expand: failed\r\nConnection closed\r\n")
+
+
+@pytest.mark.parametrize("value", [
+    "${PSFTP_UNCLOSED", "${}", "a%", "%z", "x${%h}"])
+def test_identity_file_token_errors_like_sftp(
+        sshd: PrivateSSHD, sftp_bin: str, value: str) -> None:
+    """ssh's lines for a ``%`` or ``${`` it cannot expand (misc.c's
+    vdollar_percent_expand), after the connection, where ssh expands
+    IdentityFile."""
+    done = [subprocess.run(
+        [*program, "-F", str(sshd.ssh_config), "-o", f"IdentityFile={value}",
+         "-b", "-", HOST_ALIAS], input=b"pwd\n", capture_output=True,
+        timeout=60) for program in ([sftp_bin], OURS)]
+    assert done[0].returncode == done[1].returncode == 255
+    assert done[1].stderr == done[0].stderr
 
 
 @pytest.mark.parametrize(("condition", "words"), [

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import getpass
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,6 +59,7 @@ from psftp_shell.ssh.ssh_config import (
 )
 from psftp_shell.ssh.ssh_logging import configure_logging
 from psftp_shell.ssh.target import ConnectError, SSHTarget
+from psftp_shell.ssh.tokens import local_user_name
 
 __all__ = ["CLIENT_VERSION", "ConnectError", "Connector", "SSHTarget"]
 
@@ -86,7 +86,7 @@ class Connector:
         self.target = target
         self.prompter = prompter
         self._depth = _depth
-        self._local_user = getpass.getuser()
+        self._local_user = local_user_name()     # ssh's: getpwuid
         self.resolved: Resolved | None = None
         self._paths: list[str] = []
         self._options_file: OptionsFile | None = None
@@ -300,7 +300,7 @@ class Connector:
             x509_trusted_cert_paths=[],
             agent_forwarding=r.forward_agent or False,
             request_pty=False, x11_forwarding=False,
-            client_version=CLIENT_VERSION,
+            client_version=CLIENT_VERSION, username=r.user,
         )
         if r.batch:
             kwargs.update(kbdint_auth=False, password_auth=False)

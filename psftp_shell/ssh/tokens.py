@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import pwd
 import re
 import socket
 
@@ -23,7 +24,8 @@ PROXY_TOKENS = frozenset("%hnpr")
 PATH_TOKENS = frozenset("%CdhiklLnpru")
 ALL_TOKENS = PATH_TOKENS | frozenset("fHIKTtj")    # LocalCommand's
 
-_TOKEN = re.compile(r"%(.?)|\$\{([^}]*)\}", re.S)
+_TOKEN = re.compile(r"%(.?)|\$\{([^}]*)(\}?)", re.S)
+_PERCENT = re.compile(r"%(.?)", re.S)     # without ${VAR}: $ is a letter
 
 
 def tokens(hostname: str, port: int, user: str, original: str,
@@ -43,7 +45,16 @@ def tokens(hostname: str, port: int, user: str, original: str,
 
 
 def local_user_name() -> str:
-    """The local user's name (ssh's ``%u``; the uid if it has none)."""
+    """The local user's name: ssh's ``%u`` and the default login name.
+
+    Like ssh, from the password database (``getpwuid``), not from
+    ``$USER`` or ``$LOGNAME``; from those only for a uid the database
+    lacks, then the uid itself.
+    """
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        pass
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -61,14 +72,22 @@ def expand(value: str, table: dict[str, str], allowed: frozenset[str],
         "percent_expand: failed"
 
     def one(match: re.Match[str]) -> str:
-        key, var = match.group(1), match.group(2)
-        if var is None:
+        key = match.group(1)
+        if key is not None:
             if key in allowed and key in table:
                 return table[key]
             raise ConnectError([
+                "vdollar_percent_expand: invalid format" if key == "" else
                 f"vdollar_percent_expand: unknown key %{key}", failed])
-        if not environment:
-            return match.group(0)
+        var = match.group(2)
+        if not match.group(3):
+            raise ConnectError([
+                f"vdollar_percent_expand: environment variable '{var}' "
+                "missing closing '}'", failed])
+        if not var:
+            raise ConnectError([
+                "vdollar_percent_expand: zero-length environment variable",
+                failed])
         found = os.environ.get(var)
         if found is None:
             raise ConnectError([
@@ -76,4 +95,4 @@ def expand(value: str, table: dict[str, str], allowed: frozenset[str],
                 "invalid environment variable expansion"])
         return found
 
-    return _TOKEN.sub(one, value)
+    return (_TOKEN if environment else _PERCENT).sub(one, value)
