@@ -88,6 +88,27 @@ def test_an_unknown_token_in_exec_stops_like_sftp(
         b"percent_expand: failed\r\nConnection closed\r\n")
 
 
+@pytest.mark.parametrize("client", ["sftp", "1", "4"])
+def test_an_exec_command_runs_once(sshd: PrivateSSHD, sftp_bin: str,
+                                   tmp_path: Path, client: str) -> None:
+    """Once for the whole session, as ssh runs it once: not again for
+    each connection of ``-n`` (asyncssh reads the files again for each)."""
+    runs = tmp_path / "runs"
+    config = _match_config(sshd, tmp_path / "config",
+                           f'Match exec "echo x >> {runs}"', True)
+    (sshd.root / "once").mkdir(exist_ok=True)
+    for name in "abcdef":
+        (sshd.root / "once" / name).write_bytes(os.urandom(1000))
+    program = [sftp_bin] if client == "sftp" else [*OURS, "-n", client]
+    done = subprocess.run(
+        [*program, "-F", str(config), "-b", "-", HOST_ALIAS],
+        input=f"get -r {sshd.root}/once {tmp_path}/copy\n".encode(),
+        capture_output=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert len(list((tmp_path / "copy").iterdir())) == 6
+    assert runs.read_text() == "x\n"
+
+
 @pytest.mark.parametrize("value", [
     "${PSFTP_UNCLOSED", "${}", "a%", "%z", "x${%h}"])
 def test_identity_file_token_errors_like_sftp(

@@ -18,6 +18,10 @@ internal is not what it expects:
   reads the files again itself when it connects, and its ``Match``
   must take the words ssh takes.  Without the entry asyncssh's own
   ``Match`` stays.
+- ``asyncssh.config._exec``, which runs a ``Match exec`` command, made
+  to run each command once per process (:func:`run_exec_once`): ssh
+  runs it once, where asyncssh would run it again at every read of the
+  files, each connection's included.  Without it, it runs each time.
 - ``asyncssh.encryption``'s cipher lists, for putting AES-GCM first.
   Without them asyncssh reads ``Ciphers`` itself, in its own order.
 - ``asyncssh.public_key``'s default host key algorithms, for putting a
@@ -130,3 +134,27 @@ def host_key_defaults(module: str = "asyncssh.public_key"
 CLIENT_CONFIG = client_config_class()
 CIPHERS = cipher_lists()
 HOST_KEY_DEFAULTS = host_key_defaults()
+
+
+def run_exec_once(module: str = "asyncssh.config") -> bool:
+    """Make *module*'s ``_exec`` (a ``Match exec`` command's run) give
+    the first answer for a command again, instead of running it again;
+    only if it is a function, and once."""
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        return False
+    run = getattr(found, "_exec", None)
+    if not callable(run):
+        return False
+    if getattr(run, "psftp_wrapped", False):
+        return True
+    answers: dict[str, bool] = {}
+
+    def once(command: str) -> bool:
+        if command not in answers:
+            answers[command] = bool(run(command))
+        return answers[command]
+    once.psftp_wrapped = True       # type: ignore[attr-defined]
+    found._exec = once              # type: ignore[attr-defined]
+    return True

@@ -206,8 +206,10 @@ def project_config_class(base: Any) -> Any:
 
 
 # asyncssh reads the files again at each connection (``config=``): its
-# own class gets the Match words too, before PROJECT_CONFIG copies it
+# own class gets the Match words too, before PROJECT_CONFIG copies it,
+# and a Match exec command runs once, as in ssh
 sshinternals.wrap_client_handler("match", _match_words)
+sshinternals.run_exec_once()
 PROJECT_CONFIG = (project_config_class(sshinternals.CLIENT_CONFIG)
                   if sshinternals.CLIENT_CONFIG is not None else None)
 
