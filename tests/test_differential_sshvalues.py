@@ -24,6 +24,20 @@ OPTIONS = [
     # tokens (misc.c's vdollar_percent_expand; IdentityFile's errors come
     # after the connection: test_match_lines)
     "ProxyCommand=nc %h %p %", "ProxyCommand=nc %h %y",
+    # options psftp-shell does not use, checked as ssh checks them
+    "EscapeChar=~~", "EscapeChar=^1", "EscapeChar=\u00e9", "EscapeChar=^~x",
+    "SendEnv=A=b", 'SendEnv=LANG ""', "SetEnv=A", "SetEnv=A=1 B",
+    "ControlPersist=Yes", "ControlPersist=10x", 'ControlPersist=""',
+    "TunnelDevice=any:x", "TunnelDevice=2147483646", "TunnelDevice=-1",
+    "TunnelDevice=1:2:3", "TunnelDevice=:1",
+    "CanonicalDomains=Ex..ample.com", "CanonicalDomains=-a",
+    "CanonicalDomains=a none", "CanonicalDomains=a%b", 'CanonicalDomains=a ""',
+    "CanonicalDomains=\u00e9.com", "CanonicalizePermittedCNAMEs=Ab",
+    "CanonicalizePermittedCNAMEs=*.A:", "CanonicalizePermittedCNAMEs=* none",
+    "StreamLocalBindMask=8", "StreamLocalBindMask=1000",
+    "StreamLocalBindMask=-1", "StreamLocalBindMask=x7",
+    # ssh's log escapes what it shows of a value (log.c's strnvis)
+    "IPQoS=\u00e9", "IPQoS=a\\b", "Ciphers=\u00e9",
     "BatchMode=maybe", "BatchMode", "StrictHostKeyChecking=maybe",
     "Compression=maybe", "Compression=", "IdentitiesOnly=maybe",
     "PasswordAuthentication=maybe", "CheckHostIP=maybe",

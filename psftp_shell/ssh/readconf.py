@@ -25,6 +25,7 @@ from psftp_shell.core.libc_parse import (
     scan_scaled,
     strtol_any_base,
 )
+from psftp_shell.ssh import unused_option_checks as unused
 from psftp_shell.ssh.algorithms import option_error
 from psftp_shell.ssh.config_words import (
     WHITESPACE,
@@ -115,7 +116,10 @@ def _string(line: _Line) -> list[str] | None:
     return bad
 
 
-def _array(line: _Line) -> list[str] | None:
+def _array(line: _Line, word_error: Callable[[str], str | None]
+           = lambda word: None) -> list[str] | None:
+    """Words, none empty, ``none`` only alone; each checked by
+    *word_error* (its reason, or None)."""
     count = 0
     while line.args:
         arg = line.args.pop(0)
@@ -125,6 +129,9 @@ def _array(line: _Line) -> list[str] | None:
             return [f'{line.at}: keyword {line.keyword} "none" argument '
                     "must appear alone."]
         count += 1
+        reason = word_error(arg)
+        if reason is not None:
+            return [f"{line.at}: {reason}"]
     return None
 
 
@@ -269,6 +276,12 @@ _SPECIAL: dict[str, Callable[[_Line], list[str] | None]] = {
     "fingerprinthash": _fingerprint_hash, "addkeystoagent": _add_keys,
     "localforward": _forward, "remoteforward": _forward,
     "dynamicforward": _forward,
+    "escapechar": unused.escape_char, "sendenv": unused.send_env,
+    "setenv": unused.set_env, "controlpersist": unused.control_persist,
+    "tunneldevice": unused.tunnel_device,
+    "canonicaldomains": lambda line: _array(line, unused.domain_error),
+    "canonicalizepermittedcnames": unused.permitted_cnames,
+    "streamlocalbindmask": unused.bind_mask,
     "host": _inactive_refusal(
         "Host directive not supported as a command-line option"),
     "match": _inactive_refusal(

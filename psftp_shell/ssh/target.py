@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from psftp_shell.core.errors import ConnectionClosed
+from psftp_shell.core.escape import vis_log
 
 
 @dataclass(slots=True)
@@ -42,15 +43,16 @@ class ConnectError(ConnectionClosed):
     ``str(exc)`` is the text sftp prints for ``-b`` and ``-q``, lines
     joined by newlines; :attr:`stderr` is the same with ssh's line ends
     (``\\r\\n``, or the ``\\n`` a line of ssh's own ends with), to be
-    written as it is.  :attr:`ssh_lines` is ssh's
-    part alone, for front ends that print sftp's interactive
-    ``Connection closed.`` notice in between.
+    written as it is.  Both escape ssh's log lines as its log does.
+    :attr:`ssh_lines` is ssh's part alone, as raised (not escaped), for
+    front ends that print sftp's interactive ``Connection closed.``
+    notice in between.
     """
 
     def __init__(self, ssh_lines: Sequence[str]) -> None:
         self.ssh_lines = list(ssh_lines)
         super().__init__("".join(_ended(line) for line in self.ssh_lines))
-        self.args = ("\n".join([*(line.rstrip("\n")
+        self.args = ("\n".join([*(_shown(line).rstrip("\n")
                                   for line in self.ssh_lines),
                                 "Connection closed"]),)
 
@@ -64,7 +66,14 @@ class ConnectError(ConnectionClosed):
                        for line in [*self.ssh_lines, "Connection closed"])
 
 
+def _shown(line: str) -> str:
+    """*line* as ssh shows it: a line of its log escaped as log.c
+    escapes it (``\\ooo`` for bytes outside printable ASCII), a line it
+    wrote itself as it is."""
+    return line if line.endswith("\n") else vis_log(line)
+
+
 def _ended(line: str) -> str:
-    """*line* ended as ssh ends it: CR LF from its log, or the ``\\n`` of
-    a line it wrote itself."""
-    return line if line.endswith("\n") else line + "\r\n"
+    """*line* shown and ended as ssh ends it: CR LF from its log, or the
+    ``\\n`` of a line it wrote itself."""
+    return line if line.endswith("\n") else _shown(line) + "\r\n"
