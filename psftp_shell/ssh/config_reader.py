@@ -150,8 +150,7 @@ def _exec_expanded(config: Any, words: list[str]) -> list[str]:
     said: dict[str, Any] = getattr(config, "_options", None) or {}
     original = str(getattr(config, "_orig_host", "") or "")
     host = str(said.get("Hostname") or original)
-    user = said.get("User") or getattr(config, "_local_user", None) \
-        or local_user_name()
+    user = said.get("User") or local_user_name()
     table = tokens(host, int(said.get("Port") or 22), str(user), original,
                    said.get("HostKeyAlias") or host)
     words = list(words)

@@ -300,8 +300,10 @@ class Connector:
             x509_trusted_cert_paths=[],
             agent_forwarding=r.forward_agent or False,
             request_pty=False, x11_forwarding=False,
-            client_version=CLIENT_VERSION, username=r.user,
+            client_version=CLIENT_VERSION,
         )
+        if r.user_by_default:       # asyncssh's default would be $USER's
+            kwargs["username"] = r.user
         if r.batch:
             kwargs.update(kbdint_auth=False, password_auth=False)
         ciphers = preferred_ciphers(r.ciphers)

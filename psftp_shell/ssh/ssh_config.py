@@ -133,6 +133,8 @@ class Resolved:
     waits for a silent server (``ssh_packet_set_timeout``); None: ever."""
     notes: list[str] = field(default_factory=list)
     """What ssh says of the files and goes on ("Unsupported option")."""
+    user_by_default: bool = False
+    """No User anywhere: *user* is the local user's (getpwuid's)."""
 
 
 def _is_address(host: str) -> bool:
@@ -311,6 +313,7 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
     alias = cast("str | None", get("HostKeyAlias"))
     port = int(cast(int, get("Port", DEFAULT_PORT)))
     user = str(get("User", local_user))
+    user_by_default = get("User") is None
     table = tokens(hostname, port, user, target.host, alias)
     batch = bool(get("BatchMode", False))
     identities = get("IdentityFile")
@@ -326,7 +329,7 @@ def resolve(target: SSHTarget, paths: Sequence[str], local_user: str,
     return Resolved(
         hostname=hostname,
         port=port,
-        user=user,
+        user=user, user_by_default=user_by_default,
         original_host=target.host,
         alias=alias.lower() if alias else None,
         strict=cast(StrictMode, get("StrictHostKeyChecking", StrictMode.ASK)),
