@@ -15,6 +15,7 @@ import shlex
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,30 @@ def test_interactive_session(session: Session, scratch: Path,
     assert b"Traceback" not in session.log.getvalue()
     history = tmp_path / "state" / "psftp-shell" / "history"
     assert "\n+pwd\n" in history.read_text()
+
+
+def test_a_terminal_that_never_answers_is_not_waited_for(
+        scratch: Path, tmp_path: Path, sftp_server_bin: str) -> None:
+    """pexpect, like expect and sftp's other drivers, answers no cursor
+    position request: psftp-shell sends none (prompt_toolkit's would
+    hold the first command a second and the next prompt two more)."""
+    env = dict(environment(tmp_path))
+    del env["PROMPT_TOOLKIT_NO_CPR"]
+    for session in spawn(sys.executable, ["-m", "psftp_shell", "-D",
+                                          sftp_server_bin], scratch, env):
+        session.prompt()
+        typed = time.monotonic()
+        session.child.sendline("pwd")
+        session.expect(r"Remote working directory: ")
+        waited = time.monotonic() - typed       # 1 s or more, if it asked
+        session.prompt()
+        session.child.sendline("lpwd")
+        session.expect(r"Local working directory: ")
+        session.prompt()
+        assert waited < 0.9, session.log.getvalue()
+        session.child.sendline("quit")
+        session.expect(pexpect.EOF)
+        assert b"\x1b[6n" not in session.log.getvalue()
 
 
 def test_ctrl_z_and_fg_under_a_job_control_shell(

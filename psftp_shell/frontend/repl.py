@@ -26,6 +26,8 @@ from prompt_toolkit.enums import EditingMode
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output as PTOutput
+from prompt_toolkit.output import create_output
+from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.shortcuts import CompleteStyle
 
 from psftp_shell.core.output import INTERRUPT
@@ -166,6 +168,22 @@ async def run_command(shell: Shell, line: str) -> int:
             shell.interrupted = False
 
 
+def terminal_output() -> PTOutput:
+    """prompt_toolkit's output for the terminal, asking it nothing.
+
+    prompt_toolkit asks a terminal where its cursor is (a cursor
+    position request) and, when the first line is entered, waits up to
+    a second for the answer, then two more at the next prompt.  A
+    program driving the session (expect, pexpect) never answers, and
+    sftp asks nothing; without the question the menus are sized from
+    the terminal's height alone.
+    """
+    output = create_output()
+    if isinstance(output, Vt100_Output):
+        output.enable_cpr = False
+    return output
+
+
 def make_session(shell: Shell, *, completer: ShellCompleter | None = None,
                  history: History | None = None,
                  input: Input | None = None,
@@ -184,7 +202,8 @@ def make_session(shell: Shell, *, completer: ShellCompleter | None = None,
         key_bindings=completion_bindings(completer),
         editing_mode=editing_mode(environ),
         enable_suspend=True, enable_history_search=False,
-        mouse_support=False, input=input, output=output)
+        mouse_support=False, input=input,
+        output=output if output is not None else terminal_output())
 
 
 async def run_repl(shell: Shell, *, session: PromptSession[str] | None
