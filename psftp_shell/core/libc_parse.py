@@ -30,13 +30,14 @@ _SCAN_MAX_DIGITS = 3 * len(_SCALE_CHARS)
 
 # --- number parsing ----------------------------------------------------------
 
-def strtoll(text: str) -> tuple[int, int, bool]:
-    """Emulate ``strtoll(text, &end, 10)``: (value, end index, ERANGE),
-    leading white space and a sign allowed, the value clamped to
-    ``long long``.
+def strtoll(text: str, base: int = 10) -> tuple[int, int, bool]:
+    """Emulate ``strtoll(text, &end, base)`` for a *base* from 2 to 10:
+    (value, end index, ERANGE), leading white space and a sign allowed,
+    the value clamped to ``long long``.
 
     The end index is 0 when no digits were found.
     """
+    digits = _DIGITS[:base]
     pos, size = 0, len(text)
     while pos < size and text[pos] in C_SPACE:
         pos += 1
@@ -44,11 +45,12 @@ def strtoll(text: str) -> tuple[int, int, bool]:
     if pos < size and text[pos] in "+-":
         pos += 1
     start = pos
-    while pos < size and text[pos] in _DIGITS:
+    while pos < size and text[pos] in digits:
         pos += 1
     if pos == start:
         return 0, 0, False
-    value = -int(text[start:pos]) if negative else int(text[start:pos])
+    value = int(text[start:pos], base)
+    value = -value if negative else value
     if value > LLONG_MAX:
         return LLONG_MAX, pos, True
     if value < LLONG_MIN:

@@ -142,18 +142,23 @@ def _written_words(config: Any) -> list[str] | None:
     return match_words(rest)
 
 
+def _match_tokens(config: Any) -> dict[str, str]:
+    """ssh's token values at a Match line of *config*, read so far."""
+    said: dict[str, Any] = getattr(config, "_options", None) or {}
+    original = str(getattr(config, "_orig_host", "") or "")
+    host = str(said.get("Hostname") or original)
+    user = said.get("User") or local_user_name()
+    return tokens(host, int(said.get("Port") or 22), str(user), original,
+                  said.get("HostKeyAlias") or host)
+
+
 def _exec_expanded(config: Any, words: list[str]) -> list[str]:
     """*words* with the ``%`` tokens of each ``exec`` command expanded as
     ssh's match_cfg_line expands them, from what the files said so far:
     HostName (else the host as given), Port, User, HostKeyAlias.  An
     unknown token stops the reading with ssh's lines."""
-    said: dict[str, Any] = getattr(config, "_options", None) or {}
-    original = str(getattr(config, "_orig_host", "") or "")
-    host = str(said.get("Hostname") or original)
-    user = said.get("User") or local_user_name()
-    table = tokens(host, int(said.get("Port") or 22), str(user), original,
-                   said.get("HostKeyAlias") or host)
     words = list(words)
+    table: dict[str, str] | None = None
     at = 0
     while at < len(words):
         criterion = words[at].lower().lstrip("!")
@@ -161,6 +166,8 @@ def _exec_expanded(config: Any, words: list[str]) -> list[str]:
             at += 1
             continue
         if criterion == "exec" and at + 1 < len(words):
+            if table is None:
+                table = _match_tokens(config)
             try:
                 words[at + 1] = expand(words[at + 1], table, PATH_TOKENS,
                                        environment=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from psftp_shell.core.libc_parse import C_SPACE, strtonum
+from psftp_shell.core.libc_parse import strtoll, strtonum
 from psftp_shell.ssh.config_words import convtime
 
 TUNID_ANY = 0x7FFFFFFF
@@ -137,18 +137,8 @@ def bind_mask(line: ArgLine) -> list[str] | None:
     arg = line.next()
     if not arg:
         return [f"{line.short}: Missing StreamLocalBindMask argument."]
-    value = _octal(arg)
-    if value is None or not 0 <= value <= 0o777:
+    value, end, _ = strtoll(arg, 8)        # anything may follow
+    if end == 0 or not 0 <= value <= 0o777:
         return [f"{line.short}: Bad mask."]
     return None
 
-
-def _octal(text: str) -> int | None:
-    """``strtol(text, &end, 8)`` where it reads a digit (anything may
-    follow), else None."""
-    rest = text.lstrip(C_SPACE)
-    sign = -1 if rest.startswith("-") else 1
-    if rest[:1] in ("+", "-"):
-        rest = rest[1:]
-    digits = len(rest) - len(rest.lstrip("01234567"))
-    return sign * int(rest[:digits], 8) if digits else None
