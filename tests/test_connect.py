@@ -32,7 +32,7 @@ from psftp_shell.ssh.channel import open_sftp_channel
 from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.ssh_config import command_line_config, parse_jump
 from tests.prompts import Scripted
-from tests.twins import proxy_race_settled
+from tests.twins import client_argv, proxy_race_settled
 
 pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
 
@@ -658,8 +658,7 @@ def test_the_default_login_name_is_the_password_databases(
     """With no User anywhere, ssh logs in as getpwuid's name, whatever
     ``$USER`` and ``$LOGNAME`` say (and so do the ``-n`` streams)."""
     config = derived_config(sshd, tmp_path / "cfg", User="")
-    argv = [sftp_bin] if client == "sftp" else [
-        sys.executable, "-m", "psftp_shell", "-n", client]
+    argv = client_argv(client, sftp_bin)
     (tmp_path / "remote").mkdir()
     for name in ("a", "b", "c"):
         (tmp_path / "remote" / name).write_bytes(name.encode() * 9)

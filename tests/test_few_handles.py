@@ -11,14 +11,12 @@ does.  A real refusal (permission denied) still stops it.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
-from tests.twins import Run, run_async
+from tests.twins import Run, run_served
 
 
 class OneHandle(asyncssh.SFTPServer):
@@ -62,22 +60,11 @@ async def _put(tmp_path: Path, client: str, sftp_bin: str, data: bytes,
                ) -> tuple[Run, Path]:
     """Upload *data* over a target holding *old* with sftp or psftp-shell
     at ``-n`` *client*; what it did, and the server's directory."""
-    server = AsyncSSHServer(tmp_path / "server", sftp_factory=factory)
-    await server.start()
-    argv = [sftp_bin] if client == "sftp" else [
-        sys.executable, "-m", "psftp_shell", "-n", client]
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "new").write_bytes(data)
-    target = server.root / "target"
-    target.write_bytes(old)
     OneHandle.refused = 0
-    try:
-        return await run_async(
-            [*argv, "-F", str(server.ssh_config), "-b", "-", HOST_ALIAS],
-            stdin=b"put new target\n", cwd=work), server.root
-    finally:
-        await server.stop()
+    result, _, root = await run_served(
+        tmp_path, factory, client, sftp_bin, b"put new target\n",
+        served={"target": old}, local={"new": data})
+    return result, root
 
 
 @pytest.mark.parametrize("client", ["sftp", "1", "4"])

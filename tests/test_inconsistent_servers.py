@@ -18,14 +18,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import sys
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
-from tests.twins import Run, run_async
+from tests.twins import Run, run_served
 
 SIZE = 12 << 20         # chunked at -n 4 (4 MiB and up is shared)
 
@@ -59,20 +57,9 @@ async def _get(tmp_path: Path, factory: type[asyncssh.SFTPServer],
     """Serve *files* with *factory*, run *script* with sftp or
     psftp-shell at -n *client*; what it did, and the directory it ran
     in."""
-    server = AsyncSSHServer(tmp_path / "server", sftp_factory=factory)
-    await server.start()
-    argv = [sftp_bin] if client == "sftp" else [
-        sys.executable, "-m", "psftp_shell", "-n", client]
-    work = tmp_path / "work"
-    work.mkdir()
-    try:
-        for name, data in files.items():
-            (server.root / name).write_bytes(data)
-        return await run_async(
-            [*argv, "-F", str(server.ssh_config), "-b", "-", HOST_ALIAS],
-            stdin=script, cwd=work), work
-    finally:
-        await server.stop()
+    result, work, _ = await run_served(tmp_path, factory, client, sftp_bin,
+                                       script, served=files)
+    return result, work
 
 
 @pytest.mark.parametrize("client", ["sftp", "1", "4"])

@@ -20,6 +20,7 @@ import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, PrivateSSHD, free_port
 from psftp_shell.ssh.match_check import match_words
+from tests.twins import client_argv
 
 pytestmark = [pytest.mark.sshd, pytest.mark.usefixtures("clean_ssh_env")]
 
@@ -99,7 +100,7 @@ def test_an_exec_command_runs_once(sshd: PrivateSSHD, sftp_bin: str,
     (sshd.root / "once").mkdir(exist_ok=True)
     for name in "abcdef":
         (sshd.root / "once" / name).write_bytes(os.urandom(1000))
-    program = [sftp_bin] if client == "sftp" else [*OURS, "-n", client]
+    program = client_argv(client, sftp_bin)
     done = subprocess.run(
         [*program, "-F", str(config), "-b", "-", HOST_ALIAS],
         input=f"get -r {sshd.root}/once {tmp_path}/copy\n".encode(),

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PSFTP = [sys.executable, "-m", "psftp_shell"]
 
@@ -51,6 +52,38 @@ async def run_async(argv: list[str], *, stdin: bytes = b"",
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return Run(proc.returncode, out, err)
+
+
+def client_argv(client: str, sftp_bin: str) -> list[str]:
+    """OpenSSH's sftp for *client* ``"sftp"``, else psftp-shell at ``-n``
+    *client*."""
+    return [sftp_bin] if client == "sftp" else [*PSFTP, "-n", client]
+
+
+async def run_served(tmp_path: Path, factory: type[Any], client: str,
+                     sftp_bin: str, script: bytes, *,
+                     served: dict[str, bytes] | None = None,
+                     local: dict[str, bytes] | None = None
+                     ) -> tuple[Run, Path, Path]:
+    """Serve *served* files with asyncssh's server and the SFTP server
+    class *factory*, put *local* files in a fresh working directory, and
+    run the batch *script* there with :func:`client_argv`'s program;
+    what it did, the working directory and the server's root."""
+    from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
+    server = AsyncSSHServer(tmp_path / "server", sftp_factory=factory)
+    await server.start()
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        for where, files in ((server.root, served), (work, local)):
+            for name, data in (files or {}).items():
+                (where / name).write_bytes(data)
+        result = await run_async(
+            [*client_argv(client, sftp_bin), "-F", str(server.ssh_config),
+             "-b", "-", HOST_ALIAS], stdin=script, cwd=work)
+        return result, work, server.root
+    finally:
+        await server.stop()
 
 
 def psftp(args: list[str], **kwargs: object) -> Run:
