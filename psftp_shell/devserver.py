@@ -189,6 +189,10 @@ class AsyncSSHServer:
     own (:meth:`start_in_thread`, for the demo).  *sftp_factory* replaces
     the SFTP server class, for fault injection; *passwords* maps user names
     to accepted passwords (otherwise the generated key is the only login).
+    :attr:`events` notes, in order, each connection (``"connect"``), its
+    first authentication request (``"auth"``), each password it tries
+    (``"password"``) and its login (``"login"``), with the connection's
+    number.
     """
 
     def __init__(self, workdir: Path, *, root: Path | None = None,
@@ -207,6 +211,7 @@ class AsyncSSHServer:
         self.known_hosts = self.workdir / "known_hosts_asyncssh"
         self.ssh_config = self.workdir / "ssh_config_asyncssh"
         self.logins: list[str] = []
+        self.events: list[tuple[str, int]] = []
         self._server: asyncssh.SSHAcceptor | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
 
@@ -214,14 +219,27 @@ class AsyncSSHServer:
         outer = self
 
         class _Server(asyncssh.SSHServer):
+            number = 0
+
+            def connection_made(self, conn: asyncssh.SSHServerConnection
+                                ) -> None:
+                self.number = sum(what == "connect"
+                                  for what, _ in outer.events)
+                outer.events.append(("connect", self.number))
+
             def begin_auth(self, username: str) -> bool:
+                outer.events.append(("auth", self.number))
                 return True
+
+            def auth_completed(self) -> None:
+                outer.events.append(("login", self.number))
 
             def password_auth_supported(self) -> bool:
                 return bool(outer.passwords)
 
             def validate_password(self, username: str,
                                   password: str) -> bool:
+                outer.events.append(("password", self.number))
                 ok = outer.passwords.get(username) == password
                 if ok:
                     outer.logins.append(username)

@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from psftp_shell.devserver import (
     PrivateSSHD,
     sshd_available,
 )
+from tests.prompts import PASSWORD
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -129,3 +131,20 @@ async def agent_with_key(sshd: PrivateSSHD, tmp_path: Path,
     finally:
         agent.terminate()
         agent.wait(10)
+
+
+@pytest.fixture
+async def password_server(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
+    """asyncssh's server, taking only a password (:data:`PASSWORD`) from
+    the user running the tests."""
+    server = AsyncSSHServer(tmp_path / "asrv", passwords={
+        os.environ.get("USER") or getpass.getuser(): PASSWORD},
+        allow_pubkey=False)
+    await server.start()
+    # the server still knows a client key: make the client offer none
+    text = server.ssh_config.read_text().replace(
+        f"  IdentityFile {server.identity}\n",
+        "  PubkeyAuthentication no\n")
+    server.ssh_config.write_text(text)
+    yield server
+    await server.stop()

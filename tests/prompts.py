@@ -7,6 +7,9 @@ from pathlib import Path
 from psftp_shell.devserver import HOST_ALIAS
 from psftp_shell.ssh.connect import Connector, SSHTarget
 
+PASSWORD = "correct horse"
+"""The password asyncssh's test server takes (``password_server``)."""
+
 
 class Scripted:
     """A prompter with canned answers that records what it was asked."""

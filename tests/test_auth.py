@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -30,10 +29,7 @@ from psftp_shell.ssh.prompter import (
     SecretCache,
     TerminalPrompter,
 )
-from tests.prompts import Scripted, log_in
-
-PASSWORD = "correct horse"
-
+from tests.prompts import PASSWORD, Scripted, log_in
 
 pytestmark = pytest.mark.usefixtures("clean_ssh_env")
 
@@ -196,21 +192,6 @@ async def run_sftp(args: list[str], *, batch: bool) -> str:
     _, err = await asyncio.wait_for(
         proc.communicate(b"" if batch else None), 60)
     return err.decode()     # CR LF line ends kept
-
-
-@pytest.fixture
-async def password_server(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
-    server = AsyncSSHServer(tmp_path / "asrv", passwords={
-        os.environ.get("USER") or __import__("getpass").getuser(): PASSWORD},
-        allow_pubkey=False)
-    await server.start()
-    # the server still knows a client key: make the client offer none
-    text = server.ssh_config.read_text().replace(
-        f"  IdentityFile {server.identity}\n",
-        "  PubkeyAuthentication no\n")
-    server.ssh_config.write_text(text)
-    yield server
-    await server.stop()
 
 
 def password_target(server: AsyncSSHServer, *options: str,

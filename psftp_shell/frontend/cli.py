@@ -12,6 +12,7 @@ import contextlib
 import functools
 import importlib
 import io
+import math
 import os
 import signal
 import sys
@@ -147,6 +148,21 @@ def _early_pool(transport: Transport, opts: Options, settings: Settings,
                       requests=opts.num_requests or DEFAULT_REQUESTS)
 
 
+def _hold_logins(transport: Transport, settings: Settings, spread: bool
+                 ) -> None:
+    """Have the streams' logins start beside the control login, held
+    before they authenticate (:mod:`psftp_shell.ssh.held_logins`).
+
+    For a session whose streams open right after it: an interactive one
+    (:func:`_open_streams_ahead`) or a script's early pool.  Not with
+    ``-X addresses=all`` (each stream picks its address as it starts).
+    """
+    connector = getattr(transport, "connector", None)
+    if connector is None or settings.streams < 2 or spread:
+        return
+    connector.held_count = math.ceil(settings.streams / settings.channels)
+
+
 def _open_streams_ahead(engine: TransferEngine, transport: Transport
                         ) -> None:
     """Start opening ``-n``'s streams for an interactive session.
@@ -157,8 +173,9 @@ def _open_streams_ahead(engine: TransferEngine, transport: Transport
     at the first transfer, as without this.  They start once the
     session is sure to reach its prompt (not for an auto-fetch, nor a
     start directory that failed), before the line editor is loaded and
-    the prompt drawn, so that their logins (the server's work, on its
-    own cores) overlap that instead of following it.  Not for
+    the prompt drawn.  Most take a login held since the control login
+    began (:func:`_hold_logins`): past its key exchange, and
+    authenticated since the control login succeeded.  Not for
     ``-S``/``-D`` programs (they may write to the terminal) nor
     ``-n 1``.
     """
@@ -228,6 +245,8 @@ async def run_session(opts: Options, out: Output, settings: Settings,
     engine: TransferEngine | None = None
     client = None
     pool = _early_pool(transport, opts, settings, out, source)
+    if source is None or pool is not None:
+        _hold_logins(transport, settings, spread)
     _preload(["psftp_shell.engine.transfer_engine",
               "psftp_shell.shell.command_line",
               *(_INTERACTIVE_MODULES if source is None

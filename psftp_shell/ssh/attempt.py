@@ -26,6 +26,7 @@ import asyncssh
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import quicklogin
 from psftp_shell.ssh.auth import AuthContext, AuthSession, LogLevel
+from psftp_shell.ssh.held_logins import HeldLogin
 from psftp_shell.ssh.hostkeys import (
     HostIdentity,
     HostKeyPolicy,
@@ -118,6 +119,13 @@ class Client(asyncssh.SSHClient):
             self.asking -= 1
             self._heard()
 
+    async def _cleared(self) -> None:
+        """Wait, if this login is a held one, until it is released
+        (:mod:`psftp_shell.ssh.held_logins`)."""
+        held = self._attempt.held
+        if held is not None and not held.passed:
+            await self._asking(held.wait())
+
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self._conn = conn
         self._heard()
@@ -150,6 +158,8 @@ class Client(asyncssh.SSHClient):
     def validate_host_public_key(self, host: str, addr: str, port: int,
                                  key: asyncssh.SSHKey) -> bool:
         self._heard()
+        if self._attempt.held is not None:
+            return False    # only the known_hosts files' keys: no word
         return self._attempt.host_key(key)
 
     def auth_banner_received(self, msg: str, lang: str) -> None:
@@ -162,13 +172,16 @@ class Client(asyncssh.SSHClient):
 
     async def public_key_auth_requested(
             self) -> asyncssh.SSHKeyPair | None:
+        await self._cleared()
         return await self._asking(self._attempt.session.next_key())
 
     async def password_auth_requested(
             self) -> str | None:
+        await self._cleared()
         return await self._asking(self._attempt.session.password())
 
-    def kbdint_auth_requested(self) -> str | None:
+    async def kbdint_auth_requested(self) -> str | None:
+        await self._cleared()
         self._heard()
         return self._attempt.session.kbdint_start()
 
@@ -183,10 +196,12 @@ class Attempt:
     """One try at one connection."""
 
     def __init__(self, connector: Owner, session: AuthSession,
-                 policy: HostKeyPolicy) -> None:
+                 policy: HostKeyPolicy, held: HeldLogin | None = None
+                 ) -> None:
         self.connector = connector
         self.session = session
         self.policy = policy
+        self.held = held
         self.client = Client(self)
         self.ident: HostIdentity | None = None
         self.outcome: Outcome | None = None

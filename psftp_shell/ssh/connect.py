@@ -28,6 +28,7 @@ import asyncssh
 
 from psftp_shell import __version__
 from psftp_shell.core.errors import FatalError
+from psftp_shell.ssh import held_logins
 from psftp_shell.ssh.algorithm_prefs import host_key_algs, preferred_ciphers
 from psftp_shell.ssh.attempt import (
     Attempt,
@@ -38,6 +39,7 @@ from psftp_shell.ssh.attempt import (
     open_socket,
 )
 from psftp_shell.ssh.auth import AuthContext, AuthSettings, LogLevel
+from psftp_shell.ssh.held_logins import HeldLogin, HeldLoginLost, HeldLogins
 from psftp_shell.ssh.hostkeys import (
     VERIFY_FAILED,
     HostKeyPolicy,
@@ -96,6 +98,10 @@ class Connector:
         self._established = False
         self.overlap = False
         """Whether later connections may log in while the first does."""
+        self.held_count = 0
+        """Logins to hold beside the first, for the streams that follow
+        it (:mod:`psftp_shell.ssh.held_logins`)."""
+        self._held = HeldLogins()
         self._failure: ConnectError | None = None
         self._policy: HostKeyPolicy | None = None
         self._auth: AuthContext | None = None
@@ -107,8 +113,13 @@ class Connector:
     # -- user interaction --------------------------------------------
 
     def notify(self, level: LogLevel, text: str) -> None:
-        """Tell the user *text* if LogLevel allows it."""
+        """Tell the user *text* if LogLevel allows it (a held login's
+        is kept: :mod:`psftp_shell.ssh.held_logins`)."""
         if level <= self._log_level:
+            held = held_logins.current()
+            if held is not None:
+                held.spoke = True
+                return
             self.prompter.tell(text)
 
     def error(self, messages: Iterable[Message | str]) -> ConnectError:
@@ -122,7 +133,12 @@ class Connector:
         return ConnectError(lines)
 
     async def ask(self, prompt: str, echo: bool) -> str:
-        """Ask the user, one question at a time, off the event loop."""
+        """Ask the user, one question at a time, off the event loop (a
+        held login is refused)."""
+        held = held_logins.current()
+        if held is not None:
+            held.spoke = True
+            raise HeldLoginLost(prompt)
         async with self._prompt_lock:
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(
@@ -217,7 +233,10 @@ class Connector:
         Connections asked for while the first one is still logging in
         wait for it, so that questions are asked once; with
         :attr:`overlap` set and BatchMode on (nothing can be asked) they
-        log in alongside it instead.
+        log in alongside it instead.  The first one starts
+        :attr:`held_count` logins beside it, held before they
+        authenticate until it has succeeded; later connections take
+        those first.
         """
         if self.overlap and self._first.locked() and \
                 self.resolved is not None and self.resolved.batch:
@@ -228,21 +247,51 @@ class Connector:
                     raise self._failure
                 if not self._established:
                     try:
+                        self._start_held()
                         conn = await self._connect()
                     except ConnectError as exc:
                         self._failure = exc
+                        self._held.drop()
+                        raise
+                    except BaseException:
+                        self._held.drop()
                         raise
                     self._established = True
+                    if self.auth.kbdint_used:   # one-time codes: not again
+                        self._held.drop()
+                    self._held.release()
                     return conn
-        return await self._connect()
+        held = await self._held.claim()
+        return held if held is not None else await self._connect()
 
-    async def _connect(self) -> asyncssh.SSHClientConnection:
+    def _start_held(self) -> None:
+        """Hold :attr:`held_count` logins beside the first one, where
+        they can neither show nor ask anything and will most likely be
+        used: not through a ProxyCommand or jump host, nor under ``-v``,
+        nor when BatchMode lets them log in in full (:attr:`overlap`),
+        nor to a host whose key known_hosts does not hold yet."""
+        count, self.held_count = self.held_count, 0
+        r = self._setup()
+        if count <= 0 or r.proxy_command or r.jump or \
+                self.target.verbose or (self.overlap and r.batch):
+            return
+        assert self._policy is not None
+        name = host_identity(r.hostname, r.port, r.alias, None).name
+        if any(self._policy.known.trusted(name)):
+            self._held.start(count, self._connect)
+
+    async def close_held(self) -> None:
+        """Give up the logins still held and wait until they are gone."""
+        await self._held.close()
+
+    async def _connect(self, held: HeldLogin | None = None
+                       ) -> asyncssh.SSHClientConnection:
         r = self._setup()
         assert self._policy is not None
         for _ in range(4):
-            attempt = Attempt(self, self.auth.session(), self._policy)
+            attempt = Attempt(self, self.auth.session(), self._policy, held)
             try:
-                conn = await self._open(r, attempt)
+                conn = await self._open_or_lose(r, attempt)
             except asyncssh.HostKeyNotVerifiable:
                 attempt.session.close()
                 if await self._confirm(attempt):
@@ -275,6 +324,25 @@ class Connector:
                 continue
             return conn
         raise self.error([VERIFY_FAILED])
+
+    async def _open_or_lose(self, r: Resolved, attempt: Attempt
+                            ) -> asyncssh.SSHClientConnection:
+        """:meth:`_open`; a held login that fails while held, or that
+        wanted a word, raises HeldLoginLost, neither worded nor probed as
+        a failed login is."""
+        held = attempt.held
+        try:
+            conn = await self._open(r, attempt)
+        except Exception:
+            lost = held.lost() if held else None
+            if lost is None:
+                raise
+            attempt.session.close()
+            raise lost from None
+        if held is not None and held.spoke:
+            conn.close()            # it had something to say: log in afresh
+            raise HeldLoginLost()
+        return conn
 
     async def _confirm(self, attempt: Attempt) -> bool:
         outcome = attempt.outcome

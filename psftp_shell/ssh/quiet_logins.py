@@ -1,12 +1,14 @@
 """Logins that may neither ask nor tell the user anything.
 
 An interactive session opens its ``-n`` streams in the background just
-before its first prompt is drawn, while the user types.  Those logins reuse
-what the control login learnt (the host key, passwords and passphrases,
-asked once for all streams); a login that would need a question or
-print a message (a banner, a warning, a one-time code) fails instead,
-and the streams are opened at the first transfer as they always were,
-questions and messages included.
+before its first prompt is drawn, while the user types: mostly by
+taking the logins held beside the control login
+(:mod:`psftp_shell.ssh.held_logins`), else by logging in then.  Those
+logins reuse what the control login learnt (the host key, passwords and
+passphrases, asked once for all streams); a login that would need a
+question or print a message (a banner, a warning, a one-time code)
+fails instead, and the streams are opened at the first transfer as they
+always were, questions and messages included.
 """
 
 from __future__ import annotations

@@ -333,7 +333,9 @@ class SSHTransport:
         return "" if conn is None else self.connector.last_words(conn)
 
     async def close(self) -> None:
-        """Close the clients and their connections."""
+        """Close the clients and their connections, and the logins held
+        for streams that never came."""
+        await self.connector.close_held()
         for client in self.clients:
             await client.close()
         for conn in self.connections:

@@ -1,0 +1,316 @@
+"""Stream logins held beside the control login.
+
+A connector asked to hold logins starts them with its first login: each
+connects and exchanges keys at once, then waits, and authenticates only
+once the first login has succeeded, with what it learnt.  asyncssh's
+server notes every connection, its first authentication request and its
+login (:attr:`AsyncSSHServer.events`), so the order is checked where it
+happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
+from psftp_shell.ssh import held_logins
+from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
+from psftp_shell.ssh.held_logins import HeldLogin, HeldLoginLost, HeldLogins
+from tests.prompts import PASSWORD, Scripted
+from tests.test_auth import Slow
+from tests.test_engine import within
+
+pytestmark = pytest.mark.usefixtures("clean_ssh_env")
+
+
+@pytest.fixture
+def server(password_server: AsyncSSHServer) -> AsyncSSHServer:
+    """asyncssh's server, taking only a password (conftest's)."""
+    return password_server
+
+
+def connector_for(server: AsyncSSHServer, prompter: Scripted,
+                  held: int, *options: str, verbose: int = 0
+                  ) -> Connector:
+    connector = Connector(SSHTarget(
+        HOST_ALIAS, config_file=str(server.ssh_config), verbose=verbose,
+        options=["KbdInteractiveAuthentication=no", *options]), prompter)
+    connector.held_count = held
+    return connector
+
+
+def numbers(server: AsyncSSHServer, what: str) -> list[int]:
+    """The connections that did *what*, in order."""
+    return [number for kind, number in server.events if kind == what]
+
+
+class OneTimePassword(dict[str, str]):
+    """A server's passwords where each is good for one login only."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = super().get(key, default)
+        if key in self:
+            self[key] = "new password"
+        return value
+
+
+async def test_held_logins_connect_at_once_and_send_nothing_first(
+        server: AsyncSSHServer) -> None:
+    prompter = Slow(1.0, PASSWORD)     # the user types for a second
+    connector = connector_for(server, prompter, 3)
+    first = asyncio.ensure_future(connector.connect())
+    await asyncio.sleep(0.8)
+    assert len(numbers(server, "connect")) == 4     # all at once
+    assert numbers(server, "password") == []
+    conns = [await within(first)]
+    [control] = numbers(server, "password")[:1]
+    conns += [await within(connector.connect()) for _ in range(3)]
+    assert len(numbers(server, "connect")) == 4     # those held were used
+    # no held login tried a password before the first login succeeded
+    events = server.events
+    assert events.index(("login", control)) < min(
+        events.index(("password", n)) for n in range(4) if n != control)
+    assert sorted(numbers(server, "login")) == [0, 1, 2, 3]
+    assert prompter.asked == [f"{server.user}@127.0.0.1's password: "]
+    assert prompter.told == []
+    await within(connector.close_held())
+    for conn in conns:
+        assert not conn.is_closed()
+        conn.close()
+
+
+async def test_a_login_beyond_those_held_is_a_fresh_one(
+        server: AsyncSSHServer) -> None:
+    connector = connector_for(server, Scripted(PASSWORD), 1)
+    conns = [await within(connector.connect()) for _ in range(3)]
+    await within(connector.close_held())
+    assert len(numbers(server, "connect")) == 3
+    assert len(numbers(server, "login")) == 3
+    for conn in conns:
+        conn.close()
+
+
+async def test_logins_held_for_a_failed_login_send_no_password(
+        server: AsyncSSHServer) -> None:
+    prompter = Scripted("bad1", "bad2", "bad3")
+    connector = connector_for(server, prompter, 3)
+    with pytest.raises(ConnectError) as info:
+        await within(connector.connect())
+    await within(connector.close_held())
+    assert str(info.value).startswith(
+        f"{server.user}@127.0.0.1: Permission denied (")
+    # the first, those held for it, and the question for the methods' list
+    assert len(numbers(server, "connect")) == 5
+    assert len(set(numbers(server, "password"))) == 1   # the first's
+    assert numbers(server, "login") == []
+    assert len(prompter.asked) == 3     # nothing asked for a held login
+    assert prompter.told == ["Permission denied, please try again."] * 2
+
+
+async def test_held_logins_end_with_a_session_ending_in_its_login(
+        server: AsyncSSHServer) -> None:
+    connector = connector_for(server, Slow(0.5, PASSWORD), 2)
+    first = asyncio.ensure_future(connector.connect())
+    await asyncio.sleep(0.3)
+    first.cancel()          # e.g. Ctrl-C at the password prompt
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await within(connector.close_held())
+    assert len(numbers(server, "connect")) == 3
+    assert numbers(server, "password") == []
+    assert numbers(server, "login") == []
+
+
+async def test_none_held_for_a_host_not_known_yet(
+        server: AsyncSSHServer, tmp_path: Path) -> None:
+    """A first login asks about the host key: held logins would fail on
+    it (and count as connections closed unauthenticated), so none start;
+    the streams log in once the user said yes, asked nothing more."""
+    known = tmp_path / "kh"
+    text = server.ssh_config.read_text()
+    text = text.replace(str(server.known_hosts), str(known))
+    server.ssh_config.write_text(text.replace(
+        "StrictHostKeyChecking yes", "StrictHostKeyChecking ask"))
+    prompter = Scripted("yes", PASSWORD)
+    connector = connector_for(server, prompter, 2)
+    conns = [await within(connector.connect()) for _ in range(3)]
+    await within(connector.close_held())
+    assert [q.split()[-1] for q in prompter.asked] == [
+        "(yes/no/[fingerprint])?", "password:"]
+    assert len(prompter.told) == 1 and \
+        prompter.told[0].startswith("Warning: Permanently added")
+    # the first twice (before and after the question, as ssh does), and
+    # two more logins
+    assert len(numbers(server, "connect")) == 4
+    assert len(numbers(server, "login")) == 3
+    for conn in conns:
+        conn.close()
+
+
+async def test_logins_held_too_long_give_up(
+        server: AsyncSSHServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user slow to answer: the held logins close before the server's
+    LoginGraceTime could, and the streams log in afresh."""
+    monkeypatch.setattr(held_logins, "HOLD_SECONDS", 0.3)
+    prompter = Slow(1.0, PASSWORD)
+    connector = connector_for(server, prompter, 2)
+    first = await within(connector.connect())
+    second = await within(connector.connect())
+    await within(connector.close_held())
+    assert len(numbers(server, "connect")) == 4     # 2 held, 1 fresh login
+    assert len(numbers(server, "password")) == 2
+    assert len(prompter.asked) == 1 and prompter.told == []
+    first.close()
+    second.close()
+
+
+async def test_a_session_holds_a_bounded_number_of_logins(
+        server: AsyncSSHServer) -> None:
+    connector = connector_for(server, Slow(0.8, PASSWORD),
+                              held_logins.MAX_HELD + 4)
+    first = asyncio.ensure_future(connector.connect())
+    await asyncio.sleep(0.6)
+    assert len(numbers(server, "connect")) == 1 + held_logins.MAX_HELD
+    (await within(first)).close()
+    await within(connector.close_held())
+
+
+async def test_a_held_login_that_would_ask_ends_and_the_stream_asks(
+        server: AsyncSSHServer) -> None:
+    """A held login never asks or tells: here its cached password is
+    refused (a one-time password), so it ends silently, and the stream
+    logs in afresh, telling and asking as any login does."""
+    server.passwords = OneTimePassword(server.passwords)
+    prompter = Scripted(PASSWORD, "new password")
+    connector = connector_for(server, prompter, 1)
+    first = await within(connector.connect())
+    second = await within(connector.connect())
+    await within(connector.close_held())
+    assert len(prompter.asked) == 2
+    assert prompter.told == ["Permission denied, please try again."]
+    assert len(numbers(server, "connect")) == 3     # control, held, fresh
+    assert len(numbers(server, "login")) == 2
+    first.close()
+    second.close()
+
+
+RELAY = """\
+import socket, sys, threading
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+def up():
+    while data := sys.stdin.buffer.read1(65536):
+        sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while data := sock.recv(65536):
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+"""
+
+
+@pytest.mark.parametrize("how", ["ProxyCommand", "-v"])
+async def test_none_held_where_a_login_may_write_to_the_terminal(
+        server: AsyncSSHServer, tmp_path: Path, how: str) -> None:
+    relay = tmp_path / "relay.py"
+    relay.write_text(RELAY)
+    if how == "-v":
+        connector = connector_for(server, Scripted(PASSWORD), 2, verbose=1)
+    else:
+        connector = connector_for(
+            server, Scripted(PASSWORD), 2,
+            f"ProxyCommand={sys.executable} {relay} %h %p")
+    conn = await within(connector.connect())
+    await within(connector.close_held())
+    assert len(numbers(server, "connect")) == 1
+    assert len(numbers(server, "login")) == 1
+    conn.close()
+
+
+# -- the held logins themselves -------------------------------------------
+
+
+class FakeConn:
+    """What a held login returns here."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_claims_pass_over_lost_logins_and_close_drops_the_rest(
+        ) -> None:
+    logins = HeldLogins()
+    outcomes: list[Exception | None] = [HeldLoginLost(), None, None]
+    made: list[FakeConn] = []
+
+    async def login(held: HeldLogin) -> Any:
+        await held.wait()
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        made.append(FakeConn())
+        return made[-1]
+
+    logins.start(3, login)
+    assert len(logins) == 3
+    await asyncio.sleep(0.01)
+    assert outcomes and not made        # all held
+    first = await within(logins.claim())
+    assert first is made[0] and len(logins) == 1  # the lost one passed
+    logins.release()                    # the last one logs in unclaimed
+    await asyncio.sleep(0.01)
+    await within(logins.close())
+    assert len(made) == 2 and made[1].closed and not made[0].closed
+    assert await within(logins.claim()) is None
+
+
+# -- a session's streams ----------------------------------------------------
+
+
+@pytest.mark.parametrize("args, connections, held", [
+    (["-n", "4"], 4, 4), (["-n", "4", "-X", "channels=2"], 2, 2),
+    (["-n", "1"], 0, 0), (["-n", "4", "-X", "addresses=all"], 4, 0)])
+async def test_an_interactive_sessions_streams_log_in_beside_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        args: list[str], connections: int, held: int) -> None:
+    """Their connections are made while the control login runs (not
+    with ``-X addresses=all``), and the streams opened ahead of the first
+    prompt are those connections."""
+    from psftp_shell.core.output import Output
+    from psftp_shell.frontend import cli, repl
+    server = AsyncSSHServer(tmp_path / "key-server")
+    await server.start()
+    logins = 1 + connections
+
+    async def first_prompt(shell: Any, **_: Any) -> int:
+        for _tick in range(100):
+            if len(numbers(server, "login")) >= logins:
+                break
+            await asyncio.sleep(0.05)
+        return 0
+
+    monkeypatch.setattr(repl, "run_repl", first_prompt)
+    try:
+        opts = cli.parse_args([*args, "-F", str(server.ssh_config),
+                               HOST_ALIAS], "psftp-shell")
+        settings = cli._make_settings(opts, opts.connections or 1)
+        settings.channels = int(str(opts.x_settings.get("channels", 1)))
+        out = Output(io.BytesIO(), io.BytesIO())
+        assert await within(cli.run_session(opts, out, settings, None)) == 0
+    finally:
+        await server.stop()
+    connects = numbers(server, "connect")
+    assert len(numbers(server, "login")) == logins == len(connects)
+    control = numbers(server, "login")[0]
+    events = server.events
+    beside = [n for n in connects
+              if events.index(("connect", n)) < events.index(
+                  ("login", control))]
+    assert len(beside) == 1 + held
