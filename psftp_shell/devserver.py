@@ -191,8 +191,8 @@ class AsyncSSHServer:
     to accepted passwords (otherwise the generated key is the only login).
     :attr:`events` notes, in order, each connection (``"connect"``), its
     first authentication request (``"auth"``), each password it tries
-    (``"password"``) and its login (``"login"``), with the connection's
-    number.
+    (``"password"``), its login (``"login"``) and its end (``"closed"``),
+    with the connection's number.
     """
 
     def __init__(self, workdir: Path, *, root: Path | None = None,
@@ -226,6 +226,9 @@ class AsyncSSHServer:
                 self.number = sum(what == "connect"
                                   for what, _ in outer.events)
                 outer.events.append(("connect", self.number))
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                outer.events.append(("closed", self.number))
 
             def begin_auth(self, username: str) -> bool:
                 outer.events.append(("auth", self.number))

@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
-from psftp_shell.ssh import held_logins
+from psftp_shell.ssh import connect, held_logins
 from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.held_logins import HeldLogin, HeldLoginLost, HeldLogins
 from tests.prompts import PASSWORD, Scripted
-from tests.test_auth import Slow
 from tests.test_engine import within
 
 pytestmark = pytest.mark.usefixtures("clean_ssh_env")
@@ -40,7 +42,7 @@ def connector_for(server: AsyncSSHServer, prompter: Scripted,
                   ) -> Connector:
     connector = Connector(SSHTarget(
         HOST_ALIAS, config_file=str(server.ssh_config), verbose=verbose,
-        options=["KbdInteractiveAuthentication=no", *options]), prompter)
+        options=[*options, "KbdInteractiveAuthentication=no"]), prompter)
     connector.held_count = held
     return connector
 
@@ -60,22 +62,56 @@ class OneTimePassword(dict[str, str]):
         return value
 
 
+class Gated(Scripted):
+    """A user who answers only once the test lets them (the prompter runs
+    off the event loop, hence threading's events)."""
+
+    def __init__(self, *answers: str) -> None:
+        super().__init__(*answers)
+        self.asking = threading.Event()
+        self.go = threading.Event()
+
+    def ask(self, prompt: str, *, echo: bool) -> str:
+        self.asking.set()
+        assert self.go.wait(30)
+        return super().ask(prompt, echo=echo)
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10
+                ) -> None:
+    """Wait (*seconds* at most) until *condition* holds."""
+    for _tick in range(int(seconds * 100)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+async def asked_with(server: AsyncSSHServer, prompter: Gated,
+                     connects: int) -> None:
+    """Wait until the user is asked and *connects* connections came."""
+    await until(lambda: prompter.asking.is_set() and
+                len(numbers(server, "connect")) >= connects)
+
+
 async def test_held_logins_connect_at_once_and_send_nothing_first(
         server: AsyncSSHServer) -> None:
-    prompter = Slow(1.0, PASSWORD)     # the user types for a second
+    prompter = Gated(PASSWORD)
     connector = connector_for(server, prompter, 3)
     first = asyncio.ensure_future(connector.connect())
-    await asyncio.sleep(0.8)
-    assert len(numbers(server, "connect")) == 4     # all at once
+    await asked_with(server, prompter, 4)   # while the user types
+    await asyncio.sleep(0.2)
+    assert numbers(server, "auth") == [0]   # only the first's
     assert numbers(server, "password") == []
+    prompter.go.set()
     conns = [await within(first)]
-    [control] = numbers(server, "password")[:1]
     conns += [await within(connector.connect()) for _ in range(3)]
     assert len(numbers(server, "connect")) == 4     # those held were used
-    # no held login tried a password before the first login succeeded
+    # no held login sent anything for its authentication (not even the
+    # user's name) before the first login succeeded
     events = server.events
-    assert events.index(("login", control)) < min(
-        events.index(("password", n)) for n in range(4) if n != control)
+    assert events.index(("login", 0)) < min(
+        events.index(("auth", n)) for n in (1, 2, 3))
     assert sorted(numbers(server, "login")) == [0, 1, 2, 3]
     assert prompter.asked == [f"{server.user}@127.0.0.1's password: "]
     assert prompter.told == []
@@ -96,34 +132,42 @@ async def test_a_login_beyond_those_held_is_a_fresh_one(
         conn.close()
 
 
-async def test_logins_held_for_a_failed_login_send_no_password(
+async def test_logins_held_for_a_failed_login_end_unheard(
         server: AsyncSSHServer) -> None:
     prompter = Scripted("bad1", "bad2", "bad3")
     connector = connector_for(server, prompter, 3)
     with pytest.raises(ConnectError) as info:
         await within(connector.connect())
-    await within(connector.close_held())
     assert str(info.value).startswith(
         f"{server.user}@127.0.0.1: Permission denied (")
-    # the first, those held for it, and the question for the methods' list
-    assert len(numbers(server, "connect")) == 5
-    assert len(set(numbers(server, "password"))) == 1   # the first's
+    # the first, those held for it, and the question for the methods'
+    # list; the held ones are gone with the failure, never having asked
+    # to authenticate
+    held = [n for n in numbers(server, "connect") if n not in (0, 4)]
+    assert len(held) == 3
+    await until(lambda: all(n in numbers(server, "closed") for n in held),
+                seconds=3)     # at once, not after HOLD_SECONDS
+    assert not set(held) & set(numbers(server, "auth"))
     assert numbers(server, "login") == []
     assert len(prompter.asked) == 3     # nothing asked for a held login
     assert prompter.told == ["Permission denied, please try again."] * 2
+    await within(connector.close_held())
 
 
 async def test_held_logins_end_with_a_session_ending_in_its_login(
         server: AsyncSSHServer) -> None:
-    connector = connector_for(server, Slow(0.5, PASSWORD), 2)
+    prompter = Gated(PASSWORD)
+    connector = connector_for(server, prompter, 2)
     first = asyncio.ensure_future(connector.connect())
-    await asyncio.sleep(0.3)
+    await asked_with(server, prompter, 3)
     first.cancel()          # e.g. Ctrl-C at the password prompt
     with pytest.raises(asyncio.CancelledError):
         await first
+    prompter.go.set()
     await within(connector.close_held())
-    assert len(numbers(server, "connect")) == 3
-    assert numbers(server, "password") == []
+    await until(lambda: numbers(server, "closed") != []
+                and set(numbers(server, "closed")) >= {1, 2})
+    assert numbers(server, "auth") == [0]
     assert numbers(server, "login") == []
 
 
@@ -158,27 +202,80 @@ async def test_logins_held_too_long_give_up(
     """A user slow to answer: the held logins close before the server's
     LoginGraceTime could, and the streams log in afresh."""
     monkeypatch.setattr(held_logins, "HOLD_SECONDS", 0.3)
-    prompter = Slow(1.0, PASSWORD)
+    prompter = Gated(PASSWORD)
     connector = connector_for(server, prompter, 2)
-    first = await within(connector.connect())
-    second = await within(connector.connect())
+    first = asyncio.ensure_future(connector.connect())
+    await asked_with(server, prompter, 3)
+    await until(lambda: set(numbers(server, "closed")) >= {1, 2})
+    prompter.go.set()
+    conns = [await within(first), await within(connector.connect())]
     await within(connector.close_held())
     assert len(numbers(server, "connect")) == 4     # 2 held, 1 fresh login
-    assert len(numbers(server, "password")) == 2
+    assert numbers(server, "auth") == [0, 3]
     assert len(prompter.asked) == 1 and prompter.told == []
-    first.close()
-    second.close()
+    for conn in conns:
+        conn.close()
 
 
 async def test_a_session_holds_a_bounded_number_of_logins(
         server: AsyncSSHServer) -> None:
-    connector = connector_for(server, Slow(0.8, PASSWORD),
-                              held_logins.MAX_HELD + 4)
+    prompter = Gated(PASSWORD)
+    connector = connector_for(server, prompter, held_logins.MAX_HELD + 4)
     first = asyncio.ensure_future(connector.connect())
-    await asyncio.sleep(0.6)
+    await asked_with(server, prompter, 1 + held_logins.MAX_HELD)
+    await asyncio.sleep(0.2)
     assert len(numbers(server, "connect")) == 1 + held_logins.MAX_HELD
+    prompter.go.set()
     (await within(first)).close()
     await within(connector.close_held())
+
+
+async def test_no_credentials_held_after_keyboard_interactive(
+        server: AsyncSSHServer) -> None:
+    """Keyboard-interactive answers may be one-time codes: the held
+    logins end without trying them, and the streams log in afresh (as
+    they did before there were held logins)."""
+    prompter = Scripted(PASSWORD)
+    connector = connector_for(server, prompter, 2,
+                              "KbdInteractiveAuthentication=yes",
+                              "PreferredAuthentications=keyboard-interactive")
+    conns = [await within(connector.connect())]
+    await until(lambda: set(numbers(server, "closed")) >= {1, 2})
+    conns.append(await within(connector.connect()))
+    await within(connector.close_held())
+    assert numbers(server, "auth") == [0, 3]
+    assert len(numbers(server, "login")) == 2
+    for conn in conns:
+        conn.close()
+
+
+async def test_a_changed_host_key_is_never_taken_by_a_held_login(
+        tmp_path: Path) -> None:
+    """With StrictHostKeyChecking=no and a changed key, the first login
+    warns once and goes on; held logins take only known_hosts' keys, so
+    they end before authenticating, and the streams log in afresh."""
+    key_server = AsyncSSHServer(tmp_path / "key-server")
+    await key_server.start()
+    try:
+        other = asyncssh.generate_private_key("ssh-ed25519")
+        old = other.export_public_key().decode().split()
+        key_server.known_hosts.write_text(
+            f"[127.0.0.1]:{key_server.port} {old[0]} {old[1]}\n")
+        text = key_server.ssh_config.read_text()
+        key_server.ssh_config.write_text(text.replace(
+            "StrictHostKeyChecking yes", "StrictHostKeyChecking no"))
+        prompter = Scripted()
+        connector = connector_for(key_server, prompter, 2)
+        conns = [await within(connector.connect()) for _ in range(3)]
+        await within(connector.close_held())
+    finally:
+        await key_server.stop()
+    warnings = [t for t in prompter.told if "IDENTIFICATION HAS CHANGED"
+                in t]
+    assert len(warnings) == 1 and prompter.asked == []
+    assert numbers(key_server, "auth") == [0, 3, 4]
+    for conn in conns:
+        conn.close()
 
 
 async def test_a_held_login_that_would_ask_ends_and_the_stream_asks(
@@ -216,10 +313,12 @@ while data := sock.recv(65536):
 
 @pytest.mark.parametrize("how", ["ProxyCommand", "-v"])
 async def test_none_held_where_a_login_may_write_to_the_terminal(
-        server: AsyncSSHServer, tmp_path: Path, how: str) -> None:
+        server: AsyncSSHServer, tmp_path: Path, how: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     relay = tmp_path / "relay.py"
     relay.write_text(RELAY)
-    if how == "-v":
+    if how == "-v":     # (not asyncssh's debug log for the whole run)
+        monkeypatch.setattr(connect, "configure_logging", lambda _: None)
         connector = connector_for(server, Scripted(PASSWORD), 2, verbose=1)
     else:
         connector = connector_for(
@@ -242,6 +341,9 @@ class FakeConn:
 
     def close(self) -> None:
         self.closed = True
+
+    async def wait_closed(self) -> None:
+        assert self.closed
 
 
 async def test_claims_pass_over_lost_logins_and_close_drops_the_rest(

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 import asyncssh
 
+from psftp_shell.sftp.request_core import retrieved
 from psftp_shell.ssh import address_spread as spread
 from psftp_shell.ssh import quicklogin
 from psftp_shell.ssh.auth import AuthContext, AuthSession, LogLevel
@@ -126,9 +127,36 @@ class Client(asyncssh.SSHClient):
         if held is not None and not held.passed:
             await self._asking(held.wait())
 
+    def _hold_authentication(self, conn: asyncssh.SSHClientConnection
+                             ) -> None:
+        """Make a held login's authentication start only once it is
+        released: not even asyncssh's "none" request, which names the
+        user, goes out before (asyncssh starts with ``try_next_auth``;
+        the methods' own callbacks wait too, :meth:`_cleared`)."""
+        start = getattr(conn, "try_next_auth", None)
+        if start is None:
+            return
+
+        async def when_released(kwargs: dict[str, Any]) -> None:
+            try:
+                await self._cleared()
+            except Exception:       # held too long: the login fails
+                conn.internal_error()   # with this error, as asyncssh's
+                return                  # own callbacks' errors do
+            start(**kwargs)
+
+        def held_start(**kwargs: Any) -> None:
+            del conn.try_next_auth      # asyncssh's own from now on
+            task = asyncio.ensure_future(when_released(kwargs))
+            task.add_done_callback(retrieved)
+
+        conn.try_next_auth = held_start  # type: ignore[method-assign]
+
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self._conn = conn
         self._heard()
+        if self._attempt.held is not None:
+            self._hold_authentication(conn)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost_reason = exc
@@ -144,6 +172,8 @@ class Client(asyncssh.SSHClient):
         self._heard()
         if self._conn is not None:
             quicklogin.skip_probe(self._conn)
+        if self._attempt.on_kex is not None:
+            self._attempt.on_kex()
 
     def signs_at_once(self, keypair: asyncssh.SSHKeyPair) -> bool:
         """Whether *keypair* is offered with its signature at once
@@ -196,12 +226,14 @@ class Attempt:
     """One try at one connection."""
 
     def __init__(self, connector: Owner, session: AuthSession,
-                 policy: HostKeyPolicy, held: HeldLogin | None = None
-                 ) -> None:
+                 policy: HostKeyPolicy, held: HeldLogin | None = None,
+                 on_kex: Callable[[], None] | None = None) -> None:
         self.connector = connector
         self.session = session
         self.policy = policy
         self.held = held
+        self.on_kex = on_kex
+        """Called once the key exchange is done (the host key taken)."""
         self.client = Client(self)
         self.ident: HostIdentity | None = None
         self.outcome: Outcome | None = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import asyncssh
@@ -233,10 +233,10 @@ class Connector:
         Connections asked for while the first one is still logging in
         wait for it, so that questions are asked once; with
         :attr:`overlap` set and BatchMode on (nothing can be asked) they
-        log in alongside it instead.  The first one starts
-        :attr:`held_count` logins beside it, held before they
-        authenticate until it has succeeded; later connections take
-        those first.
+        log in alongside it instead.  Once the first one's key exchange
+        is done, it starts :attr:`held_count` logins beside it, held
+        before they authenticate until it has succeeded; later
+        connections take those first.
         """
         if self.overlap and self._first.locked() and \
                 self.resolved is not None and self.resolved.batch:
@@ -247,8 +247,7 @@ class Connector:
                     raise self._failure
                 if not self._established:
                     try:
-                        self._start_held()
-                        conn = await self._connect()
+                        conn = await self._connect(on_kex=self._start_held)
                     except ConnectError as exc:
                         self._failure = exc
                         self._held.drop()
@@ -269,10 +268,15 @@ class Connector:
         they can neither show nor ask anything and will most likely be
         used: not through a ProxyCommand or jump host, nor under ``-v``,
         nor when BatchMode lets them log in in full (:attr:`overlap`),
-        nor to a host whose key known_hosts does not hold yet."""
+        nor to a host whose key known_hosts does not hold.
+
+        Called when the first one's key exchange is done: the server has
+        taken that connection already (the held ones cannot push it over
+        MaxStartups), and its host key has passed.
+        """
         count, self.held_count = self.held_count, 0
-        r = self._setup()
-        if count <= 0 or r.proxy_command or r.jump or \
+        r = self.resolved
+        if r is None or count <= 0 or r.proxy_command or r.jump or \
                 self.target.verbose or (self.overlap and r.batch):
             return
         assert self._policy is not None
@@ -284,12 +288,14 @@ class Connector:
         """Give up the logins still held and wait until they are gone."""
         await self._held.close()
 
-    async def _connect(self, held: HeldLogin | None = None
+    async def _connect(self, held: HeldLogin | None = None, *,
+                       on_kex: Callable[[], None] | None = None
                        ) -> asyncssh.SSHClientConnection:
         r = self._setup()
         assert self._policy is not None
         for _ in range(4):
-            attempt = Attempt(self, self.auth.session(), self._policy, held)
+            attempt = Attempt(self, self.auth.session(), self._policy, held,
+                              on_kex)
             try:
                 conn = await self._open_or_lose(r, attempt)
             except asyncssh.HostKeyNotVerifiable:

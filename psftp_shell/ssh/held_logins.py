@@ -9,37 +9,40 @@ prompt showed waited for them (about 0.1 s on a LAN, a whole login on a
 long path), where a batch script's streams log in beside the control
 login because BatchMode asks nothing.
 
-A held login does at once the part of a login that needs nothing from the
-user: the TCP connection, the key exchange, and the host key check
-against the known_hosts files alone.  Then it waits.  It sends no
-credentials until the control login has succeeded
-(:meth:`HeldLogins.release`; at most asyncssh's "none" request goes out
-before, where public keys are not tried first), and then those that
-login used: nothing is asked twice.  A stream takes one
-(:meth:`HeldLogins.claim`) instead of logging in.
+Held logins do beside it the part of a login that needs nothing from
+the user.  They start once the control connection's key exchange is
+done (the server has taken that connection, and its host key has
+passed), and each makes its TCP connection, exchanges keys, and checks
+the host key against the known_hosts files alone.  Then it waits: it
+sends nothing for its authentication, not even the user's name, until
+the control login has succeeded (:meth:`HeldLogins.release`), and then
+logs in with what that login was told; nothing is asked twice.  A
+stream takes one (:meth:`HeldLogins.claim`) instead of logging in.
 
-A held login never asks or tells the user anything: its login runs with
+A held login never asks or tells the user anything: it runs with
 :func:`current` set, and the connector refuses its questions and keeps
 its messages.  One whose host key is not simply known, that the server
 dropped, or whose login wanted a word ends silently, and its stream
 logs in afresh, as without held logins.
 
-A held login given up costs the server's patience, so there are few, briefly
-held, and only where they will most likely be used:
+A held login given up costs the server's patience, so there are few,
+briefly held, and only where they will most likely be used:
 
-- at most :data:`MAX_HELD`: with the control login, that keeps the
-  unauthenticated connections under sshd's MaxStartups (10 by default,
-  above which it starts refusing new ones, anyone's);
-- none to a host whose key is not in known_hosts yet (a first login);
+- at most :data:`MAX_HELD`: with the control login, that keeps this
+  client's unauthenticated connections under sshd's MaxStartups (10 by
+  default, above which it starts refusing new ones);
+- none to a host whose key is not in known_hosts;
+- given up unused after a keyboard-interactive login (its answers may
+  be one-time codes);
 - each held at most :data:`HOLD_SECONDS` seconds, well inside sshd's
   LoginGraceTime (120 s by default).
 
-OpenSSH 9.8 and later count a connection closed without authenticating
-as a one-second "noauth" penalty against the client's address, and
-refuse an address whose penalties add up to more than 15 s
-(PerSourcePenalties).  A session whose held logins are all given up (its
-login failed, used keyboard-interactive, or waited for the user past
-the hold limit) adds at most :data:`MAX_HELD` seconds.
+OpenSSH 9.8 and later count a connection closed without trying to
+authenticate as a one-second "noauth" penalty against the client's
+address, and refuse an address whose penalties add up to more than
+15 s (PerSourcePenalties).  A session whose held logins are all given
+up (its login failed, used keyboard-interactive, or waited for the user
+past the hold limit) adds at most :data:`MAX_HELD` seconds.
 """
 
 from __future__ import annotations
@@ -70,9 +73,11 @@ _CURRENT: contextvars.ContextVar[HeldLogin | None] = contextvars.ContextVar(
 
 
 def current() -> HeldLogin | None:
-    """The held login running here (asyncssh's callbacks run
-    in its task's context), or None for any other login."""
-    return _CURRENT.get()
+    """The held login running here (asyncssh's callbacks run in its
+    task's context), or None for any other login, or once it is over
+    (its connection's callbacks keep the context)."""
+    held = _CURRENT.get()
+    return None if held is None or held.over else held
 
 
 class HeldLogin:
@@ -83,6 +88,7 @@ class HeldLogin:
             asyncio.get_running_loop().create_future()
         self.passed = False     # released, and its authentication began
         self.spoke = False      # its login wanted to ask or tell
+        self.over = False       # its login has ended, one way or another
         self.task: asyncio.Future[asyncssh.SSHClientConnection] | None = \
             None
 
@@ -108,7 +114,10 @@ class HeldLogin:
     async def run(self, login: Login) -> asyncssh.SSHClientConnection:
         """Run *login* for this one, marked as the :func:`current` one."""
         _CURRENT.set(self)      # in this task's own context
-        return await login(self)
+        try:
+            return await login(self)
+        finally:
+            self.over = True
 
 
 class HeldLogins:
@@ -133,9 +142,14 @@ class HeldLogins:
             self._held.append(held)
 
     def release(self) -> None:
-        """Let every held login authenticate (the control login has)."""
-        for held in self._held:
-            held.open()
+        """Let every held login authenticate (the control login has);
+        one that wanted a word already is given up."""
+        for held in list(self._held):
+            if held.spoke:
+                self._held.remove(held)
+                self._give_up(held)
+            else:
+                held.open()
 
     async def claim(self) -> asyncssh.SSHClientConnection | None:
         """A held login's connection, once authenticated; None once none
@@ -175,3 +189,4 @@ class HeldLogins:
                                             return_exceptions=True):
             if not isinstance(outcome, BaseException):
                 outcome.close()     # it was done as it was dropped
+                await outcome.wait_closed()
