@@ -11,10 +11,12 @@ happens.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import io
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import asyncssh
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
-from psftp_shell.ssh import connect, held_logins
+from psftp_shell.ssh import connect, held_logins, quicklogin
 from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.held_logins import HeldLogin, HeldLoginLost, HeldLogins
 from tests.prompts import PASSWORD, Scripted
@@ -32,9 +34,21 @@ pytestmark = pytest.mark.usefixtures("clean_ssh_env")
 
 
 @pytest.fixture
-def server(password_server: AsyncSSHServer) -> AsyncSSHServer:
-    """asyncssh's server, taking only a password (conftest's)."""
-    return password_server
+async def server(tmp_path: Path) -> AsyncIterator[AsyncSSHServer]:
+    """asyncssh's server, taking a password or its own key; the client
+    offers a key it does not know first, then the password (as a user
+    whose key is not on the server yet)."""
+    user = os.environ.get("USER") or getpass.getuser()
+    server = AsyncSSHServer(tmp_path / "asrv", passwords={user: PASSWORD})
+    await server.start()
+    stranger = tmp_path / "id_stranger"
+    stranger.write_bytes(asyncssh.generate_private_key(
+        "ssh-ed25519").export_private_key("openssh"))
+    stranger.chmod(0o600)
+    server.ssh_config.write_text(server.ssh_config.read_text().replace(
+        str(server.identity), str(stranger)))
+    yield server
+    await server.stop()
 
 
 def connector_for(server: AsyncSSHServer, prompter: Scripted,
@@ -94,6 +108,40 @@ async def asked_with(server: AsyncSSHServer, prompter: Gated,
                 len(numbers(server, "connect")) >= connects)
 
 
+async def test_no_login_is_held_for_a_password_alone(
+        server: AsyncSSHServer) -> None:
+    """The logins that fail on a mistyped answer hold none (each one
+    given up would add to the server's penalties)."""
+    prompter = Gated(PASSWORD)
+    connector = connector_for(server, prompter, 3,
+                              "PubkeyAuthentication=no")
+    first = asyncio.ensure_future(connector.connect())
+    await asked_with(server, prompter, 1)
+    await asyncio.sleep(0.2)
+    assert len(numbers(server, "connect")) == 1
+    prompter.go.set()
+    conns = [await within(first), await within(connector.connect())]
+    await within(connector.close_held())
+    assert len(numbers(server, "connect")) == 2
+    for conn in conns:
+        conn.close()
+
+
+@pytest.fixture(params=["quick login", "asyncssh's own start"])
+def login_start(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With psftp-shell's quick login (the first request a key), and
+    with asyncssh's own start (a "none" request first)."""
+    if request.param == "quick login":
+        yield
+        return
+    quicklogin.uninstall()
+    try:
+        yield
+    finally:
+        quicklogin.install()
+
+
+@pytest.mark.usefixtures("login_start")
 async def test_held_logins_connect_at_once_and_send_nothing_first(
         server: AsyncSSHServer) -> None:
     prompter = Gated(PASSWORD)
@@ -171,11 +219,12 @@ async def test_held_logins_end_with_a_session_ending_in_its_login(
     assert numbers(server, "login") == []
 
 
-async def test_none_held_for_a_host_not_known_yet(
+async def test_logins_are_held_only_once_the_host_key_is_known(
         server: AsyncSSHServer, tmp_path: Path) -> None:
     """A first login asks about the host key: held logins would fail on
-    it (and count as connections closed unauthenticated), so none start;
-    the streams log in once the user said yes, asked nothing more."""
+    it (and count as connections closed unauthenticated), so none start
+    before the user said yes; after it, the key recorded, they do, and
+    nothing more is asked."""
     known = tmp_path / "kh"
     text = server.ssh_config.read_text()
     text = text.replace(str(server.known_hosts), str(known))
@@ -190,8 +239,10 @@ async def test_none_held_for_a_host_not_known_yet(
     assert len(prompter.told) == 1 and \
         prompter.told[0].startswith("Warning: Permanently added")
     # the first twice (before and after the question, as ssh does), and
-    # two more logins
+    # two held logins, started once the first connection had ended
     assert len(numbers(server, "connect")) == 4
+    events = server.events
+    assert events.index(("closed", 0)) < events.index(("connect", 2))
     assert len(numbers(server, "login")) == 3
     for conn in conns:
         conn.close()
@@ -236,9 +287,9 @@ async def test_no_credentials_held_after_keyboard_interactive(
     logins end without trying them, and the streams log in afresh (as
     they did before there were held logins)."""
     prompter = Scripted(PASSWORD)
-    connector = connector_for(server, prompter, 2,
-                              "KbdInteractiveAuthentication=yes",
-                              "PreferredAuthentications=keyboard-interactive")
+    connector = connector_for(
+        server, prompter, 2, "KbdInteractiveAuthentication=yes",
+        "PreferredAuthentications=publickey,keyboard-interactive")
     conns = [await within(connector.connect())]
     await until(lambda: set(numbers(server, "closed")) >= {1, 2})
     conns.append(await within(connector.connect()))
@@ -382,16 +433,19 @@ async def test_claims_pass_over_lost_logins_and_close_drops_the_rest(
 async def test_an_interactive_sessions_streams_log_in_beside_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         args: list[str], connections: int, held: int) -> None:
-    """Their connections are made while the control login runs (not
-    with ``-X addresses=all``), and the streams opened ahead of the first
-    prompt are those connections."""
+    """Their connections are made during the session's start, from the
+    control login's key offer (not with ``-X addresses=all``): they are
+    there when the first prompt is about to be drawn, and the streams
+    opened ahead of it are those connections."""
     from psftp_shell.core.output import Output
     from psftp_shell.frontend import cli, repl
     server = AsyncSSHServer(tmp_path / "key-server")
     await server.start()
     logins = 1 + connections
+    at_prompt: list[int] = []
 
     async def first_prompt(shell: Any, **_: Any) -> int:
+        at_prompt.append(len(numbers(server, "connect")))
         for _tick in range(100):
             if len(numbers(server, "login")) >= logins:
                 break
@@ -408,11 +462,6 @@ async def test_an_interactive_sessions_streams_log_in_beside_it(
         assert await within(cli.run_session(opts, out, settings, None)) == 0
     finally:
         await server.stop()
-    connects = numbers(server, "connect")
-    assert len(numbers(server, "login")) == logins == len(connects)
-    control = numbers(server, "login")[0]
-    events = server.events
-    beside = [n for n in connects
-              if events.index(("connect", n)) < events.index(
-                  ("login", control))]
-    assert len(beside) == 1 + held
+    assert len(numbers(server, "login")) == logins == \
+        len(numbers(server, "connect"))
+    assert at_prompt == [1 + held]

@@ -172,8 +172,6 @@ class Client(asyncssh.SSHClient):
         self._heard()
         if self._conn is not None:
             quicklogin.skip_probe(self._conn)
-        if self._attempt.on_kex is not None:
-            self._attempt.on_kex()
 
     def signs_at_once(self, keypair: asyncssh.SSHKeyPair) -> bool:
         """Whether *keypair* is offered with its signature at once
@@ -203,7 +201,10 @@ class Client(asyncssh.SSHClient):
     async def public_key_auth_requested(
             self) -> asyncssh.SSHKeyPair | None:
         await self._cleared()
-        return await self._asking(self._attempt.session.next_key())
+        keypair = await self._asking(self._attempt.session.next_key())
+        if keypair is not None and self._attempt.on_key is not None:
+            self._attempt.on_key()
+        return keypair
 
     async def password_auth_requested(
             self) -> str | None:
@@ -227,13 +228,14 @@ class Attempt:
 
     def __init__(self, connector: Owner, session: AuthSession,
                  policy: HostKeyPolicy, held: HeldLogin | None = None,
-                 on_kex: Callable[[], None] | None = None) -> None:
+                 on_key: Callable[[], None] | None = None) -> None:
         self.connector = connector
         self.session = session
         self.policy = policy
         self.held = held
-        self.on_kex = on_kex
-        """Called once the key exchange is done (the host key taken)."""
+        self.on_key = on_key
+        """Called when a public key is offered (after the key exchange,
+        and any passphrase asked)."""
         self.client = Client(self)
         self.ident: HostIdentity | None = None
         self.outcome: Outcome | None = None

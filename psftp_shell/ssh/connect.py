@@ -233,10 +233,10 @@ class Connector:
         Connections asked for while the first one is still logging in
         wait for it, so that questions are asked once; with
         :attr:`overlap` set and BatchMode on (nothing can be asked) they
-        log in alongside it instead.  Once the first one's key exchange
-        is done, it starts :attr:`held_count` logins beside it, held
-        before they authenticate until it has succeeded; later
-        connections take those first.
+        log in alongside it instead.  When the first one offers a public
+        key, it starts :attr:`held_count` logins beside it, held before
+        they authenticate until it has succeeded; later connections take
+        those first.
         """
         if self.overlap and self._first.locked() and \
                 self.resolved is not None and self.resolved.batch:
@@ -247,7 +247,7 @@ class Connector:
                     raise self._failure
                 if not self._established:
                     try:
-                        conn = await self._connect(on_kex=self._start_held)
+                        conn = await self._connect(on_key=self._start_held)
                     except ConnectError as exc:
                         self._failure = exc
                         self._held.drop()
@@ -270,9 +270,13 @@ class Connector:
         nor when BatchMode lets them log in in full (:attr:`overlap`),
         nor to a host whose key known_hosts does not hold.
 
-        Called when the first one's key exchange is done: the server has
-        taken that connection already (the held ones cannot push it over
-        MaxStartups), and its host key has passed.
+        Called when the first one offers a public key: it will most
+        likely succeed without a question (the key's passphrase, if any,
+        was asked already), the server has taken that connection (the
+        held ones cannot push it over MaxStartups), and its host key has
+        passed.  A login by password or keyboard-interactive alone holds
+        none: those are the ones that fail on a mistyped answer, and each
+        held login given up would add to the server's penalties.
         """
         count, self.held_count = self.held_count, 0
         r = self.resolved
@@ -289,13 +293,13 @@ class Connector:
         await self._held.close()
 
     async def _connect(self, held: HeldLogin | None = None, *,
-                       on_kex: Callable[[], None] | None = None
+                       on_key: Callable[[], None] | None = None
                        ) -> asyncssh.SSHClientConnection:
         r = self._setup()
         assert self._policy is not None
         for _ in range(4):
             attempt = Attempt(self, self.auth.session(), self._policy, held,
-                              on_kex)
+                              on_key)
             try:
                 conn = await self._open_or_lose(r, attempt)
             except asyncssh.HostKeyNotVerifiable:

@@ -10,10 +10,11 @@ long path), where a batch script's streams log in beside the control
 login because BatchMode asks nothing.
 
 Held logins do beside it the part of a login that needs nothing from
-the user.  They start once the control connection's key exchange is
-done (the server has taken that connection, and its host key has
-passed), and each makes its TCP connection, exchanges keys, and checks
-the host key against the known_hosts files alone.  Then it waits: it
+the user.  They start when the control login offers a public key (the
+server has taken that connection, its host key has passed, and the
+login will most likely succeed without a question), and each makes its
+TCP connection, exchanges keys, and checks the host key against the
+known_hosts files alone.  Then it waits: it
 sends nothing for its authentication, not even the user's name, until
 the control login has succeeded (:meth:`HeldLogins.release`), and then
 logs in with what that login was told; nothing is asked twice.  A
@@ -31,7 +32,8 @@ briefly held, and only where they will most likely be used:
 - at most :data:`MAX_HELD`: with the control login, that keeps this
   client's unauthenticated connections under sshd's MaxStartups (10 by
   default, above which it starts refusing new ones);
-- none to a host whose key is not in known_hosts;
+- none to a host whose key is not in known_hosts, nor for a login by
+  password or keyboard-interactive alone (a mistyped answer fails it);
 - given up unused after a keyboard-interactive login (its answers may
   be one-time codes);
 - each held at most :data:`HOLD_SECONDS` seconds, well inside sshd's
@@ -41,8 +43,9 @@ OpenSSH 9.8 and later count a connection closed without trying to
 authenticate as a one-second "noauth" penalty against the client's
 address, and refuse an address whose penalties add up to more than
 15 s (PerSourcePenalties).  A session whose held logins are all given
-up (its login failed, used keyboard-interactive, or waited for the user
-past the hold limit) adds at most :data:`MAX_HELD` seconds.
+up (its key was refused and then its login failed, used
+keyboard-interactive, or waited for the user past the hold limit) adds
+at most :data:`MAX_HELD` seconds.
 """
 
 from __future__ import annotations
