@@ -192,18 +192,20 @@ class AsyncSSHServer:
     :attr:`events` notes, in order, each connection (``"connect"``), its
     first authentication request (``"auth"``), each password it tries
     (``"password"``), its login (``"login"``) and its end (``"closed"``),
-    with the connection's number.
+    with the connection's number.  *banner* is sent before each login's
+    authentication.
     """
 
     def __init__(self, workdir: Path, *, root: Path | None = None,
                  sftp_factory: Callable[..., Any] | None = None,
                  passwords: dict[str, str] | None = None,
-                 allow_pubkey: bool = True) -> None:
+                 allow_pubkey: bool = True, banner: str = "") -> None:
         self.workdir = Path(workdir)
         self.root = Path(root) if root else self.workdir / "remote"
         self.sftp_factory = sftp_factory
         self.passwords = passwords or {}
         self.allow_pubkey = allow_pubkey
+        self.banner = banner
         self.user = getpass.getuser()
         self.port = 0
         self.host_key = self.workdir / "asyncssh_host_key"
@@ -220,9 +222,11 @@ class AsyncSSHServer:
 
         class _Server(asyncssh.SSHServer):
             number = 0
+            conn: asyncssh.SSHServerConnection | None = None
 
             def connection_made(self, conn: asyncssh.SSHServerConnection
                                 ) -> None:
+                self.conn = conn
                 self.number = sum(what == "connect"
                                   for what, _ in outer.events)
                 outer.events.append(("connect", self.number))
@@ -232,6 +236,8 @@ class AsyncSSHServer:
 
             def begin_auth(self, username: str) -> bool:
                 outer.events.append(("auth", self.number))
+                if outer.banner and self.conn is not None:
+                    self.conn.send_auth_banner(outer.banner)
                 return True
 
             def auth_completed(self) -> None:

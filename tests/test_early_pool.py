@@ -136,7 +136,7 @@ async def _started_with_the_first(*, overlap: bool, batch: bool) -> int:
     first_done = False
     during_first = 0
 
-    async def login() -> object:
+    async def login(**_: object) -> object:
         nonlocal started, first_done, during_first
         connector.resolved = _Resolved(batch)   # type: ignore[assignment]
         started += 1

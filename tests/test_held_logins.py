@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncssh
@@ -25,6 +26,7 @@ import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
 from psftp_shell.ssh import connect, held_logins, quicklogin
+from psftp_shell.ssh.attempt import Attempt
 from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.held_logins import HeldLogin, HeldLoginLost, HeldLogins
 from tests.prompts import PASSWORD, Scripted
@@ -64,6 +66,20 @@ def connector_for(server: AsyncSSHServer, prompter: Scripted,
 def numbers(server: AsyncSSHServer, what: str) -> list[int]:
     """The connections that did *what*, in order."""
     return [number for kind, number in server.events if kind == what]
+
+
+async def three_logins(key_server: AsyncSSHServer
+                       ) -> tuple[Scripted, list[Any]]:
+    """Three logins (two held) to *key_server*, which is then stopped:
+    the user's side of them, and the connections."""
+    try:
+        prompter = Scripted()
+        connector = connector_for(key_server, prompter, 2)
+        conns = [await within(connector.connect()) for _ in range(3)]
+        await within(connector.close_held())
+    finally:
+        await key_server.stop()
+    return prompter, conns
 
 
 class OneTimePassword(dict[str, str]):
@@ -123,6 +139,43 @@ async def test_no_login_is_held_for_a_password_alone(
     conns = [await within(first), await within(connector.connect())]
     await within(connector.close_held())
     assert len(numbers(server, "connect")) == 2
+    for conn in conns:
+        conn.close()
+
+
+async def test_no_login_is_held_for_a_key_with_a_passphrase(
+        server: AsyncSSHServer, tmp_path: Path) -> None:
+    """Such a key is offered before its passphrase is asked (asked only
+    if the server takes it): held logins could wait for the user, so
+    none start."""
+    locked = tmp_path / "id_locked"
+    locked.write_bytes(asyncssh.generate_private_key(
+        "ssh-ed25519").export_private_key("openssh", passphrase="secret"))
+    locked.chmod(0o600)
+    server.ssh_config.write_text(server.ssh_config.read_text().replace(
+        str(tmp_path / "id_stranger"), str(locked)))
+    prompter = Gated(PASSWORD)
+    connector = connector_for(server, prompter, 3)
+    first = asyncio.ensure_future(connector.connect())
+    await asked_with(server, prompter, 1)   # the password: key refused
+    await asyncio.sleep(0.2)
+    assert len(numbers(server, "connect")) == 1
+    prompter.go.set()
+    (await within(first)).close()
+    await within(connector.close_held())
+
+
+async def test_the_banner_already_shown_does_not_waste_them(
+        tmp_path: Path) -> None:
+    """Each login gets the server's banner; the control login shows it,
+    and held logins that get the same one are still used."""
+    key_server = AsyncSSHServer(tmp_path / "key-server",
+                                banner="Authorised users only\n")
+    await key_server.start()
+    prompter, conns = await three_logins(key_server)
+    assert prompter.told == ["Authorised users only"]
+    assert len(numbers(key_server, "connect")) == 3
+    assert len(numbers(key_server, "login")) == 3
     for conn in conns:
         conn.close()
 
@@ -300,11 +353,12 @@ async def test_no_credentials_held_after_keyboard_interactive(
         conn.close()
 
 
-async def test_a_changed_host_key_is_never_taken_by_a_held_login(
+async def test_no_login_is_held_after_a_changed_host_key(
         tmp_path: Path) -> None:
     """With StrictHostKeyChecking=no and a changed key, the first login
     warns once and goes on; held logins take only known_hosts' keys, so
-    they end before authenticating, and the streams log in afresh."""
+    none start (each would end at its key exchange), and the streams log
+    in afresh."""
     key_server = AsyncSSHServer(tmp_path / "key-server")
     await key_server.start()
     try:
@@ -315,18 +369,39 @@ async def test_a_changed_host_key_is_never_taken_by_a_held_login(
         text = key_server.ssh_config.read_text()
         key_server.ssh_config.write_text(text.replace(
             "StrictHostKeyChecking yes", "StrictHostKeyChecking no"))
-        prompter = Scripted()
-        connector = connector_for(key_server, prompter, 2)
-        conns = [await within(connector.connect()) for _ in range(3)]
-        await within(connector.close_held())
-    finally:
+    except BaseException:
         await key_server.stop()
+        raise
+    prompter, conns = await three_logins(key_server)
     warnings = [t for t in prompter.told if "IDENTIFICATION HAS CHANGED"
                 in t]
     assert len(warnings) == 1 and prompter.asked == []
-    assert numbers(key_server, "auth") == [0, 3, 4]
+    assert numbers(key_server, "connect") == numbers(key_server, "auth") \
+        == [0, 1, 2]
     for conn in conns:
         conn.close()
+
+
+class Refusing:
+    """A host key policy that must not be consulted."""
+
+    mitm = False
+
+    def validate(self, *args: Any) -> None:
+        raise AssertionError("a held login consulted the host key policy")
+
+
+async def test_a_held_login_takes_no_host_key_but_known_hosts() -> None:
+    """asyncssh asks the client about a key that known_hosts does not
+    hold; a held login says no, without the policy (which could warn,
+    record the key, or leave a question)."""
+    connector = SimpleNamespace(resolved=None)
+    attempt = Attempt(connector, None, Refusing(),  # type: ignore[arg-type]
+                      HeldLogin())
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    assert attempt.client.validate_host_public_key(
+        "127.0.0.1", "127.0.0.1", 22, key.convert_to_public()) is False
+    assert attempt.outcome is None
 
 
 async def test_a_held_login_that_would_ask_ends_and_the_stream_asks(

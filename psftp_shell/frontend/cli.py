@@ -154,8 +154,10 @@ def _hold_logins(transport: Transport, settings: Settings, spread: bool
     before they authenticate (:mod:`psftp_shell.ssh.held_logins`).
 
     For a session whose streams open right after it: an interactive one
-    (:func:`_open_streams_ahead`) or a script's early pool.  Not with
-    ``-X addresses=all`` (each stream picks its address as it starts).
+    (:func:`_open_streams_ahead`; an auto-fetch's transfer takes them
+    too) or piped commands' early pool (``-b``'s log in in full
+    beside the control login instead).  Not with ``-X addresses=all``
+    (each stream picks its address as it starts).
     """
     connector = getattr(transport, "connector", None)
     if connector is None or settings.streams < 2 or spread:
@@ -174,7 +176,7 @@ def _open_streams_ahead(engine: TransferEngine, transport: Transport
     session is sure to reach its prompt (not for an auto-fetch, nor a
     start directory that failed), before the line editor is loaded and
     the prompt drawn.  Most take a login held since the control login
-    began (:func:`_hold_logins`): past its key exchange, and
+    offered its key (:func:`_hold_logins`): past its key exchange, and
     authenticated since the control login succeeded.  Not for
     ``-S``/``-D`` programs (they may write to the terminal) nor
     ``-n 1``.

@@ -143,7 +143,8 @@ class Client(asyncssh.SSHClient):
             except Exception:       # held too long: the login fails
                 conn.internal_error()   # with this error, as asyncssh's
                 return                  # own callbacks' errors do
-            start(**kwargs)
+            if not conn.is_closed():    # (the server may have gone)
+                start(**kwargs)
 
         def held_start(**kwargs: Any) -> None:
             del conn.try_next_auth      # asyncssh's own from now on
@@ -202,7 +203,8 @@ class Client(asyncssh.SSHClient):
             self) -> asyncssh.SSHKeyPair | None:
         await self._cleared()
         keypair = await self._asking(self._attempt.session.next_key())
-        if keypair is not None and self._attempt.on_key is not None:
+        if keypair is not None and self._attempt.on_key is not None and \
+                signs_unasked(keypair):
             self._attempt.on_key()
         return keypair
 
@@ -223,6 +225,17 @@ class Client(asyncssh.SSHClient):
             name, instructions, prompts))
 
 
+def signs_unasked(keypair: asyncssh.SSHKeyPair) -> bool:
+    """Whether signing with *keypair* asks nothing of anyone: a key in
+    memory or an agent's, not one whose passphrase is still to be asked,
+    nor a security key (a touch)."""
+    algorithm = keypair.algorithm
+    if algorithm.startswith(b"sk-") or b"-sk-" in algorithm:
+        return False
+    from asyncssh.agent import SSHAgentKeyPair
+    return quicklogin.plain(keypair) or isinstance(keypair, SSHAgentKeyPair)
+
+
 class Attempt:
     """One try at one connection."""
 
@@ -234,8 +247,8 @@ class Attempt:
         self.policy = policy
         self.held = held
         self.on_key = on_key
-        """Called when a public key is offered (after the key exchange,
-        and any passphrase asked)."""
+        """Called when a key whose signature asks nothing of anyone is
+        offered (:func:`signs_unasked`)."""
         self.client = Client(self)
         self.ident: HostIdentity | None = None
         self.outcome: Outcome | None = None

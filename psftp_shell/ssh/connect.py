@@ -28,7 +28,7 @@ import asyncssh
 
 from psftp_shell import __version__
 from psftp_shell.core.errors import FatalError
-from psftp_shell.ssh import held_logins
+from psftp_shell.ssh import held_logins, quicklogin
 from psftp_shell.ssh.algorithm_prefs import host_key_algs, preferred_ciphers
 from psftp_shell.ssh.attempt import (
     Attempt,
@@ -102,6 +102,7 @@ class Connector:
         """Logins to hold beside the first, for the streams that follow
         it (:mod:`psftp_shell.ssh.held_logins`)."""
         self._held = HeldLogins()
+        self._told: set[str] = set()    # what the user was shown
         self._failure: ConnectError | None = None
         self._policy: HostKeyPolicy | None = None
         self._auth: AuthContext | None = None
@@ -117,10 +118,11 @@ class Connector:
         is kept: :mod:`psftp_shell.ssh.held_logins`)."""
         if level <= self._log_level:
             held = held_logins.current()
-            if held is not None:
+            if held is None:
+                self._told.add(text)
+                self.prompter.tell(text)
+            elif text not in self._told:    # (the same banner: no news)
                 held.spoke = True
-                return
-            self.prompter.tell(text)
 
     def error(self, messages: Iterable[Message | str]) -> ConnectError:
         """Return a :class:`ConnectError` with the lines LogLevel shows."""
@@ -233,10 +235,10 @@ class Connector:
         Connections asked for while the first one is still logging in
         wait for it, so that questions are asked once; with
         :attr:`overlap` set and BatchMode on (nothing can be asked) they
-        log in alongside it instead.  When the first one offers a public
-        key, it starts :attr:`held_count` logins beside it, held before
-        they authenticate until it has succeeded; later connections take
-        those first.
+        log in alongside it instead.  When the first one offers a key
+        whose signature asks nothing, it starts :attr:`held_count` logins
+        beside it, held before they authenticate until it has succeeded;
+        later connections take those first.
         """
         if self.overlap and self._first.locked() and \
                 self.resolved is not None and self.resolved.batch:
@@ -256,7 +258,8 @@ class Connector:
                         self._held.drop()
                         raise
                     self._established = True
-                    if self.auth.kbdint_used:   # one-time codes: not again
+                    if self._auth is not None and self._auth.kbdint_used:
+                        # one-time codes: not tried again
                         self._held.drop()
                     self._held.release()
                     return conn
@@ -268,24 +271,30 @@ class Connector:
         they can neither show nor ask anything and will most likely be
         used: not through a ProxyCommand or jump host, nor under ``-v``,
         nor when BatchMode lets them log in in full (:attr:`overlap`),
-        nor to a host whose key known_hosts does not hold.
+        nor to a host whose key known_hosts does not hold (nor one taken
+        although it differs from known_hosts'), nor where asyncssh's
+        internals are not the reviewed ones (the hold of their
+        authentication relies on them: see
+        :mod:`~psftp_shell.ssh.quicklogin`).
 
-        Called when the first one offers a public key: it will most
-        likely succeed without a question (the key's passphrase, if any,
-        was asked already), the server has taken that connection (the
+        Called when the first one offers a key whose signature asks
+        nothing (in memory or an agent's): it will most likely succeed
+        without a question, the server has taken that connection (the
         held ones cannot push it over MaxStartups), and its host key has
-        passed.  A login by password or keyboard-interactive alone holds
-        none: those are the ones that fail on a mistyped answer, and each
-        held login given up would add to the server's penalties.
+        passed.  A login without such a key (a password, an encrypted
+        key's passphrase, keyboard-interactive) holds none: those are
+        the ones that fail on a mistyped answer or wait for the user,
+        and each held login given up adds to the server's penalties.
         """
         count, self.held_count = self.held_count, 0
         r = self.resolved
         if r is None or count <= 0 or r.proxy_command or r.jump or \
-                self.target.verbose or (self.overlap and r.batch):
+                self.target.verbose or (self.overlap and r.batch) or \
+                quicklogin.problem() is not None:
             return
         assert self._policy is not None
         name = host_identity(r.hostname, r.port, r.alias, None).name
-        if any(self._policy.known.trusted(name)):
+        if not self._policy.mitm and any(self._policy.known.trusted(name)):
             self._held.start(count, self._connect)
 
     async def close_held(self) -> None:
@@ -349,8 +358,9 @@ class Connector:
                 raise
             attempt.session.close()
             raise lost from None
-        if held is not None and held.spoke:
-            conn.close()            # it had something to say: log in afresh
+        if held is not None and (held.spoke or conn.is_closed()):
+            conn.close()            # it had something to say, or it is
+            await conn.wait_closed()    # gone: the stream logs in afresh
             raise HeldLoginLost()
         return conn
 
