@@ -249,15 +249,16 @@ def wait_logins(server: PrivateSSHD, count: int, child: Any) -> bytes:
 @pytest.fixture
 def shell(logged_sshd: PrivateSSHD, tmp_path: Path,
           request: pytest.FixtureRequest) -> Iterator[Any]:
-    """psftp-shell -n 4 (or the test's -n) at its first prompt, in a pty.
-    """
-    streams = getattr(request, "param", 4)
+    """psftp-shell -n 4 (or the test's -n, and options) at its first
+    prompt, in a pty."""
+    param = getattr(request, "param", 4)
+    streams, options = param if isinstance(param, tuple) else (param, [])
     here = tmp_path / "here"
     here.mkdir()
     env = {**environment(tmp_path), "PYTHONPATH": str(REPO)}
     child = pexpect.spawn(
-        sys.executable, ["-m", "psftp_shell", "-n", str(streams), "-F",
-                         str(logged_sshd.ssh_config), HOST_ALIAS],
+        sys.executable, ["-m", "psftp_shell", "-n", str(streams), *options,
+                         "-F", str(logged_sshd.ssh_config), HOST_ALIAS],
         cwd=str(here), env=env, timeout=15)
     child.logfile_read = io.BytesIO()
     child.expect(PROMPT)
@@ -289,6 +290,25 @@ def test_streams_are_open_before_the_first_transfer(
 
 
 @pytest.mark.parametrize("logged_sshd", [True], indirect=True)
+def test_the_banner_shown_at_login_is_not_shown_again(
+        shell: Any, logged_sshd: PrivateSSHD, tmp_path: Path) -> None:
+    """The streams, held logins (:mod:`psftp_shell.ssh.held_logins`),
+    get the banner the user saw at login: no news, so they are kept, and
+    it is shown once, as sftp's one connection shows it."""
+    shown = bytes(shell.logfile_read.getvalue())
+    assert shown.count(b"Authorised users only") == 1
+    said = wait_logins(logged_sshd, 1 + 4, shell)
+    said += idle(shell, 1.0)
+    assert said == b""
+    shown = fetch(shell, logged_sshd, tmp_path)
+    assert logins(logged_sshd) == 1 + 4
+    assert b"Authorised users only" not in shown
+
+
+# with -X addresses=all no login is held: the streams log in quietly
+@pytest.mark.parametrize("logged_sshd, shell",
+                         [(True, (4, ["-X", "addresses=all"]))],
+                         indirect=True)
 def test_a_stream_that_would_speak_is_silent_and_opened_later(
         shell: Any, logged_sshd: PrivateSSHD, tmp_path: Path) -> None:
     said = wait_logins(logged_sshd, 1 + 4, shell)   # banners unshown

@@ -22,9 +22,10 @@ stream takes one (:meth:`HeldLogins.claim`) instead of logging in.
 
 A held login never asks or tells the user anything: it runs with
 :func:`current` set, and the connector refuses its questions and keeps
-its messages.  One whose host key is not simply known, that the server
-dropped, or whose login wanted a word ends silently, and its stream
-logs in afresh, as without held logins.
+its messages (one the user was shown already, such as the banner every
+login gets, is no news).  One whose host key is not simply known, that
+the server dropped, or whose login wanted a word ends silently, and its
+stream logs in afresh, as without held logins.
 
 A held login given up costs the server's patience, so there are few,
 briefly held, and only where they will most likely be used:
