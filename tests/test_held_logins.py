@@ -27,8 +27,10 @@ import pytest
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
 from psftp_shell.ssh import connect, held_logins, quicklogin
 from psftp_shell.ssh.attempt import Attempt
+from psftp_shell.ssh.auth import LogLevel
 from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.held_logins import HeldLogin, HeldLoginLost, HeldLogins
+from psftp_shell.ssh.quiet_logins import HushedPrompter
 from tests.prompts import PASSWORD, Scripted
 from tests.test_engine import within
 
@@ -540,3 +542,25 @@ async def test_an_interactive_sessions_streams_log_in_beside_it(
     assert len(numbers(server, "login")) == logins == \
         len(numbers(server, "connect"))
     assert at_prompt == [1 + held]
+
+
+async def test_only_a_message_the_user_saw_is_no_news_for_a_held_login(
+        ) -> None:
+    """A quiet login's message was kept from the user: the same message
+    from a held login is news (it makes that login give way)."""
+    seen = Scripted()
+    connector = Connector(SSHTarget(HOST_ALIAS), HushedPrompter(seen))
+    connector.notify(LogLevel.ERROR, "kept")        # hushed
+    connector.prompter = seen
+    connector.notify(LogLevel.ERROR, "shown")
+    spoke = []
+    for text in ("kept", "shown"):
+        held = HeldLogin()
+
+        async def login(held: HeldLogin, text: str = text) -> Any:
+            connector.notify(LogLevel.ERROR, text)
+            return FakeConn()
+
+        await held.run(login)
+        spoke.append(held.spoke)
+    assert spoke == [True, False] and seen.told == ["shown"]

@@ -119,7 +119,8 @@ class Connector:
         if level <= self._log_level:
             held = held_logins.current()
             if held is None:
-                self._told.add(text)
+                if not getattr(self.prompter, "quiet", False):
+                    self._told.add(text)    # (not a hushed one's)
                 self.prompter.tell(text)
             elif text not in self._told:    # (the same banner: no news)
                 held.spoke = True
