@@ -16,6 +16,7 @@ import io
 import os
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from psftp_shell.ssh.auth import LogLevel
 from psftp_shell.ssh.connect import ConnectError, Connector, SSHTarget
 from psftp_shell.ssh.held_logins import HeldLogin, HeldLoginLost, HeldLogins
 from psftp_shell.ssh.quiet_logins import HushedPrompter
+from tests.faultrelay import DOWN, UP, FaultRelay, Rule, relay_config
 from tests.prompts import PASSWORD, Scripted
 from tests.test_engine import within
 
@@ -564,3 +566,42 @@ async def test_only_a_message_the_user_saw_is_no_news_for_a_held_login(
         await held.run(login)
         spoke.append(held.spoke)
     assert spoke == [True, False] and seen.told == ["shown"]
+
+
+@pytest.mark.parametrize("rule", [
+    Rule(1, 0, DOWN, "silent"), Rule(1, 500, DOWN, "reset"),
+    Rule(1, 1000, UP, "close"), Rule(1, 1500, UP, "silent"),
+    Rule(1, refuse=True)],
+    ids=["silent", "reset in its key exchange", "closed in it",
+         "silent in it", "refused"])
+async def test_a_held_login_lost_to_the_network_costs_a_fresh_one(
+        tmp_path: Path, rule: Rule) -> None:
+    """A held connection cut, refused or gone silent at any point of its
+    login: the stream logs in afresh, within the bound ServerAlive* and
+    ConnectTimeout set, and the other held one is used."""
+    key_server = AsyncSSHServer(tmp_path / "key-server")
+    await key_server.start()
+    relay = FaultRelay(key_server.port, [rule])
+    await relay.start()
+    try:
+        config = relay_config(key_server.ssh_config, key_server.known_hosts,
+                              key_server.port, relay.port, tmp_path)
+        connector = Connector(SSHTarget(
+            HOST_ALIAS, config_file=str(config),
+            options=["ServerAliveInterval=1", "ServerAliveCountMax=2",
+                     "ConnectTimeout=2"]), Scripted())
+        connector.held_count = 2
+        started = time.monotonic()
+        conns = [await within(connector.connect()) for _ in range(3)]
+        took = time.monotonic() - started
+        open_ = [not conn.is_closed() for conn in conns]
+        for conn in conns:
+            conn.close()
+        await within(connector.close_held())
+    finally:
+        await relay.stop()
+        await key_server.stop()
+    assert open_ == [True] * 3 and took < 1 * (2 + 1) + 2 + 1
+    # the first, two held (one lost), and a fresh login for the lost one
+    assert (rule.fired or rule.refuse) and len(relay.links) == 4
+    assert len(numbers(key_server, "login")) == 3
