@@ -1,7 +1,8 @@
 """SSH connections on asyncssh that behave like OpenSSH's ssh.
 
 ssh_config and -o options, host keys, authentication, the algorithms
-offered, one connection attempt, the quick login, SFTP channels, commands
+offered, one connection attempt, the quick login, the streams' logins
+held beside the first and the quiet ones, SFTP channels, commands
 run on the server (-X verify-exec), address spreading, -v's debug log,
 and the transports (SSH channels or a local process's pipes).  Importing
 the package prepares asyncssh's own import: its library look-ups without
