@@ -251,11 +251,9 @@ class Connector:
                 if not self._established:
                     try:
                         conn = await self._connect(on_key=self._start_held)
-                    except ConnectError as exc:
-                        self._failure = exc
-                        self._held.drop()
-                        raise
-                    except BaseException:
+                    except BaseException as exc:
+                        if isinstance(exc, ConnectError):
+                            self._failure = exc
                         self._held.drop()
                         raise
                     self._established = True
