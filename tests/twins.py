@@ -77,6 +77,7 @@ async def run_served(tmp_path: Path, factory: type[Any], client: str,
     try:
         for where, files in ((server.root, served), (work, local)):
             for name, data in (files or {}).items():
+                (where / name).parent.mkdir(parents=True, exist_ok=True)
                 (where / name).write_bytes(data)
         result = await run_async(
             [*client_argv(client, sftp_bin), "-F", str(server.ssh_config),

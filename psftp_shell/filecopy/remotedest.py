@@ -40,6 +40,7 @@ from psftp_shell.sftp.client import (
     SFTPError,
     StatusError,
 )
+from psftp_shell.sftp.few_handles import open_with_room
 from psftp_shell.sftp.request_core import retrieved
 
 
@@ -121,8 +122,17 @@ async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
 
     The reply to a cancelled OPEN still creates a handle (and maybe a
     temporary file) on the server: close it, and remove a temporary.
-    The OPEN leaves in this turn, without a task of its own.
+    The OPEN leaves in this turn, without a task of its own.  Refused
+    while other handles of *client* are open, it is sent again once one
+    is closed (:func:`~psftp_shell.sftp.few_handles.open_with_room`).
     """
+    return await open_with_room(client, lambda: _open_once(
+        ctx, client, path, flags, attrs, temporary))
+
+
+async def _open_once(ctx: CopyContext, client: SFTPClient, path: str,
+                     flags: int, attrs: Attrs | None, temporary: bool
+                     ) -> bytes:
     fut = client.open_nowait(path, flags, attrs)
 
     def undo(handle: bytes) -> None:

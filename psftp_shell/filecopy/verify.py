@@ -58,6 +58,7 @@ from psftp_shell.sftp.client import (
     SFTPError,
     StatusError,
 )
+from psftp_shell.sftp.few_handles import open_with_room
 
 REPAIRS = 2
 """How often a mismatched range is copied again before the copy fails."""
@@ -256,7 +257,8 @@ async def verify_download(ctx: CopyContext, client: SFTPClient,
     try:
         if handle is None:
             try:
-                handle = opened = await client.open(remote_path, OPEN_READ)
+                handle = opened = await open_with_room(
+                    client, lambda: client.open(remote_path, OPEN_READ))
             except StatusError as exc:
                 out.error(handle_error(f'remote open "{remote_path}"',
                                          exc.text))

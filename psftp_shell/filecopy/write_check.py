@@ -5,7 +5,9 @@ target for writing, as sftp would, to learn whether sftp's copy would
 have been allowed; the rename waits for that answer.  That OPEN comes
 while the temporary is open too, so a server allowing one handle at a
 time refuses it with a plain failure where sftp's lone OPEN passes:
-such a refusal is asked again once the copy's own handle is closed.
+such a refusal is asked again once the copy's own handle is closed (and,
+if the server's handles are taken by the session's other copies, once
+one of those is closed too: :mod:`~psftp_shell.sftp.few_handles`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from psftp_shell.sftp.client import (
     SFTPError,
     StatusError,
 )
+from psftp_shell.sftp.few_handles import open_with_room
 from psftp_shell.sftp.request_core import retrieved
 
 
@@ -73,7 +76,7 @@ class WriteCheck:
             return refused
         if release is not None:
             await release()
-        self.opening = _sent(self.ask)
+        self.opening = _sent(lambda: open_with_room(self.client, self.ask))
         return await self._answer()
 
     async def _answer(self) -> StatusError | None:

@@ -12,6 +12,7 @@ are re-exported here.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from .attrs import Attrs
 from .outbox import ByteWriter
@@ -153,9 +154,52 @@ def check_batch(batch: list[Name], seen: set[str], count: int,
 class SFTPClient(SFTPCore):
     """An SFTP v3 client session over a reader/writer pair.
 
+    It counts the handles it holds open (OPEN or OPENDIR answered, CLOSE
+    not sent yet) and those it has closed, so that an OPEN the server
+    refused while others were open can wait for one of them to close
+    (:mod:`psftp_shell.sftp.few_handles`).
+
     :param on_lost: called with the error when the session ends for any
         reason other than :meth:`close` (transport died, protocol error)
     """
+
+    def __init__(self, reader: ByteReader, writer: ByteWriter, *,
+                 on_lost: Callable[[SFTPError], None] | None = None
+                 ) -> None:
+        super().__init__(reader, writer, on_lost=on_lost)
+        self.handles_open = 0
+        self.handles_closed = 0
+        self._on_close: list[asyncio.Future[None]] = []
+
+    def _opened(self, fut: asyncio.Future[bytes]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            self.handles_open += 1
+
+    def _closing(self) -> None:
+        self.handles_open = max(0, self.handles_open - 1)
+        self.handles_closed += 1
+        self._wake_closers()
+
+    def _wake_closers(self) -> None:
+        waiters, self._on_close = self._on_close, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _shutdown(self, reason: SFTPError, lost: bool) -> None:
+        super()._shutdown(reason, lost)
+        self._wake_closers()
+
+    def next_close(self) -> asyncio.Future[None]:
+        """Done when a handle is next closed, or when the session ends."""
+        waiter: asyncio.Future[None] = \
+            asyncio.get_running_loop().create_future()
+        if self.closed:
+            waiter.set_result(None)
+        else:
+            self._on_close = [w for w in self._on_close if not w.done()]
+            self._on_close.append(waiter)
+        return waiter
 
     # ---- paths and attributes
 
@@ -224,7 +268,10 @@ class SFTPClient(SFTPCore):
         """OPEN sent in this turn; the future gets the handle."""
         payload = b"".join((pack_path(path), U32.pack(pflags),
                             encode_attrs(attrs or Attrs())))
-        return self._submit(FXP_OPEN, payload, on_handle)
+        fut: asyncio.Future[bytes] = self._submit(FXP_OPEN, payload,
+                                                  on_handle)
+        fut.add_done_callback(self._opened)
+        return fut
 
     async def close_handle(self, handle: bytes) -> None:
         """Close a file or directory handle."""
@@ -232,7 +279,10 @@ class SFTPClient(SFTPCore):
 
     def close_nowait(self, handle: bytes) -> asyncio.Future[None]:
         """CLOSE sent in this turn (with the requests made in it)."""
-        return self._submit(FXP_CLOSE, pack_string(handle), on_status)
+        fut: asyncio.Future[None] = self._submit(
+            FXP_CLOSE, pack_string(handle), on_status)
+        self._closing()
+        return fut
 
     async def read(self, handle: bytes, offset: int, length: int) -> bytes:
         """Read up to *length* bytes at *offset*; b"" at end of file."""
@@ -247,7 +297,10 @@ class SFTPClient(SFTPCore):
 
     async def opendir(self, path: str) -> bytes:
         """Open a directory for reading; return its handle."""
-        return await self._call(FXP_OPENDIR, pack_path(path), on_handle)
+        fut: asyncio.Future[bytes] = self._submit(FXP_OPENDIR,
+                                                  pack_path(path), on_handle)
+        fut.add_done_callback(self._opened)
+        return await fut
 
     async def readdir(self, handle: bytes) -> list[Name] | None:
         """Return the next batch of entries, or None at the end."""

@@ -18,6 +18,7 @@ from psftp_shell.sftp.client import (
     StatusError,
     check_batch,
 )
+from psftp_shell.sftp.few_handles import open_with_room
 
 
 async def read_directory(client: SFTPClient, out: Printer, path: str, *,
@@ -36,7 +37,8 @@ async def read_directory(client: SFTPClient, out: Printer, path: str, *,
     partial listing.
     """
     try:
-        handle = await client.opendir(path)
+        handle = await open_with_room(client,
+                                      lambda: client.opendir(path))
     except StatusError as exc:
         if report_open:
             out.error(handle_error(f'remote readdir("{path}")', exc.text))
