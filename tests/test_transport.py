@@ -127,3 +127,21 @@ async def test_a_login_that_ends_as_it_is_given_up_is_closed() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert [conn.closed for conn in connector.conns] == [True]
+
+
+async def test_a_discarded_stream_is_gone_when_discard_returns(
+        sshd: PrivateSSHD, clean_ssh_env: None) -> None:
+    """Its socket is closed by then: a login started next never meets
+    it half closed."""
+    transport = transport_for(sshd)
+    try:
+        await transport.open_client()
+        extra = await transport.open_client()
+        conn = transport.connections[-1]
+        sock = conn.get_extra_info("socket")
+        assert sock.fileno() >= 0
+        await transport.discard(extra)
+        assert sock.fileno() == -1
+        assert conn not in transport.connections
+    finally:
+        await transport.close()

@@ -293,7 +293,13 @@ class SSHTransport:
 
     async def discard(self, client: SFTPClient) -> None:
         """Close *client* and its connection, and forget both (a stream
-        opened ahead of a transfer and not kept)."""
+        opened ahead of a transfer and not kept).
+
+        The connection is waited for until it is gone (asyncssh aborts
+        its socket: a moment), so that a login started next never meets
+        its socket half closed (a fresh login right after two closed
+        without waiting was once seen to stall).
+        """
         await client.close()
         self._writer_of.pop(id(client), None)
         conn = self._conn_of.pop(id(client), None)
@@ -303,6 +309,8 @@ class SSHTransport:
             conn.close()
             if conn in self.connections:
                 self.connections.remove(conn)
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
 
     def login_patience(self) -> float | None:
         """ConnectTimeout, if the user set one: how long the pool waits
