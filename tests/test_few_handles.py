@@ -27,6 +27,10 @@ import asyncssh
 import pytest
 
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
+from psftp_shell.filecopy import remotedest
+from psftp_shell.filecopy.copy_context import CopyContext
+from psftp_shell.filecopy.ratelimit import RateLimiter
+from psftp_shell.filecopy.remotedest import open_remote
 from psftp_shell.sftp.client import (
     OPEN_READ,
     SFTPClient,
@@ -113,25 +117,44 @@ async def test_a_target_refused_for_writing_still_stops_the_upload(
     assert sorted(p.name for p in root.iterdir()) == ["target"]
 
 
-class RefusesBad(OneHandle):
-    """Also refuses every OPEN of a file named ``bad`` with a plain
-    failure, whatever else is open (a failure that is not the limit)."""
+class BadRefused:
+    """Refuses every OPEN of a file named ``bad`` with a plain failure,
+    whatever else is open (a failure that is not a limit), and counts
+    them."""
+
+    attempts = 0
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs
              ) -> object:
         if path.endswith(b"/bad"):
+            BadRefused.attempts += 1
             raise asyncssh.SFTPFailure("Cannot open")
-        return super().open(path, pflags, attrs)
+        return super().open(path, pflags, attrs)  # type: ignore[misc]
+
+
+class RefusesBad(BadRefused, OneHandle):
+    """A one-handle server that also refuses ``bad``."""
+
+
+class ManyHandlesRefusesBad(BadRefused, asyncssh.SFTPServer):
+    """A server without a handle limit that refuses ``bad`` (as OpenSSH's
+    does a file it cannot open for a reason with no code of its own)."""
+
+
+QUICK = 8.0
+"""Seconds a test's whole run must take: less than the idle limit
+(few_handles.IDLE_LIMIT), so an OPEN stuck until that bound fails it."""
 
 
 def _tree(prefix: str) -> dict[str, bytes]:
-    """Files of a small tree: a dozen small ones in two levels, and one
-    big enough to go in chunks at ``-n 4``."""
+    """Files of a small tree: a dozen small ones in two levels, and
+    three big enough to go in chunks at ``-n 4``."""
     files = {f"{prefix}/f{i:02d}": os.urandom(1000 + 700 * i)
              for i in range(8)}
     files.update({f"{prefix}/sub/g{i}": os.urandom(2000 + i)
                   for i in range(5)})
-    files[f"{prefix}/sub/big"] = os.urandom(5 << 20)
+    files.update({f"{prefix}/sub/big{i}": os.urandom((5 << 20) + i)
+                  for i in range(3)})
     return files
 
 
@@ -145,11 +168,13 @@ async def test_a_tree_downloads_one_handle_at_a_time(
         tmp_path: Path, sftp_bin: str, client: str) -> None:
     files = _tree("t")
     OneHandle.refused = 0
+    started = time.monotonic()
     result, work, _ = await run_served(
         tmp_path, OneHandle, client, sftp_bin, b"get -r t down\n",
         served=files)
     assert (result.status, result.stderr) == (0, b"")
     assert _read_tree(work / "down") == _read_tree_of(files, "t")
+    assert time.monotonic() - started < QUICK
     if client != "sftp":
         assert OneHandle.refused >= 1    # the server's limit was met
 
@@ -160,13 +185,42 @@ async def test_a_tree_uploads_one_handle_at_a_time(
     files = _tree("t")
     old = {f"up/t/f{i:02d}": b"old" for i in range(0, 8, 2)}
     OneHandle.refused = 0
+    started = time.monotonic()
     result, _, root = await run_served(
         tmp_path, OneHandle, client, sftp_bin, b"put -r t up\n",
         served=old, local=files)
     assert (result.status, result.stderr) == (0, b"")
     assert _read_tree(root / "up" / "t") == _read_tree_of(files, "t")
+    assert time.monotonic() - started < QUICK
     if client != "sftp":
         assert OneHandle.refused >= 1
+
+
+@pytest.mark.parametrize("client", ["2", "4"])
+@pytest.mark.parametrize("way", ["get", "put"])
+async def test_big_files_in_chunks_one_handle_at_a_time(
+        tmp_path: Path, sftp_bin: str, client: str, way: str) -> None:
+    """Several files in chunks at once: a stream that comes to help
+    with one while its handle is taken leaves that file to the others
+    (once, such helpers waited for a handle their own lead held, and the
+    copies stalled until the idle limit, some failing)."""
+    files = {f"t/big{i}": os.urandom((6 << 20) + i) for i in range(6)}
+    files.update({f"t/s{i}": os.urandom(3000) for i in range(10)})
+    started = time.monotonic()
+    if way == "get":
+        result, work, _ = await run_served(
+            tmp_path, OneHandle, client, sftp_bin, b"get -r t down\n",
+            served=files)
+        landed = work / "down"
+    else:
+        old = {f"up/t/big{i}": b"old" for i in range(3)}
+        result, _, root = await run_served(
+            tmp_path, OneHandle, client, sftp_bin, b"put -r t up\n",
+            served=old, local=files)
+        landed = root / "up" / "t"
+    assert (result.status, result.stderr) == (0, b"")
+    assert _read_tree(landed) == _read_tree_of(files, "t")
+    assert time.monotonic() - started < QUICK
 
 
 @pytest.mark.parametrize("client", ["sftp", "1", "4"])
@@ -176,11 +230,32 @@ async def test_a_real_failure_among_waiting_opens_is_reported(
     sftp (after the others have closed), and the command ends."""
     files = {f"t/f{i}": os.urandom(3000) for i in range(6)}
     files["t/bad"] = b"unreadable"
+    started = time.monotonic()
     result, work, _ = await run_served(
         tmp_path, RefusesBad, client, sftp_bin, b"get -r t down\n",
         served=files)
     assert result.status == 1
     assert b'remote open "/t/bad": Failure' in result.stderr
+    assert time.monotonic() - started < QUICK
+    del files["t/bad"]
+    assert _read_tree(work / "down") == _read_tree_of(files, "t")
+
+
+@pytest.mark.parametrize("client", ["sftp", "1", "4"])
+async def test_a_real_failure_on_a_busy_server_is_final_at_once(
+        tmp_path: Path, sftp_bin: str, client: str) -> None:
+    """On a server that took several handles at once, a plain failure
+    with fewer open is no limit: OPENed once or twice, as by sftp, not
+    again at every close of the command's other files."""
+    files = {f"t/f{i:03d}": os.urandom(2000) for i in range(120)}
+    files["t/bad"] = b"unreadable"
+    BadRefused.attempts = 0
+    result, work, _ = await run_served(
+        tmp_path, ManyHandlesRefusesBad, client, sftp_bin,
+        b"get -r t down\n", served=files)
+    assert result.status == 1
+    assert b'remote open "/t/bad": Failure' in result.stderr
+    assert BadRefused.attempts <= 3
     del files["t/bad"]
     assert _read_tree(work / "down") == _read_tree_of(files, "t")
 
@@ -213,15 +288,28 @@ async def one_handle(tmp_path: Path, clean_ssh_env: None
 async def test_the_client_counts_its_open_handles(
         one_handle: tuple[SFTPClient, Path]) -> None:
     client, _ = one_handle
+    count = client.handles
     handle = await client.open("/a", OPEN_READ)
-    assert (client.handles_open, client.handles_closed) == (1, 0)
+    assert (count.open, count.files, count.closed) == (1, 1, 0)
     with pytest.raises(StatusError):          # the server's limit
         await client.open("/b", OPEN_READ)
-    assert client.handles_open == 1
+    assert (count.open, count.most, count.most_files) == (1, 1, 1)
+    directory = await client.opendir("/")     # it counts files alone
+    assert (count.open, count.files, count.most) == (2, 1, 2)
     await client.close_handle(handle)
-    assert (client.handles_open, client.handles_closed) == (0, 1)
-    await client.close_handle(await client.opendir("/"))
-    assert (client.handles_open, client.handles_closed) == (0, 2)
+    assert (count.open, count.files, count.closed) == (1, 0, 1)
+    await client.close_handle(directory)
+    assert (count.open, count.most_files, count.closed) == (0, 1, 2)
+
+
+async def _opens_once_closed(client: SFTPClient, handle: bytes,
+                             waiting: asyncio.Future[bytes]) -> None:
+    """*waiting*, an OPEN of ``/b``, still waits; once *handle* is
+    closed, it gets ``/b``."""
+    assert not waiting.done()
+    await client.close_handle(handle)
+    second = await asyncio.wait_for(waiting, 5)
+    assert await client.read(second, 0, 10) == b"b"
 
 
 async def test_a_refused_open_waits_for_a_close(
@@ -231,10 +319,7 @@ async def test_a_refused_open_waits_for_a_close(
     waiting = asyncio.ensure_future(open_with_room(
         client, lambda: client.open("/b", OPEN_READ)))
     await asyncio.sleep(0.3)
-    assert not waiting.done()
-    await client.close_handle(handle)
-    second = await asyncio.wait_for(waiting, 5)
-    assert await client.read(second, 0, 10) == b"b"
+    await _opens_once_closed(client, handle, waiting)
 
 
 async def test_a_handle_nobody_closes_ends_the_wait(
@@ -263,3 +348,52 @@ async def test_a_lost_session_ends_the_wait(
     with pytest.raises(SFTPError) as ended:
         await asyncio.wait_for(waiting, 2)
     assert not isinstance(ended.value, StatusError)     # a loss, not a file
+
+
+async def test_requests_sent_keep_the_wait_going(
+        one_handle: tuple[SFTPClient, Path]) -> None:
+    """A session that sends now and then (paced, as under ``-l``) is at
+    work even with nothing outstanding when looked at: no idle bound."""
+    client, _ = one_handle
+    handle = await client.open("/a", OPEN_READ)
+    waiting = asyncio.ensure_future(open_with_room(
+        client, lambda: client.open("/b", OPEN_READ), idle_limit=1.0))
+    for _ in range(8):                  # 2.4 s, past the idle limit
+        await client.stat("/a")
+        await asyncio.sleep(0.3)
+    await _opens_once_closed(client, handle, waiting)
+
+
+@pytest.mark.parametrize("limited", [False, True])
+async def test_no_idle_bound_under_a_rate_limit(
+        one_handle: tuple[SFTPClient, Path], monkeypatch: pytest.MonkeyPatch,
+        limited: bool) -> None:
+    """A copy's own OPEN under ``-l`` waits past the idle limit (the
+    limiter's pauses look idle); without ``-l`` the bound holds."""
+    client, _ = one_handle
+    monkeypatch.setattr(remotedest, "IDLE_LIMIT", 0.5)
+    ctx = CopyContext(limiter=RateLimiter(1e6) if limited else None)
+    handle = await client.open("/a", OPEN_READ)
+    opening = asyncio.ensure_future(open_remote(
+        ctx, client, "/b", OPEN_READ, wait=True))
+    await asyncio.sleep(1.5)
+    if not limited:
+        with pytest.raises(StatusError):
+            opening.result()
+        return
+    await _opens_once_closed(client, handle, opening)
+
+
+async def test_an_interrupt_ends_the_wait(
+        one_handle: tuple[SFTPClient, Path]) -> None:
+    client, _ = one_handle
+    await client.open("/a", OPEN_READ)
+    stop = False
+    waiting = asyncio.ensure_future(open_with_room(
+        client, lambda: client.open("/b", OPEN_READ),
+        interrupted=lambda: stop))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    stop = True
+    with pytest.raises(StatusError):
+        await asyncio.wait_for(waiting, 2)

@@ -63,12 +63,14 @@ def client_argv(client: str, sftp_bin: str) -> list[str]:
 async def run_served(tmp_path: Path, factory: type[Any], client: str,
                      sftp_bin: str, script: bytes, *,
                      served: dict[str, bytes] | None = None,
-                     local: dict[str, bytes] | None = None
+                     local: dict[str, bytes] | None = None,
+                     args: tuple[str, ...] = ()
                      ) -> tuple[Run, Path, Path]:
     """Serve *served* files with asyncssh's server and the SFTP server
     class *factory*, put *local* files in a fresh working directory, and
-    run the batch *script* there with :func:`client_argv`'s program;
-    what it did, the working directory and the server's root."""
+    run the batch *script* there with :func:`client_argv`'s program (and
+    *args*); what it did, the working directory and the server's
+    root."""
     from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
     server = AsyncSSHServer(tmp_path / "server", sftp_factory=factory)
     await server.start()
@@ -80,8 +82,9 @@ async def run_served(tmp_path: Path, factory: type[Any], client: str,
                 (where / name).parent.mkdir(parents=True, exist_ok=True)
                 (where / name).write_bytes(data)
         result = await run_async(
-            [*client_argv(client, sftp_bin), "-F", str(server.ssh_config),
-             "-b", "-", HOST_ALIAS], stdin=script, cwd=work)
+            [*client_argv(client, sftp_bin), *args, "-F",
+             str(server.ssh_config), "-b", "-", HOST_ALIAS],
+            stdin=script, cwd=work)
         return result, work, server.root
     finally:
         await server.stop()

@@ -252,7 +252,7 @@ class ChunkedFile:
         if spare is None or not spare.usable():
             return None
         try:
-            handle = await self.open_on(spare)
+            handle = await self.open_on(spare, wait=True)
         except StatusError:
             return None
         self.handles[spare] = handle
@@ -305,7 +305,7 @@ class ChunkedFile:
         """Open the file again on *stream* (its handle was closed); on
         failure, fail the copy (None)."""
         try:
-            handle = await self.open_on(stream)
+            handle = await self.open_on(stream, wait=True)
         except StatusError as exc:
             self.fail(handle_error(f'remote open "{self.job.source}"',
                                    exc.text))
@@ -355,8 +355,12 @@ class ChunkedFile:
         taken = self.early.take(stream) if self.early is not None else None
         return taken if taken is not None else opening()
 
-    async def open_on(self, stream: Stream) -> bytes:
-        """Open the remote file on *stream* (subclasses)."""
+    async def open_on(self, stream: Stream, *, wait: bool = False) -> bytes:
+        """Open the remote file on *stream* (subclasses); with *wait*, a
+        refusal while the session's handles are taken waits for one
+        (:func:`~psftp_shell.filecopy.remotedest.open_remote`): not for
+        a stream that comes to help, which leaves the file to the
+        others instead."""
         raise NotImplementedError
 
     def make_run(self, stream: Stream, handle: bytes) -> StreamRun:

@@ -32,7 +32,7 @@ class GetFile(ChunkedFile):
 
     source: str = ""
 
-    async def open_on(self, stream: Stream) -> bytes:
+    async def open_on(self, stream: Stream, *, wait: bool = False) -> bytes:
         """OPEN the source for reading on *stream*.
 
         The OPEN sent early for *stream*
@@ -42,7 +42,7 @@ class GetFile(ChunkedFile):
         is kept off this file.
         """
         handle = await self.early_or(stream, lambda: open_remote(
-            self.ctx, stream.client, self.source, OPEN_READ))
+            self.ctx, stream.client, self.source, OPEN_READ, wait=wait))
         await self.same_view(stream, handle)
         return handle
 

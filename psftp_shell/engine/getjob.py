@@ -130,7 +130,7 @@ class GetJob:
         if not lane.board.parallel or (attrs.size or 0) < ctx.share_min:
             return await self._single(lane, attrs)
         lead = asyncio.ensure_future(
-            open_remote(ctx, client, self.src, OPEN_READ))
+            open_remote(ctx, client, self.src, OPEN_READ, wait=True))
         early = self._open_early(lane)
         try:
             return await self._fresh(lane, attrs, local, jpath, lead, early)
@@ -234,7 +234,7 @@ class GetJob:
         try:
             if handle is None:
                 handle = await open_remote(board.ctx, lane.stream.client,
-                                           self.src, OPEN_READ)
+                                           self.src, OPEN_READ, wait=True)
             try:
                 await file.same_view(lane.stream, handle)
             except StatusError:

@@ -34,11 +34,11 @@ class PutFile(ChunkedFile):
 
     temp: str = ""
 
-    async def open_on(self, stream: Stream) -> bytes:
+    async def open_on(self, stream: Stream, *, wait: bool = False) -> bytes:
         """OPEN the remote temporary for writing on *stream* (or take
         the OPEN sent with the lead's, :class:`TempOpens`)."""
         return await self.early_or(stream, lambda: open_remote(
-            self.ctx, stream.client, self.temp, OPEN_WRITE))
+            self.ctx, stream.client, self.temp, OPEN_WRITE, wait=wait))
 
     def make_run(self, stream: Stream, handle: bytes) -> Run:
         """A WRITE pipeline on *stream*."""

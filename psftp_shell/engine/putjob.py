@@ -67,6 +67,7 @@ from psftp_shell.sftp.client import (
     StatusError,
     StatVFS,
 )
+from psftp_shell.sftp.few_handles import open_with_room
 from psftp_shell.sftp.request_core import retrieved
 
 
@@ -278,7 +279,8 @@ class PutJob:
             there = await client.lstat(temp)
             if not there.is_reg():
                 return None
-            handle = await client.open(temp, OPEN_WRITE)
+            handle = await open_with_room(
+                client, lambda: client.open(temp, OPEN_WRITE))
         except StatusError:
             return None
         return RemoteFile(handle, final, temp, check=WriteCheck.if_regular(

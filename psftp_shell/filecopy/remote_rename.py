@@ -18,6 +18,7 @@ from psftp_shell.sftp.client import (
     SFTPClient,
     StatusError,
 )
+from psftp_shell.sftp.few_handles import open_with_room
 from psftp_shell.sftp.request_core import retrieved
 
 
@@ -122,7 +123,8 @@ async def _fsetstat_path(client: SFTPClient, path: str, attrs: Attrs,
     """OPEN *path* for writing, FSETSTAT *attrs*, CLOSE: None if set,
     else the FSETSTAT's refusal (*refused* if the OPEN failed)."""
     try:
-        handle = await client.open(path, OPEN_WRITE)
+        handle = await open_with_room(client,
+                                      lambda: client.open(path, OPEN_WRITE))
     except StatusError:
         return refused
     try:

@@ -40,7 +40,7 @@ from psftp_shell.sftp.client import (
     SFTPError,
     StatusError,
 )
-from psftp_shell.sftp.few_handles import open_with_room
+from psftp_shell.sftp.few_handles import IDLE_LIMIT, open_with_room
 from psftp_shell.sftp.request_core import retrieved
 
 
@@ -117,17 +117,23 @@ class Sharers(Protocol):
 
 async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
                       flags: int, attrs: Attrs | None = None, *,
-                      temporary: bool = False) -> bytes:
+                      temporary: bool = False, wait: bool = False) -> bytes:
     """OPEN *path*; if cancelled meanwhile, undo it when it completes.
 
     The reply to a cancelled OPEN still creates a handle (and maybe a
     temporary file) on the server: close it, and remove a temporary.
-    The OPEN leaves in this turn, without a task of its own.  Refused
-    while other handles of *client* are open, it is sent again once one
-    is closed (:func:`~psftp_shell.sftp.few_handles.open_with_room`).
+    The OPEN leaves in this turn, without a task of its own.  With
+    *wait* (the caller holds no other handle of *client*), one refused
+    while other handles of *client* are open is sent again once one is
+    closed (:func:`~psftp_shell.sftp.few_handles.open_with_room`).
     """
-    return await open_with_room(client, lambda: _open_once(
-        ctx, client, path, flags, attrs, temporary))
+    if not wait:
+        return await _open_once(ctx, client, path, flags, attrs, temporary)
+    return await open_with_room(
+        client, lambda: _open_once(ctx, client, path, flags, attrs,
+                                   temporary),
+        interrupted=ctx.is_interrupted,
+        idle_limit=None if ctx.limiter is not None else IDLE_LIMIT)
 
 
 async def _open_once(ctx: CopyContext, client: SFTPClient, path: str,
@@ -136,6 +142,7 @@ async def _open_once(ctx: CopyContext, client: SFTPClient, path: str,
     fut = client.open_nowait(path, flags, attrs)
 
     def undo(handle: bytes) -> None:
+        client.handles.arrived(handle)      # and abandon closes it
         ctx.background(abandon(client, RemoteFile(
             handle, path, path if temporary else None)))
     client.on_late_reply(fut, undo)     # (no shield: a turn less a file)
@@ -213,7 +220,7 @@ async def remote_temp(ctx: CopyContext, client: SFTPClient,
                  sharers, guard, follow)
     try:
         handle = await open_remote(ctx, client, temp, flags, create,
-                                   temporary=True)
+                                   temporary=True, wait=True)
     except StatusError:
         if sharers is not None and await sharers.settle():
             await _remove_quietly(client, temp)
@@ -332,7 +339,8 @@ async def open_remote_dest(ctx: CopyContext, client: SFTPClient,
     flags = OPEN_WRITE | OPEN_CREAT
     flags |= OPEN_APPEND if resume else OPEN_TRUNC
     try:
-        handle = await open_remote(ctx, client, remote_path, flags, attrs)
+        handle = await open_remote(ctx, client, remote_path, flags, attrs,
+                                   wait=True)
     except StatusError as exc:
         out.error(handle_error(f'dest open "{remote_path}"', exc.text))
         return None

@@ -120,7 +120,8 @@ async def download_file(ctx: CopyContext, client: SFTPClient, out: Printer,
         return False
     mode, size = new_mode(attrs), attrs.size or 0
     try:
-        handle = await open_remote(ctx, client, remote_path, OPEN_READ)
+        handle = await open_remote(ctx, client, remote_path, OPEN_READ,
+                                   wait=True)
     except StatusError as exc:
         out.error(handle_error(f'remote open "{remote_path}"', exc.text))
         return False

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Callable
 
 from .attrs import Attrs
+from .handle_count import HandleCount
 from .outbox import ByteWriter
 from .replies import (
     on_attrs,
@@ -154,10 +155,9 @@ def check_batch(batch: list[Name], seen: set[str], count: int,
 class SFTPClient(SFTPCore):
     """An SFTP v3 client session over a reader/writer pair.
 
-    It counts the handles it holds open (OPEN or OPENDIR answered, CLOSE
-    not sent yet) and those it has closed, so that an OPEN the server
-    refused while others were open can wait for one of them to close
-    (:mod:`psftp_shell.sftp.few_handles`).
+    It counts the handles it holds open (:attr:`handles`), so that an
+    OPEN the server refused while others were open can wait for one of
+    them to close (:mod:`psftp_shell.sftp.few_handles`).
 
     :param on_lost: called with the error when the session ends for any
         reason other than :meth:`close` (transport died, protocol error)
@@ -167,39 +167,33 @@ class SFTPClient(SFTPCore):
                  on_lost: Callable[[SFTPError], None] | None = None
                  ) -> None:
         super().__init__(reader, writer, on_lost=on_lost)
-        self.handles_open = 0
-        self.handles_closed = 0
-        self._on_close: list[asyncio.Future[None]] = []
+        self.handles = HandleCount()
 
-    def _opened(self, fut: asyncio.Future[bytes]) -> None:
-        if not fut.cancelled() and fut.exception() is None:
-            self.handles_open += 1
+    @property
+    def requests_sent(self) -> int:
+        """How many requests the session has sent (it wraps at 2**32)."""
+        return self._next_id
 
-    def _closing(self) -> None:
-        self.handles_open = max(0, self.handles_open - 1)
-        self.handles_closed += 1
-        self._wake_closers()
-
-    def _wake_closers(self) -> None:
-        waiters, self._on_close = self._on_close, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+    def _counted(self, fut: asyncio.Future[bytes], directory: bool = False
+                 ) -> asyncio.Future[bytes]:
+        def opened(fut: asyncio.Future[bytes]) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                self.handles.arrived(fut.result(), directory)
+        fut.add_done_callback(opened)
+        return fut
 
     def _shutdown(self, reason: SFTPError, lost: bool) -> None:
         super()._shutdown(reason, lost)
-        self._wake_closers()
+        self.handles.wake()
 
     def next_close(self) -> asyncio.Future[None]:
         """Done when a handle is next closed, or when the session ends."""
-        waiter: asyncio.Future[None] = \
-            asyncio.get_running_loop().create_future()
         if self.closed:
-            waiter.set_result(None)
-        else:
-            self._on_close = [w for w in self._on_close if not w.done()]
-            self._on_close.append(waiter)
-        return waiter
+            done: asyncio.Future[None] = \
+                asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return self.handles.next_close()
 
     # ---- paths and attributes
 
@@ -268,10 +262,7 @@ class SFTPClient(SFTPCore):
         """OPEN sent in this turn; the future gets the handle."""
         payload = b"".join((pack_path(path), U32.pack(pflags),
                             encode_attrs(attrs or Attrs())))
-        fut: asyncio.Future[bytes] = self._submit(FXP_OPEN, payload,
-                                                  on_handle)
-        fut.add_done_callback(self._opened)
-        return fut
+        return self._counted(self._submit(FXP_OPEN, payload, on_handle))
 
     async def close_handle(self, handle: bytes) -> None:
         """Close a file or directory handle."""
@@ -281,7 +272,9 @@ class SFTPClient(SFTPCore):
         """CLOSE sent in this turn (with the requests made in it)."""
         fut: asyncio.Future[None] = self._submit(
             FXP_CLOSE, pack_string(handle), on_status)
-        self._closing()
+        # open until the server says it is closed: some handle requests
+        # concurrently, and count a handle until its CLOSE is done
+        fut.add_done_callback(lambda _: self.handles.closed_one(handle))
         return fut
 
     async def read(self, handle: bytes, offset: int, length: int) -> bytes:
@@ -297,10 +290,8 @@ class SFTPClient(SFTPCore):
 
     async def opendir(self, path: str) -> bytes:
         """Open a directory for reading; return its handle."""
-        fut: asyncio.Future[bytes] = self._submit(FXP_OPENDIR,
-                                                  pack_path(path), on_handle)
-        fut.add_done_callback(self._opened)
-        return await fut
+        return await self._counted(
+            self._submit(FXP_OPENDIR, pack_path(path), on_handle), True)
 
     async def readdir(self, handle: bytes) -> list[Name] | None:
         """Return the next batch of entries, or None at the end."""

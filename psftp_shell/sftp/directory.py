@@ -37,8 +37,8 @@ async def read_directory(client: SFTPClient, out: Printer, path: str, *,
     partial listing.
     """
     try:
-        handle = await open_with_room(client,
-                                      lambda: client.opendir(path))
+        handle = await open_with_room(client, lambda: client.opendir(path),
+                                      directory=True)
     except StatusError as exc:
         if report_open:
             out.error(handle_error(f'remote readdir("{path}")', exc.text))

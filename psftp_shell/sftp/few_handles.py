@@ -7,14 +7,25 @@ it copies what is in it.  psftp-shell keeps several files in flight on
 each stream, and at ``-n 1`` walks a tree on the session its copies
 use.  :func:`open_with_room` makes such an OPEN wait, when it is refused
 while others of its session are open, until one of them is closed, then
-sends it again.  Refused with none open, it is a real failure, reported
-as sftp reports it; so is one whose session has had nothing outstanding
-for :data:`IDLE_LIMIT` seconds while it waited (the handles open then
-are nobody's work in progress, and may never be closed).
+sends it again.
 
-Only OPENs whose caller holds no other handle of the session wait here
-(a file's source or temporary, a directory to list): a caller waiting
-for its own handle to close would wait in vain.
+The refusal is final, and reported as sftp reports it:
+
+- when none of the session's handles is open, or, for a file, fewer
+  than the session has held at once before, counting files alone and
+  counting files and directories (the server took more then: this is
+  no limit, but a refusal of this file, such as a directory's);
+- once the command is interrupted;
+- after :data:`IDLE_LIMIT` seconds in which the session sent nothing
+  and waited for nothing (the handles open then are nobody's work in
+  progress, and may never be closed); not under ``-l``, whose pauses
+  look like that.
+
+The session lost meanwhile raises its loss instead: the copy goes on
+elsewhere.  Only OPENs whose caller holds no other handle of the session
+wait here (a file's own source or temporary, a directory to list): a
+caller waiting for its own handle to close would wait in vain, and a
+stream joining a copy in chunks does better to leave it to the others.
 """
 
 from __future__ import annotations
@@ -30,24 +41,35 @@ T = TypeVar("T")
 
 IDLE_LIMIT = 10.0
 """Seconds a refused OPEN waits for a handle to close while its session
-has no request outstanding."""
+neither sends nor waits for anything."""
 POLL = 0.5
+
+
+def _never() -> bool:
+    return False
 
 
 async def open_with_room(client: SFTPClient,
                          opening: Callable[[], Awaitable[T]], *,
-                         idle_limit: float = IDLE_LIMIT) -> T:
-    """Run *opening* (an OPEN or OPENDIR on *client*); while it fails
-    with a plain failure and another handle of *client* is open, run it
-    again once one has been closed.  The session lost meanwhile raises
-    its loss (the copy goes on elsewhere), not the refusal."""
+                         directory: bool = False,
+                         interrupted: Callable[[], bool] = _never,
+                         idle_limit: float | None = IDLE_LIMIT) -> T:
+    """Run *opening* (an OPEN, or with *directory* an OPENDIR, on
+    *client*); while the server refuses it as a handle limit would, run
+    it again once one of the session's other handles has been closed
+    (see the module docstring; *idle_limit* None: no idle bound)."""
+    count = client.handles
     while True:
-        closes = client.handles_closed
+        closes, held, files = count.closed, count.open, count.files
         try:
             return await opening()
         except StatusError as exc:
-            if exc.code != FX_FAILURE or \
-                    not await handle_closed(client, closes, idle_limit):
+            held, files = max(held, count.open), max(files, count.files)
+            limit = held > 0 and (directory or files >= count.most_files
+                                  or held >= count.most)
+            if exc.code != FX_FAILURE or not limit or interrupted() or \
+                    not await handle_closed(client, closes, interrupted,
+                                            idle_limit):
                 lost = client.lost_reason
                 if lost is not None:    # the stream's loss, not the file's
                     raise copy_error(lost) from None
@@ -55,21 +77,24 @@ async def open_with_room(client: SFTPClient,
 
 
 async def handle_closed(client: SFTPClient, since: int,
-                        idle_limit: float = IDLE_LIMIT) -> bool:
+                        interrupted: Callable[[], bool] = _never,
+                        idle_limit: float | None = IDLE_LIMIT) -> bool:
     """Wait until one of *client*'s handles has been closed after its
     *since* closes (at once if one was); False if none is open to be
-    closed, if the session ends, or after *idle_limit* seconds without a
-    request outstanding."""
+    closed, if the session ends, once *interrupted*, or after
+    *idle_limit* seconds in which the session sent no request and had
+    none outstanding."""
     loop = asyncio.get_running_loop()
-    quiet_from: float | None = None
-    while client.handles_closed == since:
-        if client.handles_open == 0 or client.closed:
+    quiet_from = loop.time()
+    sent = client.requests_sent
+    while client.handles.closed == since:
+        if client.handles.open == 0 or client.closed or interrupted():
             return False
-        if client.oldest_pending() is not None:
-            quiet_from = None
-        elif quiet_from is None:
-            quiet_from = loop.time()
-        elif loop.time() - quiet_from >= idle_limit:
+        if client.requests_sent != sent or \
+                client.oldest_pending() is not None:
+            sent, quiet_from = client.requests_sent, loop.time()
+        elif idle_limit is not None and \
+                loop.time() - quiet_from >= idle_limit:
             return False
         closed = client.next_close()
         try:
