@@ -22,12 +22,18 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import asyncssh
 import pytest
 
+from psftp_shell.core.observer import TransferJob
 from psftp_shell.devserver import HOST_ALIAS, AsyncSSHServer
+from psftp_shell.engine.early_opens import EarlyOpens
+from psftp_shell.engine.get_chunks import GetFile
+from psftp_shell.engine.stream import Stream
 from psftp_shell.filecopy import remotedest
+from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.filecopy.copy_context import CopyContext
 from psftp_shell.filecopy.ratelimit import RateLimiter
 from psftp_shell.filecopy.remotedest import open_remote
@@ -38,6 +44,7 @@ from psftp_shell.sftp.client import (
     StatusError,
 )
 from psftp_shell.sftp.few_handles import open_with_room
+from psftp_shell.sftp.handle_count import HandleCount
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
 from psftp_shell.ssh.transport import SSHTransport
@@ -384,16 +391,40 @@ async def test_no_idle_bound_under_a_rate_limit(
     await _opens_once_closed(client, handle, opening)
 
 
-async def test_an_interrupt_ends_the_wait(
-        one_handle: tuple[SFTPClient, Path]) -> None:
-    client, _ = one_handle
-    await client.open("/a", OPEN_READ)
-    stop = False
-    waiting = asyncio.ensure_future(open_with_room(
-        client, lambda: client.open("/b", OPEN_READ),
-        interrupted=lambda: stop))
-    await asyncio.sleep(0.3)
-    assert not waiting.done()
-    stop = True
-    with pytest.raises(StatusError):
-        await asyncio.wait_for(waiting, 2)
+@pytest.mark.parametrize("held", [True, False])
+async def test_a_helper_refused_by_the_limit_may_help_after_a_close(
+        one_handle: tuple[SFTPClient, Path], tmp_path: Path,
+        held: bool) -> None:
+    """A stream refused as a handle limit would is kept off the file only
+    until its session closes a handle (kept off for good, a lost lead
+    left its chunks to nobody and the command waited for ever); one
+    refused for the file itself stays off."""
+    client, root = one_handle
+    size = 1 << 20
+    (root / "big").write_bytes(os.urandom(size))
+    ctx = CopyContext()
+    with open(tmp_path / "down", "wb") as dest:
+        file = GetFile(ctx, TransferJob(False, "/big", "down", size),
+                       dest.fileno(), [(0, size)], size, RangeSet(), 2)
+        file.source = "/big" if held else "/missing"
+        stream = Stream.make(1, client, 4)
+        if held:                            # the server's one handle
+            handle = await client.open("/a", OPEN_READ)
+        await file.help(stream)             # refused: nothing copied
+        assert client.handles.limited is held
+        assert not file.wants(stream)
+        if not held:
+            handle = await client.open("/a", OPEN_READ)
+        await client.close_handle(handle)
+        assert file.wants(stream) is held
+
+
+def test_no_early_open_where_the_server_refused_as_a_limit() -> None:
+    """An OPEN sent ahead of a helper on such a session could take its
+    one handle while that session's own files wait for it."""
+    clients = [SimpleNamespace(closed=False, handles=HandleCount())
+               for _ in range(3)]
+    streams = [Stream.make(i, c, 4)  # type: ignore[arg-type]
+               for i, c in enumerate(clients)]
+    clients[2].handles.limited = True
+    assert EarlyOpens.idle(streams, streams[0]) == [streams[1]]

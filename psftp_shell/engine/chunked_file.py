@@ -38,7 +38,7 @@ from psftp_shell.filecopy.chunk_ranges import (
 )
 from psftp_shell.filecopy.copy_context import CopyContext
 from psftp_shell.sftp.attrs import Attrs
-from psftp_shell.sftp.client import SFTPError, StatusError
+from psftp_shell.sftp.client import FX_FAILURE, SFTPError, StatusError
 from psftp_shell.sftp.request_core import retrieved
 
 
@@ -119,7 +119,10 @@ class ChunkedFile:
         self.running: list[StreamRun] = []    # the runs at work on the file
         self.opens = 0              # OPENs made by the streams so far
         self._looks: list[tuple[int, asyncio.Future[Attrs]]] = []
-        self.excluded: set[Stream] = set()
+        self.excluded: dict[Stream, int | None] = {}
+        """Streams refused an OPEN of the file; for a refusal a handle
+        limit could explain, the count of their session's closes then:
+        they may help again after one more."""
         self.notify: Callable[[], None] = _nothing
         self.on_lost: Callable[[Stream], None] = _nothing_lost
         self.mtime: int | None = None
@@ -130,10 +133,19 @@ class ChunkedFile:
 
     def wants(self, stream: Stream) -> bool:
         """Whether *stream* could help: work to take or to steal."""
-        if self.stopped or stream in self.excluded:
+        if self.stopped or self._shut_out(stream):
             return False
         return bool(self.queue.pending) or \
             self.queue.stealable() is not None
+
+    def _shut_out(self, stream: Stream) -> bool:
+        if stream not in self.excluded:
+            return False
+        closes = self.excluded[stream]
+        if closes is not None and stream.client.handles.closed != closes:
+            del self.excluded[stream]   # a handle was closed: try again
+            return False
+        return True
 
     def next_chunk(self) -> Chunk | None:
         """A chunk to work on: the next one, else half of the slowest."""
@@ -374,10 +386,16 @@ class ChunkedFile:
         try:
             handle = self.handles.get(stream)
             if handle is None and not self.stopped:
+                count = stream.client.handles
+                closes, held = count.closed, count.open
                 try:
                     handle = await self.open_on(stream)
-                except StatusError:
-                    self.excluded.add(stream)
+                except StatusError as exc:
+                    limit = exc.code == FX_FAILURE and \
+                        max(held, count.open) > 0
+                    if limit:
+                        count.limited = True
+                    self.excluded[stream] = closes if limit else None
                     return
                 self.opens += 1
                 self.handles[stream] = handle

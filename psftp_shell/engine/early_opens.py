@@ -44,9 +44,13 @@ class EarlyOpens:
 
     @staticmethod
     def idle(streams: list[Stream], lead: Stream) -> list[Stream]:
-        """The streams besides *lead* that could help right away."""
+        """The streams besides *lead* that could help right away; not
+        those whose server refused an OPEN as a handle limit would (an
+        early handle nobody takes yet would keep their own files'
+        OPENs waiting)."""
         return [s for s in streams if s is not lead and not s.control
-                and s.runs == 0 and s.usable()]
+                and s.runs == 0 and s.usable()
+                and not s.client.handles.limited]
 
     def send(self, stream: Stream,
              opening: Coroutine[Any, Any, bytes]) -> None:

@@ -51,6 +51,7 @@ from psftp_shell.filecopy.onto_itself import onto_itself, upload_guard
 from psftp_shell.filecopy.remotedest import (
     OntoItself,
     RemoteFile,
+    idle_limit,
     remote_temp,
 )
 from psftp_shell.filecopy.single_upload import (
@@ -217,7 +218,7 @@ class PutJob:
         if again:
             found = journal.load(jpath)
             if found is not None:
-                dest = await self._reopen(client, found)
+                dest = await self._reopen(client, found, idle_limit(ctx))
                 if dest is not None:
                     return await self._chunked(lane, fd, st, attrs, dest,
                                                found.done, jpath)
@@ -267,9 +268,10 @@ class PutJob:
             self.slot.logit(journal.dropped_text(
                 found.temp, found.done.total, found.source, changed))
 
-    async def _reopen(self, client: SFTPClient, found: journal.Journal
-                      ) -> RemoteFile | None:
-        """The journal's temporary, if it is still there and ours."""
+    async def _reopen(self, client: SFTPClient, found: journal.Journal,
+                      idle: float | None) -> RemoteFile | None:
+        """The journal's temporary, if it is still there and ours (its
+        OPEN waits for a handle, with the idle bound *idle*)."""
         temp = found.temp
         # ours: beside the target, or beside the file a target link names
         final = named_by_temp(temp)
@@ -280,7 +282,8 @@ class PutJob:
             if not there.is_reg():
                 return None
             handle = await open_with_room(
-                client, lambda: client.open(temp, OPEN_WRITE))
+                client, lambda: client.open(temp, OPEN_WRITE),
+                idle_limit=idle)
         except StatusError:
             return None
         return RemoteFile(handle, final, temp, check=WriteCheck.if_regular(

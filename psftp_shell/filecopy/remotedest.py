@@ -132,8 +132,13 @@ async def open_remote(ctx: CopyContext, client: SFTPClient, path: str,
     return await open_with_room(
         client, lambda: _open_once(ctx, client, path, flags, attrs,
                                    temporary),
-        interrupted=ctx.is_interrupted,
-        idle_limit=None if ctx.limiter is not None else IDLE_LIMIT)
+        idle_limit=idle_limit(ctx))
+
+
+def idle_limit(ctx: CopyContext) -> float | None:
+    """:data:`~psftp_shell.sftp.few_handles.IDLE_LIMIT`, or none under
+    ``-l`` (whose pauses look idle)."""
+    return None if ctx.limiter is not None else IDLE_LIMIT
 
 
 async def _open_once(ctx: CopyContext, client: SFTPClient, path: str,
@@ -142,7 +147,9 @@ async def _open_once(ctx: CopyContext, client: SFTPClient, path: str,
     fut = client.open_nowait(path, flags, attrs)
 
     def undo(handle: bytes) -> None:
-        client.handles.arrived(handle)      # and abandon closes it
+        # counted after the replies before it, as its own would have
+        # been; abandon closes it
+        asyncio.get_running_loop().call_soon(client.handles.arrived, handle)
         ctx.background(abandon(client, RemoteFile(
             handle, path, path if temporary else None)))
     client.on_late_reply(fut, undo)     # (no shield: a turn less a file)

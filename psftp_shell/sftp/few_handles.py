@@ -15,17 +15,23 @@ The refusal is final, and reported as sftp reports it:
   than the session has held at once before, counting files alone and
   counting files and directories (the server took more then: this is
   no limit, but a refusal of this file, such as a directory's);
-- once the command is interrupted;
 - after :data:`IDLE_LIMIT` seconds in which the session sent nothing
   and waited for nothing (the handles open then are nobody's work in
   progress, and may never be closed); not under ``-l``, whose pauses
   look like that.
 
 The session lost meanwhile raises its loss instead: the copy goes on
-elsewhere.  Only OPENs whose caller holds no other handle of the session
-wait here (a file's own source or temporary, a directory to list): a
-caller waiting for its own handle to close would wait in vain, and a
-stream joining a copy in chunks does better to leave it to the others.
+elsewhere.  An interrupted command's copies close their handles as they
+stop, and a waiting OPEN goes out then like one in flight at Ctrl-C
+(the copy that follows it stops at once).
+
+Only OPENs whose caller holds no other handle of the session wait here
+(a file's own source or temporary, a directory to list): a caller
+waiting for its own handle to close would wait in vain, and a stream
+joining a copy in chunks does better to leave it to the others.  A
+session whose server refused an OPEN as a limit would is marked
+(:attr:`~psftp_shell.sftp.handle_count.HandleCount.limited`): no OPEN
+is sent there ahead of a helper.
 """
 
 from __future__ import annotations
@@ -45,14 +51,9 @@ neither sends nor waits for anything."""
 POLL = 0.5
 
 
-def _never() -> bool:
-    return False
-
-
 async def open_with_room(client: SFTPClient,
                          opening: Callable[[], Awaitable[T]], *,
                          directory: bool = False,
-                         interrupted: Callable[[], bool] = _never,
                          idle_limit: float | None = IDLE_LIMIT) -> T:
     """Run *opening* (an OPEN, or with *directory* an OPENDIR, on
     *client*); while the server refuses it as a handle limit would, run
@@ -65,11 +66,12 @@ async def open_with_room(client: SFTPClient,
             return await opening()
         except StatusError as exc:
             held, files = max(held, count.open), max(files, count.files)
-            limit = held > 0 and (directory or files >= count.most_files
-                                  or held >= count.most)
-            if exc.code != FX_FAILURE or not limit or interrupted() or \
-                    not await handle_closed(client, closes, interrupted,
-                                            idle_limit):
+            limit = exc.code == FX_FAILURE and held > 0 and (
+                directory or files >= count.most_files or held >= count.most)
+            if limit:
+                count.limited = True
+            if not limit or not await handle_closed(client, closes,
+                                                    idle_limit):
                 lost = client.lost_reason
                 if lost is not None:    # the stream's loss, not the file's
                     raise copy_error(lost) from None
@@ -77,18 +79,16 @@ async def open_with_room(client: SFTPClient,
 
 
 async def handle_closed(client: SFTPClient, since: int,
-                        interrupted: Callable[[], bool] = _never,
                         idle_limit: float | None = IDLE_LIMIT) -> bool:
     """Wait until one of *client*'s handles has been closed after its
     *since* closes (at once if one was); False if none is open to be
-    closed, if the session ends, once *interrupted*, or after
-    *idle_limit* seconds in which the session sent no request and had
-    none outstanding."""
+    closed, if the session ends, or after *idle_limit* seconds in which
+    the session sent no request and had none outstanding."""
     loop = asyncio.get_running_loop()
     quiet_from = loop.time()
     sent = client.requests_sent
     while client.handles.closed == since:
-        if client.handles.open == 0 or client.closed or interrupted():
+        if client.handles.open == 0 or client.closed:
             return False
         if client.requests_sent != sent or \
                 client.oldest_pending() is not None:

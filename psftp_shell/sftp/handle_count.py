@@ -27,6 +27,8 @@ class HandleCount:
         """The most file handles open at once."""
         self.closed = 0
         """CLOSEs answered."""
+        self.limited = False
+        """Whether the server refused an OPEN as a handle limit would."""
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
