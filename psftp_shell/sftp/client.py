@@ -184,16 +184,7 @@ class SFTPClient(SFTPCore):
 
     def _shutdown(self, reason: SFTPError, lost: bool) -> None:
         super()._shutdown(reason, lost)
-        self.handles.wake()
-
-    def next_close(self) -> asyncio.Future[None]:
-        """Done when a handle is next closed, or when the session ends."""
-        if self.closed:
-            done: asyncio.Future[None] = \
-                asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-        return self.handles.next_close()
+        self.handles.wake()     # the waits for a close end with it
 
     # ---- paths and attributes
 

@@ -96,7 +96,7 @@ async def handle_closed(client: SFTPClient, since: int,
         elif idle_limit is not None and \
                 loop.time() - quiet_from >= idle_limit:
             return False
-        closed = client.next_close()
+        closed = client.handles.next_close()    # (woken at its end too)
         try:
             await asyncio.wait([closed], timeout=POLL)
         finally:
