@@ -15,7 +15,11 @@ trial runs psftp-shell as a user would, with ``-o ServerAliveInterval=1
   final name (each final file absent or identical);
 - after a failure, resume (``reget``/``reput``, ``-r`` for trees) with
   the faults gone, to identical files, moving less than the whole when
-  the failed run kept anything.
+  the failed run kept anything.  A single file's ``reput`` may instead
+  be refused as sftp's is (``destination file same size or larger``)
+  when the failed run had already put the whole file in place and only
+  the last answer was lost (the connection died after the rename was
+  done): that counts as no problem only if the file is identical.
 
 ``python -m tests.campaign --trials 300 --seed 1`` runs a campaign and
 prints its figures; a failed trial prints its seed and plan, and
@@ -169,6 +173,9 @@ class Outcome:
     wrong: list[str] = field(default_factory=list)
     resumed: bool = False       # a failure resumed to identical files
     afresh: bool = False        # nothing was left: copied again instead
+    whole: bool = False         # the failed run had put the whole file
+    #                             in place (its answer was lost): the
+    #                             reput refused it as sftp's does
     resume_moved: int = 0
     kept: int = 0               # bytes the failed run left for resume
     problems: list[str] = field(default_factory=list)
@@ -333,6 +340,10 @@ class Trial:
     async def _resume(self) -> None:
         out = self.out
         out.kept = self._kept()
+        # The connection may die after the last step was done and before
+        # its answer came (a rename, for a put): the final names then
+        # already hold their source's bytes.
+        already = not self._wrong(complete=True)
         # nothing to resume from (no journal, no file complete: the
         # fault came before any data): copy afresh
         out.afresh = not out.kept
@@ -347,6 +358,9 @@ class Trial:
         status, err, _ = ran
         out.resume_moved = self.relay.moved(None, way) - before
         wrong = self._wrong(complete=True)
+        if already and not wrong and self._refused_as_sftp(status, err):
+            out.whole = True
+            return
         if status != 0 or wrong:
             there = sorted(str(p.relative_to(self._result_root().parent))
                            for p in self._result_root().parent.rglob("*"))
@@ -360,6 +374,13 @@ class Trial:
             out.problems.append(
                 f"resume moved {out.resume_moved} of {self._whole()} "
                 f"with {out.kept} kept")
+
+    def _refused_as_sftp(self, status: int, err: str) -> bool:
+        """Whether the resume was refused as sftp's ``reput`` refuses a
+        target as large as its source (a single file: in a tree, a
+        complete file is skipped)."""
+        return self.plan.direction == "put" and self.plan.shape != "tree" \
+            and status == 1 and "destination file same size or larger" in err
 
     # ---- checks
 
@@ -436,6 +457,7 @@ class Figures:
     resumed: int = 0            # of those, resumed to identical files
     resumed_less: int = 0       # ... moving less than the whole
     afresh: int = 0             # ... copied afresh: nothing was left
+    whole: int = 0              # ... already whole: the reput refused
     problems: int = 0
     seconds: float = 0.0
 
@@ -452,6 +474,7 @@ class Figures:
         self.resumed_less += o.resumed and \
             o.resume_moved < o.plan.total
         self.afresh += o.resumed and o.afresh
+        self.whole += o.whole
         self.problems += bool(o.problems or o.wrong)
         self.seconds += o.seconds
 
@@ -463,7 +486,9 @@ class Figures:
                 f"{self.failed} failed and {self.resumed} of them resumed "
                 f"to identical files ({self.resumed_less} moving less than "
                 f"the whole, {self.afresh} copied afresh as the fault came "
-                f"before any data); {self.problems} trials with a problem")
+                f"before any data; {self.whole} already whole, the answer "
+                f"to the last step lost, and refused by reput as by sftp); "
+                f"{self.problems} trials with a problem")
 
 
 def report(o: Outcome) -> str:
@@ -495,6 +520,7 @@ async def campaign(sshd: PrivateSSHD, workdir: Path, seed: int,
                   f"status={outcome.status} {outcome.seconds:.1f}s "
                   f"fired={outcome.fired} kept={outcome.kept} "
                   f"resumed={outcome.resumed} afresh={outcome.afresh} "
+                  f"whole={outcome.whole} "
                   f"moved={outcome.resume_moved}",
                   flush=True)
     return figures
