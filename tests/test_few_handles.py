@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import asyncssh
 import pytest
@@ -48,6 +49,7 @@ from psftp_shell.sftp.handle_count import HandleCount
 from psftp_shell.ssh.connect import Connector, SSHTarget
 from psftp_shell.ssh.prompter import BatchPrompter
 from psftp_shell.ssh.transport import SSHTransport
+from tests.test_verify import SIZE, Faults, faulty, make_rig
 from tests.twins import Run, run_served
 
 
@@ -228,6 +230,107 @@ async def test_big_files_in_chunks_one_handle_at_a_time(
     assert (result.status, result.stderr) == (0, b"")
     assert _read_tree(landed) == _read_tree_of(files, "t")
     assert time.monotonic() - started < QUICK
+
+
+class CountsReads(OneHandle):
+    """A one-handle server that counts the READs (an upload's check of
+    its temporary reads it back) and its refusals of an OPEN of a
+    temporary for reading alone (the check's second handle)."""
+
+    reads = 0
+    read_refused = 0
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs
+             ) -> object:
+        if self.open_files and b".psftp-" in path \
+                and pflags == asyncssh.FXF_READ:
+            CountsReads.read_refused += 1
+        return super().open(path, pflags, attrs)
+
+    def read(self, file_obj: object, offset: int, size: int) -> object:
+        CountsReads.reads += 1
+        return super().read(file_obj, offset, size)
+
+
+@pytest.mark.parametrize("client", ["1", "4"])
+@pytest.mark.parametrize("what", ["file", "big file", "tree"])
+async def test_verified_uploads_pass_one_handle_at_a_time(
+        tmp_path: Path, sftp_bin: str, client: str, what: str) -> None:
+    """``-X verify=hash`` reads an upload's temporary back before its
+    rename; with the temporary's own handle open that needs a second
+    one.  The server refuses it, so the temporary is closed and opened
+    again for both (until 2026-12-08 every such upload failed with
+    ``remote open ".x.psftp-...": Failure``)."""
+    CountsReads.reads = CountsReads.read_refused = 0
+    if what == "tree":
+        files, script = _tree("t"), b"put -r t up\n"
+    else:
+        size = 3000 if what == "file" else (12 << 20) + 5
+        files, script = {"t": os.urandom(size)}, b"put t up\n"
+    result, _, root = await run_served(
+        tmp_path, CountsReads, client, sftp_bin, script,
+        served={"up/t/f00": b"old"} if what == "tree" else {"up": b"old"},
+        local=files, args=("-X", "verify=hash"))
+    assert (result.status, result.stderr) == (0, b"")
+    if what == "tree":
+        assert _read_tree(root / "up" / "t") == _read_tree_of(files, "t")
+    else:
+        assert (root / "up").read_bytes() == files["t"]
+    assert sorted(p.name for p in root.iterdir()) == ["up"]
+    assert CountsReads.read_refused >= 1    # the check met the limit
+    assert CountsReads.reads >= 1           # and read the copies back
+
+
+@pytest.mark.parametrize("streams", [1, 4])
+@pytest.mark.parametrize("spoilt", [1, -1])
+async def test_a_verified_upload_mends_through_its_reopened_handle(
+        tmp_path: Path, clean_ssh_env: None, streams: int, spoilt: int
+        ) -> None:
+    """A byte spoilt on the way in is found by the check and written
+    again through the temporary's new handle, open for both (at 4
+    streams, the lead's of a file in chunks).  Spoilt at every WRITE,
+    the upload fails after its repairs with nothing left behind: no
+    temporary, and no handle open on any session."""
+    faults = Faults(writes=spoilt)
+    sessions: list[OneHandle] = []
+
+    class Spoils(OneHandle, faulty(faults)):  # type: ignore[misc]
+        """A one-handle server that spoils the byte at SPOT of WRITEs."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            sessions.append(self)
+
+    server = AsyncSSHServer(tmp_path / "server", sftp_factory=Spoils)
+    await server.start()
+    try:
+        rig = await make_rig(server.ssh_config, tmp_path, server.root, "",
+                             streams)
+        try:
+            data = os.urandom(SIZE)     # past the spot spoilt
+            (rig.local / "src").write_bytes(data)
+            (server.root / "up").write_bytes(b"the old copy")
+            ok = await rig.put("src", "up")
+            assert rig.leftovers() == []
+            for _ in range(20):         # the last CLOSEs' answers
+                if not any(s.open_files for s in sessions):
+                    break
+                await asyncio.sleep(0.1)
+            assert [s.open_files for s in sessions] == [0] * len(sessions)
+            if spoilt == 1:
+                assert ok and faults.hits == 1
+                assert (server.root / "up").read_bytes() == data
+                assert rig.seen.verified == ["sha256 (read-back)"]
+                assert rig.messages() == ""
+            else:
+                assert not ok and faults.hits == 3  # and two repairs
+                assert (server.root / "up").read_bytes() == \
+                    b"the old copy"
+                assert "differs in bytes" in rig.messages()
+        finally:
+            await rig.transport.close()
+    finally:
+        await server.stop()
 
 
 @pytest.mark.parametrize("client", ["sftp", "1", "4"])

@@ -94,11 +94,11 @@ class PutFinish:
         if found is None:           # no connection left to finish on
             self.keep(file, dest, jpath)
             return False
-        client, handle = found[0].client, found[1]
+        lead, client, handle = found[0], found[0].client, found[1]
         assert file.eof_at is not None
         # the other streams' CLOSEs go out with the size check; the
         # lead's handle finishes the file and is closed last
-        closing = asyncio.ensure_future(file.close_all(keep=found[0]))
+        closing = asyncio.ensure_future(file.close_all(keep=lead))
         closing.add_done_callback(retrieved)
         # a source that shrank meanwhile ends at its new size: what was
         # read past it is not the source's any more
@@ -106,8 +106,16 @@ class PutFinish:
         if file.skipped or file.high > file.eof_at:
             await fsetstat_remote(client, out, handle,
                                   Attrs(size=file.eof_at))
+        def reopened(new: bytes | None) -> None:
+            nonlocal handle
+            if new is None:
+                file.handles.pop(lead, None)
+            else:
+                file.handles[lead] = handle = new
+
         if not await verify_upload(board.ctx, client, out, file.temp,
-                                   handle, file.fd, file.job, file.eof_at):
+                                   handle, file.fd, file.job, file.eof_at,
+                                   reopened=reopened):
             file.report_closes(out, await closing + await file.close_all())
             journal.remove(jpath)
             await abandon(client, dest)
@@ -119,7 +127,7 @@ class PutFinish:
             await fsync_remote(client, out, handle)
         ok = file.report_closes(out, await closing)
         if ok:                  # nothing is renamed after a failed CLOSE
-            file.handles.pop(found[0], None)
+            file.handles.pop(lead, None)
             ok = await close_into_place(client, out, dest, handle)
         else:
             await file.close_all()

@@ -58,6 +58,15 @@ class RemoteFile:
     open: bool = True
     check: WriteCheck | None = None
 
+    def reopened(self, handle: bytes | None) -> None:
+        """The file's handle was closed (*handle* None: none is open in
+        its place yet, or ever if the reopen fails), or *handle* opened
+        in its place."""
+        if handle is None:
+            self.open = False
+        else:
+            self.handle, self.open = handle, True
+
     def drop_check(self) -> None:
         """The temporary will not replace the target: no answer needed."""
         if self.check is not None:

@@ -206,7 +206,8 @@ async def _finish_upload(ctx: CopyContext, client: SFTPClient, out: Printer,
         return False        # the caller's finally cleans up
     if dest.temp is not None and not failed and not await verify_upload(
             ctx, client, out, dest.temp, dest.handle, fd, job,
-            pushed.highwater, sized[0] if sized else None):
+            pushed.highwater, sized[0] if sized else None,
+            reopened=dest.reopened):
         return False        # the caller's finally cleans up
     if failed and flags.resume:
         await fsetstat_remote(client, out, dest.handle,

@@ -50,15 +50,17 @@ from psftp_shell.filecopy.range_hashes import (
     read_range,
     runs_of,
 )
+from psftp_shell.filecopy.remotedest import close_remote, open_remote
 from psftp_shell.sftp import checkfile
 from psftp_shell.sftp.attrs import Attrs
 from psftp_shell.sftp.client import (
     OPEN_READ,
+    OPEN_WRITE,
     SFTPClient,
     SFTPError,
     StatusError,
 )
-from psftp_shell.sftp.few_handles import open_with_room
+from psftp_shell.sftp.few_handles import open_with_room, refused_as_limit
 
 REPAIRS = 2
 """How often a mismatched range is copied again before the copy fails."""
@@ -283,14 +285,19 @@ async def verify_download(ctx: CopyContext, client: SFTPClient,
 async def verify_upload(ctx: CopyContext, client: SFTPClient, out: Printer,
                         temp: str, handle: bytes, fd: int,
                         job: TransferJob, size: int,
-                        sized: Awaitable[Attrs] | None = None) -> bool:
+                        sized: Awaitable[Attrs] | None = None,
+                        reopened: Callable[[bytes | None], None] | None
+                        = None) -> bool:
     """Check an upload's remote temporary before it is renamed.
 
-    :param handle: the temporary, open for writing (for repairs)
+    :param handle: the temporary, open for writing (for repairs); it may
+        be closed and replaced (see *reopened*)
     :param fd: the local source
     :param size: where the source ended (its EOF)
     :param sized: an FSTAT of *handle* already sent after the last WRITE
         (so the size check costs no round trip of its own)
+    :param reopened: told when *handle* is closed (None) and of the
+        handle opened in its place (:func:`_reopen_for_both`)
     :returns: False after an error line: the copy failed
     :raises SFTPError: when the connection is lost
     """
@@ -307,24 +314,58 @@ async def verify_upload(ctx: CopyContext, client: SFTPClient, out: Printer,
         job.verified = "" if known is None else "size"
         return True
     try:
-        reader = await client.open(temp, OPEN_READ)
+        reader = await open_remote(ctx, client, temp, OPEN_READ)
     except StatusError as exc:
-        out.error(handle_error(f'remote open "{temp}"', exc.text))
-        return False
+        if reopened is None or not refused_as_limit(client, exc):
+            out.error(handle_error(f'remote open "{temp}"', exc.text))
+            return False
+        client.handles.limited = True
+        found = await _reopen_for_both(ctx, client, out, temp, handle,
+                                       reopened)
+        if found is None:
+            return False
+        reader = handle = found
+    writer = handle
 
     async def repair(start: int, end: int) -> None:
         writes = []
         for pos in range(start, end, ctx.write_size):
             data = os.pread(fd, min(ctx.write_size, end - pos), pos)
-            writes.append(client.write_nowait(handle, pos, data))
+            writes.append(client.write_nowait(writer, pos, data))
         await asyncio.gather(*writes)
 
     try:
         check = Check(ctx, client, out, job, fd, temp, reader, repair)
         return await check.run(size)
     finally:
-        if not client.closed:
+        if reader != writer and not client.closed:
             await _close_quietly(client, reader)
+
+
+async def _reopen_for_both(ctx: CopyContext, client: SFTPClient,
+                           out: Printer, temp: str, handle: bytes,
+                           reopened: Callable[[bytes | None], None]
+                           ) -> bytes | None:
+    """The temporary open for reading and writing, in place of *handle*.
+
+    For a server that refused the check a second handle of the session
+    as a limit would (one open file at a time, for some): the
+    temporary's own handle is closed (every WRITE of it was answered),
+    and the temporary opened again, once the session has room, for the
+    hashes, the repairs and the rest of the upload.  None after an
+    error line.
+    """
+    reopened(None)
+    if not await close_remote(client, out, handle):
+        return None
+    try:
+        found = await open_remote(ctx, client, temp, OPEN_READ | OPEN_WRITE,
+                                  wait=True)
+    except StatusError as exc:
+        out.error(handle_error(f'remote open "{temp}"', exc.text))
+        return None
+    reopened(found)
+    return found
 
 
 async def _close_quietly(client: SFTPClient, handle: bytes) -> None:

@@ -28,7 +28,9 @@ stop, and a waiting OPEN goes out then like one in flight at Ctrl-C
 Only OPENs whose caller holds no other handle of the session wait here
 (a file's own source or temporary, a directory to list): a caller
 waiting for its own handle to close would wait in vain, and a stream
-joining a copy in chunks does better to leave it to the others.  A
+joining a copy in chunks does better to leave it to the others.  An
+upload's check under ``-X verify=hash`` reopens its temporary instead
+(:func:`~psftp_shell.filecopy.verify.verify_upload`).  A
 session whose server refused an OPEN as a limit would is marked
 (:attr:`~psftp_shell.sftp.handle_count.HandleCount.limited`): no OPEN
 is sent there ahead of a helper.
@@ -65,9 +67,8 @@ async def open_with_room(client: SFTPClient,
         try:
             return await opening()
         except StatusError as exc:
-            held, files = max(held, count.open), max(files, count.files)
-            limit = exc.code == FX_FAILURE and held > 0 and (
-                directory or files >= count.most_files or held >= count.most)
+            limit = refused_as_limit(client, exc, directory=directory,
+                                     held=held, files=files)
             if limit:
                 count.limited = True
             if not limit or not await handle_closed(client, closes,
@@ -76,6 +77,21 @@ async def open_with_room(client: SFTPClient,
                 if lost is not None:    # the stream's loss, not the file's
                     raise copy_error(lost) from None
                 raise
+
+
+def refused_as_limit(client: SFTPClient, exc: StatusError, *,
+                     directory: bool = False, held: int = 0, files: int = 0
+                     ) -> bool:
+    """Whether *exc*, the answer to an OPEN (an OPENDIR with *directory*)
+    on *client*, is a refusal as a handle limit makes one: a plain
+    failure while the session holds a handle, and for a file as many
+    as it ever held at once (see the module docstring).  *held* and
+    *files*: the session's open handles and files when the OPEN was
+    sent, if known (the counts now are taken as well)."""
+    count = client.handles
+    held, files = max(held, count.open), max(files, count.files)
+    return exc.code == FX_FAILURE and held > 0 and (
+        directory or files >= count.most_files or held >= count.most)
 
 
 async def handle_closed(client: SFTPClient, since: int,
