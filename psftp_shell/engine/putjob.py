@@ -43,6 +43,7 @@ from psftp_shell.filecopy import journal
 from psftp_shell.filecopy.chunk_ranges import RangeSet
 from psftp_shell.filecopy.copy_context import (
     SHARE_MIN,
+    CopyContext,
     Flags,
     reported,
 )
@@ -51,7 +52,7 @@ from psftp_shell.filecopy.onto_itself import onto_itself, upload_guard
 from psftp_shell.filecopy.remotedest import (
     OntoItself,
     RemoteFile,
-    idle_limit,
+    open_remote,
     remote_temp,
 )
 from psftp_shell.filecopy.single_upload import (
@@ -68,7 +69,6 @@ from psftp_shell.sftp.client import (
     StatusError,
     StatVFS,
 )
-from psftp_shell.sftp.few_handles import open_with_room
 from psftp_shell.sftp.request_core import retrieved
 
 
@@ -218,7 +218,7 @@ class PutJob:
         if again:
             found = journal.load(jpath)
             if found is not None:
-                dest = await self._reopen(client, found, idle_limit(ctx))
+                dest = await self._reopen(ctx, client, found)
                 if dest is not None:
                     return await self._chunked(lane, fd, st, attrs, dest,
                                                found.done, jpath)
@@ -268,10 +268,10 @@ class PutJob:
             self.slot.logit(journal.dropped_text(
                 found.temp, found.done.total, found.source, changed))
 
-    async def _reopen(self, client: SFTPClient, found: journal.Journal,
-                      idle: float | None) -> RemoteFile | None:
+    async def _reopen(self, ctx: CopyContext, client: SFTPClient,
+                      found: journal.Journal) -> RemoteFile | None:
         """The journal's temporary, if it is still there and ours (its
-        OPEN waits for a handle, with the idle bound *idle*)."""
+        OPEN waits for a handle: see :func:`open_remote`)."""
         temp = found.temp
         # ours: beside the target, or beside the file a target link names
         final = named_by_temp(temp)
@@ -281,9 +281,8 @@ class PutJob:
             there = await client.lstat(temp)
             if not there.is_reg():
                 return None
-            handle = await open_with_room(
-                client, lambda: client.open(temp, OPEN_WRITE),
-                idle_limit=idle)
+            handle = await open_remote(ctx, client, temp, OPEN_WRITE,
+                                       wait=True)
         except StatusError:
             return None
         return RemoteFile(handle, final, temp, check=WriteCheck.if_regular(

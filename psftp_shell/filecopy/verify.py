@@ -285,9 +285,8 @@ async def verify_download(ctx: CopyContext, client: SFTPClient,
 async def verify_upload(ctx: CopyContext, client: SFTPClient, out: Printer,
                         temp: str, handle: bytes, fd: int,
                         job: TransferJob, size: int,
-                        sized: Awaitable[Attrs] | None = None,
-                        reopened: Callable[[bytes | None], None] | None
-                        = None) -> bool:
+                        sized: Awaitable[Attrs] | None = None, *,
+                        reopened: Callable[[bytes | None], None]) -> bool:
     """Check an upload's remote temporary before it is renamed.
 
     :param handle: the temporary, open for writing (for repairs); it may
@@ -316,7 +315,7 @@ async def verify_upload(ctx: CopyContext, client: SFTPClient, out: Printer,
     try:
         reader = await open_remote(ctx, client, temp, OPEN_READ)
     except StatusError as exc:
-        if reopened is None or not refused_as_limit(client, exc):
+        if not refused_as_limit(client, exc):
             out.error(handle_error(f'remote open "{temp}"', exc.text))
             return False
         client.handles.limited = True
